@@ -1,0 +1,1 @@
+"""Ingest: scanning folders into a manifest, safe decoding, the decoded-image cache."""

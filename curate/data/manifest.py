@@ -1,0 +1,47 @@
+"""The manifest table: one row per image ever seen, row i has id i (ids are never reused)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+MANIFEST_COLUMNS = ["id", "path", "label", "width", "height", "bytes", "sha1", "status", "mtime"]
+_DTYPES = {"id": "int64", "path": "string", "label": "string", "width": "int64", "height": "int64",
+           "bytes": "int64", "sha1": "string", "status": "string", "mtime": "int64"}
+
+
+def empty_manifest() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in _DTYPES.items()})
+
+
+def validate(manifest: pd.DataFrame) -> pd.DataFrame:
+    """Check the invariant every array in a workspace relies on: row i is id i."""
+    missing = set(MANIFEST_COLUMNS) - set(manifest.columns)
+    if missing:
+        raise ValueError(f"manifest lacks columns {sorted(missing)}: rebuild it with `curate scan`")
+    if not np.array_equal(manifest["id"].to_numpy(), np.arange(len(manifest))):
+        raise ValueError("manifest ids are not 0..N-1 in order: the workspace is damaged, rescan into a new one")
+    return manifest
+
+
+def ok_mask(manifest: pd.DataFrame) -> np.ndarray:
+    """Boolean (N,) mask of rows whose image is present and readable."""
+    return (manifest["status"] == "ok").to_numpy()
+
+
+def labels(manifest: pd.DataFrame) -> np.ndarray | None:
+    """Labels as an object array (None where absent), or None if no image has a label."""
+    lab = manifest["label"]
+    if lab.isna().all():
+        return None
+    return lab.astype(object).where(lab.notna(), None).to_numpy()
+
+
+def fingerprint(manifest: pd.DataFrame) -> str:
+    """Content hash of the usable images (ids and file hashes): changes when any image does."""
+    import hashlib
+
+    ok = manifest[manifest["status"] == "ok"]
+    h = hashlib.sha1()
+    for i, sha in zip(ok["id"].to_numpy(), ok["sha1"].astype(str)):
+        h.update(f"{i}:{sha};".encode())
+    return h.hexdigest()[:16]

@@ -1,0 +1,60 @@
+"""Backbones: stock torchvision architectures whose `state_dict` loads back into the stock model.
+
+The only change we make is optional: a small-image stem (3x3 stride-1 conv, no max-pool) for
+32-64 px images, where the ImageNet stem would throw away 15/16 of the pixels in two layers.
+`fc` is replaced by Identity, so the model returns pooled features (B, feature_dim).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torchvision
+
+from curate.registry import Registry
+
+BACKBONES: Registry = Registry("backbone")
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """Everything needed to rebuild the architecture an `encoder.pt` belongs to."""
+
+    name: str = "resnet18"
+    small_stem: bool = True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _resnet(factory):
+    def build(small_stem: bool) -> nn.Module:
+        model = factory(weights=None)
+        if small_stem:
+            model.conv1 = nn.Conv2d(3, model.conv1.out_channels, 3, 1, 1, bias=False)
+            model.maxpool = nn.Identity()
+        model.fc = nn.Identity()  # keeps the stock key names, so the state_dict loads into torchvision
+        return model
+    return build
+
+
+for _name in ("resnet18", "resnet34", "resnet50"):
+    BACKBONES.register(_name)(_resnet(getattr(torchvision.models, _name)))
+
+
+def build_backbone(spec: BackboneSpec) -> nn.Module:
+    """A randomly initialised backbone in channels_last layout, returning (B, feature_dim) features."""
+    model = BACKBONES.get(spec.name)(spec.small_stem)
+    return model.to(memory_format=torch.channels_last)
+
+
+def feature_dim(model: nn.Module) -> int:
+    """Width of the pooled features a backbone returns."""
+    with torch.no_grad():
+        was_training = model.training
+        model.eval()
+        dim = model(torch.zeros(1, 3, 32, 32, device=next(model.parameters()).device)).shape[1]
+        model.train(was_training)
+    return dim
+

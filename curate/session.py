@@ -1,0 +1,84 @@
+"""`open_workspace`: a read-mostly handle on a built workspace for scripts and the app."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from curate.workspace import Workspace
+
+
+@dataclass
+class OpenWorkspace:
+    """The manifest, embeddings and index of a workspace, loaded once, plus search."""
+
+    ws: Workspace
+
+    @property
+    def path(self) -> Path:
+        return self.ws.path
+
+    @property
+    def root(self) -> Path:
+        return self.ws.root
+
+    @cached_property
+    def manifest(self) -> pd.DataFrame:
+        return self.ws.manifest()
+
+    @cached_property
+    def embeddings(self) -> np.ndarray:
+        return np.asarray(self.ws.embeddings())
+
+    @cached_property
+    def index(self):
+        from curate.index import load_index
+
+        return load_index(self.ws.index_file)
+
+    @cached_property
+    def encoder(self):
+        from curate.embed import load_encoder
+
+        return load_encoder(self.ws.encoder_file)
+
+    def search(self, query: int | str | Path | np.ndarray, k: int = 10) -> pd.DataFrame:
+        """Nearest images to an id, an image file, or a vector: a table of id, path, label, similarity, distance.
+
+        A query id is left out of its own results.
+        """
+        from curate.index import search
+
+        exclude = None
+        if isinstance(query, (int, np.integer)):
+            exclude = int(query)
+            vector = self.embeddings[exclude]
+            if not vector.any():
+                raise ValueError(f"image {exclude} has no embedding (status: {self.manifest['status'].iloc[exclude]})")
+        elif isinstance(query, (str, Path)):
+            vector = self.embed_file(query)
+        else:
+            vector = np.asarray(query, dtype=np.float32)
+        sims, ids = search(self.index, vector[None], k + (exclude is not None))
+        keep = (ids[0] >= 0) & (ids[0] != (exclude if exclude is not None else -2))
+        sims, ids = sims[0][keep][:k], ids[0][keep][:k]
+        rows = self.manifest.iloc[ids]
+        return pd.DataFrame({"id": ids, "path": rows["path"].to_numpy(), "label": rows["label"].to_numpy(),
+                             "similarity": sims, "distance": np.sqrt(np.clip(2 - 2 * sims, 0, None))})
+
+    def embed_file(self, image) -> np.ndarray:
+        """(D,) embedding of an image file or file object outside (or inside) the workspace."""
+        from curate.data.images import fit_square, load_rgb
+        from curate.embed import embed_images
+
+        model, config = self.encoder
+        pixels = fit_square(load_rgb(image, max_side=4 * config["image_size"]), config["image_size"])
+        norm = config["normalization"]
+        return embed_images(model, pixels[None], np.array([0]), norm["mean"], norm["std"])[0]
+
+
+def open_workspace(path: str | Path) -> OpenWorkspace:
+    return OpenWorkspace(Workspace(Path(path)).require())

@@ -1,0 +1,59 @@
+"""`curate train`: SSL pretraining on the workspace's images; exports model/encoder.pt + config.json."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from curate import storage
+from curate.data.cache import image_cache
+from curate.data.manifest import fingerprint, ok_mask
+from curate.data.split import holdout_mask
+from curate.progress import Progress
+from curate.train import TrainConfig, TrainResult, train as train_loop
+from curate.train.config import auto_image_size
+from curate.transforms.views import IMAGENET_MEAN, IMAGENET_STD
+from curate.workspace import Workspace, now
+
+log = logging.getLogger(__name__)
+
+
+def resolve_config(ws: Workspace, cfg: TrainConfig) -> TrainConfig:
+    """Fill automatic fields (image size, stem, budget) from the data."""
+    manifest = ws.manifest()
+    ok = manifest[ok_mask(manifest)]
+    if cfg.image_size is None:
+        cfg.image_size = auto_image_size(float(np.median(np.minimum(ok["width"], ok["height"]))))
+    if cfg.small_stem is None:
+        cfg.small_stem = cfg.image_size <= 64
+    if cfg.minutes is None and cfg.epochs is None:
+        cfg.minutes = 10.0
+    return cfg
+
+
+def train(ws: Workspace, cfg: TrainConfig, resume: bool = False, progress: Progress | None = None) -> TrainResult:
+    if resume and (ws.model_dir / "checkpoint.pt").exists() and (ws.model_dir / "run_config.json").exists():
+        cfg = TrainConfig.from_dict({**storage.read_json(ws.model_dir / "run_config.json"),
+                                     **({"minutes": cfg.minutes} if cfg.minutes else {})})
+        log.info("resuming with the interrupted run's configuration")
+    cfg = resolve_config(ws, cfg)
+    manifest = ws.manifest()
+    images = image_cache(ws.root, manifest, cfg.image_size, ws.cache_dir, progress=progress)
+    usable = ok_mask(manifest)
+    train_ids = np.flatnonzero(usable & ~holdout_mask(manifest["id"].to_numpy(), cfg.holdout, cfg.seed))
+    if len(train_ids) < 2:
+        raise ValueError(f"only {len(train_ids)} usable training images in {ws.root}: at least 2 are needed")
+    storage.write_json(ws.model_dir / "run_config.json", cfg.to_dict())
+    result = train_loop(images, train_ids, cfg, ws.model_dir, resume=resume, progress=progress)
+    storage.save_torch(ws.encoder_file, {k: v.contiguous() for k, v in result.backbone.state_dict().items()})
+    storage.write_json(ws.model_dir / "config.json", {
+        "architecture": cfg.backbone, "small_stem": cfg.small_stem, "image_size": cfg.image_size,
+        "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
+        "tasks": [t.to_dict() for t in cfg.tasks], "budget": {"minutes": cfg.minutes, "epochs": cfg.epochs},
+        "trained": {"steps": result.steps, "images_seen": result.images_seen, "elapsed_s": round(result.elapsed_s, 1),
+                    "images_per_s": round(result.images_per_s, 1), "final_losses": result.last_losses,
+                    "train_images": int(len(train_ids))},
+        "holdout": {"fraction": cfg.holdout, "seed": cfg.seed}, "data_fingerprint": fingerprint(manifest),
+        "train_config": cfg.to_dict(), "created": now(),
+    })
+    return result

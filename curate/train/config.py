@@ -1,0 +1,45 @@
+"""Training configuration (a typed dataclass, saved next to every checkpoint)."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from curate.pretext.base import TaskSpec
+
+
+@dataclass
+class TrainConfig:
+    tasks: list[TaskSpec] = field(default_factory=lambda: [TaskSpec("simclr")])
+    backbone: str = "resnet18"
+    small_stem: bool | None = None  # None: automatic (on for images of 64 px or less)
+    image_size: int | None = None  # None: automatic from the images' median size
+    minutes: float | None = None  # wall-clock budget; the schedule spans it
+    epochs: float | None = None  # used when no minutes are given
+    batch_size: int = 256
+    optimizer: str = "sgd"  # sgd | adamw
+    lr: float = 0.06  # per 256 images, scaled linearly with batch size
+    weight_decay: float = 5e-4
+    warmup: float = 0.05  # fraction of the budget spent warming up
+    precision: str = "auto"  # auto | bf16 | fp32
+    holdout: float = 0.0  # fraction of images (by id hash) kept out of training for evaluation
+    seed: int = 0
+    checkpoint_minutes: float = 2.0
+    device: str = "auto"  # auto | cpu | cuda
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        d = dict(d)
+        d["tasks"] = [TaskSpec(**t) if isinstance(t, dict) else t for t in d.get("tasks", [])]
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def auto_image_size(median_short_side: float) -> int:
+    """A training resolution that is cheap on a CPU and keeps what the images hold."""
+    for size in (32, 64, 96):
+        if median_short_side <= size * 1.5:
+            return size
+    return 128

@@ -1,0 +1,37 @@
+"""Device and numeric precision: CUDA when present, bf16 where the hardware runs it natively."""
+from __future__ import annotations
+
+import contextlib
+from functools import partial
+from pathlib import Path
+
+import torch
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda asked for, but no CUDA GPU is visible; use --device cpu")
+    return torch.device(name)
+
+
+def cpu_has_bf16() -> bool:
+    """AVX-512 BF16 or AMX: bf16 convolutions run ~2.5x faster than fp32 (measured, bench/)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def autocast_factory(device: torch.device, precision: str = "auto"):
+    """A zero-argument context-manager factory for the forward pass (no-op for fp32)."""
+    if precision == "auto":
+        use = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_bf16()
+        precision = "bf16" if use else "fp32"
+    if precision == "fp32":
+        return contextlib.nullcontext
+    if precision != "bf16":
+        raise ValueError(f"precision must be auto, bf16 or fp32, not {precision!r}")
+    return partial(torch.autocast, device_type=device.type, dtype=torch.bfloat16)

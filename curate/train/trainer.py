@@ -1,0 +1,139 @@
+"""The training loop: method-agnostic, budget-aware, resumable.
+
+It knows nothing about any pretext task: it samples batches of cached uint8 images, asks the
+MultiTask for losses, steps the optimiser on a warm-up + cosine schedule over the wall-clock
+budget, logs JSON lines and checkpoints atomically every few minutes.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from curate import storage
+from curate.models import BackboneSpec, build_backbone, feature_dim
+from curate.pretext import MultiTask
+from curate.progress import Progress, report
+from curate.train.config import TrainConfig
+from curate.train.device import autocast_factory, pick_device
+from curate.train.schedule import warmup_cosine
+from curate.transforms import to_float
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    backbone: torch.nn.Module
+    steps: int
+    images_seen: int
+    elapsed_s: float
+    images_per_s: float
+    last_losses: dict
+
+
+def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    lr = cfg.lr * cfg.batch_size / 256
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=cfg.weight_decay, nesterov=True)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
+    raise ValueError(f"optimizer must be sgd or adamw, not {cfg.optimizer!r}")
+
+
+def batches(ids: np.ndarray, batch_size: int, rng: np.random.Generator):
+    """Endless stream of sorted id batches, a fresh permutation per epoch (sorted = faster memmap reads)."""
+    while True:
+        perm = rng.permutation(ids)
+        for start in range(0, len(perm) - batch_size + 1, batch_size):
+            yield np.sort(perm[start:start + batch_size])
+
+
+def train(images: np.ndarray, train_ids: np.ndarray, cfg: TrainConfig, out_dir: Path, resume: bool = False,
+          progress: Progress | None = None) -> TrainResult:
+    """Train a backbone with cfg.tasks on images[train_ids] ((N, S, S, 3) uint8, S = cfg.image_size).
+
+    Writes out_dir/checkpoint.pt (resumable state) and out_dir/train_log.jsonl.
+    """
+    if cfg.minutes is None and cfg.epochs is None:
+        raise ValueError("give a budget: minutes or epochs")
+    if len(train_ids) < cfg.batch_size:
+        cfg.batch_size = max(2, 2 ** int(np.log2(len(train_ids))))
+        log.warning("only %d training images: batch size lowered to %d", len(train_ids), cfg.batch_size)
+    device = pick_device(cfg.device)
+    autocast = autocast_factory(device, cfg.precision)
+    torch.manual_seed(cfg.seed)
+    backbone = build_backbone(BackboneSpec(cfg.backbone, bool(cfg.small_stem))).to(device)
+    tasks = MultiTask(cfg.tasks, feature_dim(backbone), images.shape[1]).to(device)
+    optimizer = make_optimizer(list(backbone.parameters()) + list(tasks.parameters()), cfg)
+    base_lrs = [g["lr"] for g in optimizer.param_groups]
+    budget_s = cfg.minutes * 60 if cfg.minutes is not None else None
+    total_steps = None if budget_s else max(1, int(cfg.epochs * len(train_ids) / cfg.batch_size))
+
+    ckpt_file, log_file = out_dir / "checkpoint.pt", out_dir / "train_log.jsonl"
+    step, elapsed_before, rng = 0, 0.0, np.random.default_rng(cfg.seed)
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    if resume and ckpt_file.exists():
+        state = torch.load(ckpt_file, map_location=device, weights_only=True)
+        backbone.load_state_dict(state["backbone"])
+        tasks.load_state_dict(state["tasks"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, elapsed_before = state["step"], state["elapsed_s"]
+        rng = np.random.default_rng([cfg.seed, step])  # a new but reproducible batch order
+        generator.manual_seed(cfg.seed + step)
+        log.info("resumed from step %d (%.1f min trained)", step, elapsed_before / 60)
+    elif not resume:
+        log_file.unlink(missing_ok=True)
+
+    def save_checkpoint(elapsed: float) -> None:
+        storage.save_torch(ckpt_file, {"backbone": backbone.state_dict(), "tasks": tasks.state_dict(),
+                                       "optimizer": optimizer.state_dict(), "step": step, "elapsed_s": elapsed,
+                                       "config": cfg.to_dict()})
+
+    backbone.train(), tasks.train()
+    stream = batches(np.asarray(train_ids), cfg.batch_size, rng)
+    start, last_ckpt, logs, seen_this_run = time.perf_counter(), time.perf_counter(), {}, 0
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "a") as log_fh:
+        while True:
+            run_s = time.perf_counter() - start
+            elapsed = elapsed_before + run_s
+            frac = elapsed / budget_s if budget_s else step / total_steps
+            if frac >= 1.0:
+                break
+            for group, base in zip(optimizer.param_groups, base_lrs):
+                group["lr"] = base * warmup_cosine(frac, cfg.warmup)
+            batch = to_float(torch.from_numpy(images[next(stream)]).to(device, non_blocking=True))
+            logs = tasks.step_losses(backbone, batch, generator, autocast)
+            loss = logs["loss"]
+            if not torch.isfinite(loss):
+                save_checkpoint(elapsed)
+                raise FloatingPointError(f"loss became {loss.item()} at step {step}: lower --lr or use --precision fp32")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            tasks.on_step_end(backbone, frac)
+            step += 1
+            seen_this_run += len(batch)
+            speed = seen_this_run / max(1e-9, time.perf_counter() - start)
+            if step % 10 == 0 or step == 1:
+                entry = {"step": step, "elapsed_s": round(elapsed, 2), "lr": optimizer.param_groups[0]["lr"],
+                         "images_per_s": round(speed, 1), **{k: round(float(v), 5) for k, v in logs.items()}}
+                log_fh.write(json.dumps(entry) + "\n")
+                log_fh.flush()
+            eta = (budget_s - elapsed) if budget_s else (total_steps - step) * cfg.batch_size / max(speed, 1e-9)
+            report(progress, min(step, total_steps or 10**12) if not budget_s else int(elapsed),
+                   total_steps or int(budget_s), stage="train", unit="step" if total_steps else "s", loss=float(loss), img_s=round(speed), eta=f"{eta / 60:.1f}m")
+            if time.perf_counter() - last_ckpt > cfg.checkpoint_minutes * 60:
+                save_checkpoint(elapsed)
+                last_ckpt = time.perf_counter()
+    elapsed = elapsed_before + time.perf_counter() - start
+    save_checkpoint(elapsed)
+    run_s = max(1e-9, time.perf_counter() - start)
+    return TrainResult(backbone.eval(), step, step * cfg.batch_size, elapsed, seen_this_run / run_s,
+                       {k: float(v) for k, v in logs.items()})

@@ -1,0 +1,147 @@
+"""A workspace folder and its files (see DESIGN.md §3): the one place that knows the layout."""
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from curate import storage
+from curate.data import manifest as mf
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Paths and loaders for one workspace. Cheap to create; loads lazily and caches per instance."""
+
+    path: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "path", Path(self.path).expanduser().resolve())
+
+    # --- layout -------------------------------------------------------------------------------
+    @property
+    def meta_file(self) -> Path: return self.path / "workspace.json"
+    @property
+    def manifest_file(self) -> Path: return self.path / "manifest.parquet"
+    @property
+    def embeddings_file(self) -> Path: return self.path / "embeddings.npy"
+    @property
+    def index_file(self) -> Path: return self.path / "index.faiss"
+    @property
+    def projection_file(self) -> Path: return self.path / "projection_umap.npy"
+    @property
+    def model_dir(self) -> Path: return self.path / "model"
+    @property
+    def encoder_file(self) -> Path: return self.model_dir / "encoder.pt"
+    @property
+    def selections_dir(self) -> Path: return self.path / "selections"
+    @property
+    def duplicates_file(self) -> Path: return self.path / "duplicates.parquet"
+    @property
+    def reports_dir(self) -> Path: return self.path / "reports"
+    @property
+    def cache_dir(self) -> Path: return self.path / "cache"
+
+    def sidecar(self, file: Path) -> Path:
+        return file.with_suffix(".json")
+
+    # --- creation -----------------------------------------------------------------------------
+    @classmethod
+    def create(cls, path: str | Path, root: str | Path) -> "Workspace":
+        """Open `path`, creating it for image folder `root` if new; refuses to re-point an existing one."""
+        ws = cls(Path(path))
+        root = Path(root).expanduser().resolve()
+        if ws.meta_file.exists():
+            if ws.root != root:
+                raise ValueError(f"workspace {ws.path} belongs to {ws.root}, not {root}: "
+                                 "use another -w folder, or `curate embed` to embed a new folder into a new workspace")
+            return ws
+        ws.path.mkdir(parents=True, exist_ok=True)
+        storage.write_json(ws.meta_file, {"root": str(root), "created": now(), "format": 1})
+        return ws
+
+    def exists(self) -> bool:
+        return self.meta_file.exists()
+
+    def require(self) -> "Workspace":
+        if not self.exists():
+            raise FileNotFoundError(f"no workspace at {self.path}: create one with `curate run IMAGES -w {self.path}`")
+        return self
+
+    @cached_property
+    def meta(self) -> dict:
+        return storage.read_json(self.require().meta_file)
+
+    @property
+    def root(self) -> Path:
+        return Path(self.meta["root"])
+
+    # --- tables and arrays --------------------------------------------------------------------
+    def manifest(self) -> pd.DataFrame:
+        if not self.manifest_file.exists():
+            return mf.empty_manifest()
+        return mf.validate(pd.read_parquet(self.manifest_file))
+
+    def save_manifest(self, manifest: pd.DataFrame) -> None:
+        storage.write_parquet(self.manifest_file, mf.validate(manifest))
+
+    def embeddings(self, mmap: bool = True) -> np.ndarray:
+        self._need(self.embeddings_file, "curate embed")
+        return np.load(self.embeddings_file, mmap_mode="r" if mmap else None)
+
+    def projection(self) -> np.ndarray:
+        self._need(self.projection_file, "curate run")
+        return np.load(self.projection_file)
+
+    def model_config(self) -> dict | None:
+        file = self.model_dir / "config.json"
+        return storage.read_json(file) if file.exists() else None
+
+    def selection_names(self) -> list[str]:
+        return sorted(p.stem for p in self.selections_dir.glob("*.parquet"))
+
+    def selection(self, name: str) -> pd.DataFrame:
+        file = self.selections_dir / f"{safe_name(name)}.parquet"
+        if not file.exists():
+            raise FileNotFoundError(f"no selection named {name!r}; existing: {', '.join(self.selection_names()) or 'none'}")
+        return pd.read_parquet(file)
+
+    def selection_meta(self, name: str) -> dict:
+        return storage.read_json(self.selections_dir / f"{safe_name(name)}.json")
+
+    def duplicates(self) -> pd.DataFrame | None:
+        return pd.read_parquet(self.duplicates_file) if self.duplicates_file.exists() else None
+
+    def image_path(self, image_id: int) -> Path:
+        """Absolute path of a manifest id, guaranteed to lie inside the image root."""
+        rel = self.manifest()["path"].iloc[int(image_id)]
+        return resolve_inside(self.root, rel)
+
+    def _need(self, file: Path, command: str) -> None:
+        if not file.exists():
+            raise FileNotFoundError(f"{file.name} missing in {self.path}: run `{command}` first")
+
+
+def resolve_inside(root: Path, rel: str | Path) -> Path:
+    """`root/rel` resolved, refusing anything (.., absolute paths, symlinks) that leaves root."""
+    root = Path(root).resolve()
+    full = (root / rel).resolve()
+    if not full.is_relative_to(root):
+        raise PermissionError(f"refusing path outside the image root: {rel}")
+    return full
+
+
+def safe_name(name: str) -> str:
+    """A selection or tag name usable as a file name."""
+    clean = "".join(c if c.isalnum() or c in "-_." else "_" for c in name.strip()).strip("._")
+    if not clean:
+        raise ValueError(f"invalid name {name!r}: use letters, digits, '-', '_'")
+    return clean
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,62 @@
+"""Shared fixtures: real images (the bundled CIFAR-10 sample, ../shared data when present) and a
+real workspace built once per test session by the same steps the CLI runs."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+BUNDLED = REPO / "data" / "cifar10-sample"
+SHARED = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def bundled_images() -> Path:
+    """2,000 real 32x32 CIFAR-10 JPEGs in 10 class folders (shipped with the repo)."""
+    assert BUNDLED.is_dir(), f"bundled dataset missing at {BUNDLED}"
+    return BUNDLED
+
+
+@pytest.fixture(scope="session")
+def caltech_images() -> Path:
+    path = SHARED / "caltech101"
+    if not path.is_dir():
+        pytest.skip(f"needs ../shared/data/caltech101 (absent at {path}); it is present in CI")
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_images(tmp_path_factory, bundled_images) -> Path:
+    """A 200-image copy (20 per class) of the bundled data, for tests that write into the image folder."""
+    root = tmp_path_factory.mktemp("small") / "images"
+    for cls in sorted(p for p in bundled_images.iterdir() if p.is_dir()):
+        (root / cls.name).mkdir(parents=True)
+        for f in sorted(cls.glob("*.jpg"))[:20]:
+            shutil.copy(f, root / cls.name / f.name)
+    return root
+
+
+@pytest.fixture(scope="session")
+def built_workspace(tmp_path_factory, bundled_images) -> Path:
+    """A complete workspace on the bundled data: scan, a short SimCLR run, embed, index, map, dedup,
+    and one saved k-center selection named `kcenter_100`. Read-only for tests: copy it to modify."""
+    from curate.pretext import TaskSpec
+    from curate.steps.dedup import dedup
+    from curate.steps.embed import embed
+    from curate.steps.index import build_projection, build_workspace_index
+    from curate.steps.scan import scan
+    from curate.steps.select import run_selection
+    from curate.steps.train import train
+    from curate.train import TrainConfig
+
+    path = tmp_path_factory.mktemp("ws") / "ws"
+    ws, _ = scan(bundled_images, path)
+    train(ws, TrainConfig(tasks=[TaskSpec("simclr")], epochs=0.25, batch_size=128, holdout=0.1))
+    embed(ws)
+    build_workspace_index(ws)
+    build_projection(ws)
+    dedup(ws)
+    run_selection(ws, 100, "kcenter", "kcenter_100")
+    return path
