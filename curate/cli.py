@@ -17,7 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("numba", "matplotlib", "PIL", "streamlit"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
-        return args.func(args) or 0
+        result = args.func(args)
+        return result if isinstance(result, int) else 0
     except KeyboardInterrupt:
         print("interrupted: work done so far is saved; rerun the command (with --resume for train) to continue",
               file=sys.stderr)

@@ -37,10 +37,9 @@ def tqdm_progress(desc: str, unit: str = "img", disable: bool = False) -> Iterat
             state["stage"] = stage
         info.pop("unit", None)
         bar.total = total
-        bar.n = done
         if info:
             bar.set_postfix({k: _fmt(v) for k, v in info.items()}, refresh=False)
-        bar.refresh()
+        bar.update(done - bar.n)  # redraws at most every `mininterval` seconds
 
     try:
         yield update

@@ -41,9 +41,13 @@ class OpenWorkspace:
 
     @cached_property
     def encoder(self):
+        """The encoder the embeddings were made with (a workspace may embed with another's model)."""
+        from curate import storage
         from curate.embed import load_encoder
 
-        return load_encoder(self.ws.encoder_file)
+        sidecar = self.ws.sidecar(self.ws.embeddings_file)
+        model_file = storage.read_json(sidecar).get("model_file") if sidecar.exists() else None
+        return load_encoder(model_file or self.ws.encoder_file)
 
     def search(self, query: int | str | Path | np.ndarray, k: int = 10) -> pd.DataFrame:
         """Nearest images to an id, an image file, or a vector: a table of id, path, label, similarity, distance.

@@ -8,10 +8,13 @@ import contextlib
 import json
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+
+_UMASK_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
@@ -19,12 +22,14 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp path beside `path`; on success it replaces `path` atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path.name), suffix=".tmp", dir=path.parent)
     os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; published files get the usual mode
     tmp = Path(tmp)
     try:
         yield tmp
+        # mkstemp makes 0600; published files get the usual mode. Set after the body, which may
+        # have replaced the temp file with a new one.
+        os.chmod(tmp, 0o666 & ~_umask())
         with open(tmp, "rb+") as f:  # make the bytes durable before the rename publishes them
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -32,9 +37,28 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def _temp_prefix(name: str) -> str:
+    """A hidden temp-name prefix from `name`, short enough that the temp name fits the 255-byte limit."""
+    short = name.encode("utf-8", "surrogateescape")[:200].decode("utf-8", "ignore")
+    return f".{short}."
+
+
 def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
+    """The process umask, read without changing it where the OS allows (Linux).
+
+    `os.umask` can only be read by setting it, and for that instant another thread creating a
+    file would get mode 0666: the app and the thread pools here do create files concurrently.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:  # no /proc: serialise our own readers at least
+        mask = os.umask(0o022)
+        os.umask(mask)
     return mask
 
 

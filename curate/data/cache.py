@@ -29,29 +29,23 @@ def decode_square(path: Path, size: int) -> np.ndarray:
 
 
 def image_cache(root: Path, manifest: pd.DataFrame, size: int, cache_dir: Path, workers: int = 4,
-                progress: Progress | None = None) -> np.ndarray:
-    """Return the read-only memmap of decoded images for this manifest at `size`, building it if needed."""
-    final = cache_dir / f"images_{size}.npy"
+                progress: Progress | None = None, chunk: int = CHUNK) -> np.ndarray:
+    """Return the read-only memmap (N, size, size, 3) uint8 of decoded images for this manifest, building it if needed.
+
+    Row i is manifest id i; rows of images that are not `ok` (or fail to decode now) are zero.
+    The cache is rebuilt when the manifest's fingerprint or length changes. A build interrupted
+    after some chunks of `chunk` rows resumes at the first unfinished chunk.
+    """
+    final = Path(cache_dir) / f"images_{size}.npy"
     meta_file = final.with_suffix(".json")
-    key = fingerprint(manifest)
-    n = len(manifest)
-    if final.exists() and meta_file.exists() and storage.read_json(meta_file).get("fingerprint") == key:
-        return np.load(final, mmap_mode="r")
+    stamp = {"fingerprint": fingerprint(manifest), "n": len(manifest), "size": size}
+    cached = _open_if_current(final, meta_file, stamp)
+    if cached is not None:
+        return cached
 
     partial, partial_meta = final.with_suffix(".partial.npy"), final.with_suffix(".partial.json")
-    done = 0
-    if partial.exists() and partial_meta.exists():
-        meta = storage.read_json(partial_meta)
-        if meta.get("fingerprint") == key:
-            done = meta["done"]
-    if done == 0:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        arr = open_memmap(partial, mode="w+", dtype=np.uint8, shape=(n, size, size, 3))
-    else:
-        arr = np.load(partial, mmap_mode="r+")
-        log.info("resuming image cache at row %d of %d", done, n)
-
-    paths = [root / p for p in manifest["path"]]
+    arr, done = _open_partial(partial, partial_meta, stamp)
+    paths = [Path(root) / p for p in manifest["path"]]
     usable = (manifest["status"] == "ok").to_numpy()
 
     def decode(i: int) -> np.ndarray | None:
@@ -63,16 +57,55 @@ def image_cache(root: Path, manifest: pd.DataFrame, size: int, cache_dir: Path, 
             log.warning("could not decode %s: %s (rescan with `curate scan`)", paths[i], err)
             return None
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for start in range(done, n, CHUNK):
-            stop = min(n, start + CHUNK)
+    n = stamp["n"]
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for start in range(done, n, max(1, chunk)):
+            stop = min(n, start + max(1, chunk))
             for i, img in zip(range(start, stop), pool.map(decode, range(start, stop))):
                 arr[i] = 0 if img is None else img
-            arr.flush()
-            storage.write_json(partial_meta, {"fingerprint": key, "done": stop, "size": size})
+            arr.flush()  # rows on disk before the sidecar that counts them
+            storage.write_json(partial_meta, {**stamp, "done": stop})
             report(progress, stop, n, stage=f"decode {size}px")
     del arr
-    partial.replace(final)  # data first, then the sidecar that vouches for it
-    storage.write_json(meta_file, {"fingerprint": key, "size": size, "n": n})
+    # The old sidecar goes first: a crash between the two steps below must not vouch for new rows.
+    meta_file.unlink(missing_ok=True)
+    partial.replace(final)
+    storage.write_json(meta_file, stamp)
     partial_meta.unlink(missing_ok=True)
     return np.load(final, mmap_mode="r")
+
+
+def _open_if_current(final: Path, meta_file: Path, stamp: dict) -> np.ndarray | None:
+    """The finished cache if its sidecar matches `stamp` and its shape is right, else None."""
+    if not (final.exists() and meta_file.exists()):
+        return None
+    try:
+        meta = storage.read_json(meta_file)
+        if any(meta.get(k) != v for k, v in stamp.items()):
+            return None
+        arr = np.load(final, mmap_mode="r")
+    except (OSError, ValueError) as err:  # unreadable leftovers are rebuilt, not fatal
+        log.warning("image cache %s unreadable (%s): rebuilding it", final, err)
+        return None
+    return arr if arr.shape == _shape(stamp) else None
+
+
+def _open_partial(partial: Path, partial_meta: Path, stamp: dict) -> tuple[np.ndarray, int]:
+    """A writable memmap for the build and the number of rows already done (0 for a fresh start)."""
+    if partial.exists() and partial_meta.exists():
+        try:
+            meta = storage.read_json(partial_meta)
+            if all(meta.get(k) == v for k, v in stamp.items()) and 0 < meta.get("done", 0) <= stamp["n"]:
+                arr = np.load(partial, mmap_mode="r+")
+                if arr.shape == _shape(stamp):
+                    log.info("resuming image cache at row %d of %d", meta["done"], stamp["n"])
+                    return arr, int(meta["done"])
+        except (OSError, ValueError) as err:
+            log.warning("partial image cache %s unreadable (%s): starting over", partial, err)
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    partial_meta.unlink(missing_ok=True)
+    return open_memmap(partial, mode="w+", dtype=np.uint8, shape=_shape(stamp)), 0
+
+
+def _shape(stamp: dict) -> tuple[int, int, int, int]:
+    return (stamp["n"], stamp["size"], stamp["size"], 3)

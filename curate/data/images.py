@@ -2,21 +2,36 @@
 
 Handles EXIF orientation, CMYK, 16-bit, palette + alpha (composited on white), greyscale,
 truncated and non-image files. Very large JPEGs are decoded at reduced scale (`draft`), so a
-20000x20000 photo costs a fraction of its full decode.
+20000x20000 photo costs a fraction of its full decode. Safe to call from several threads.
 """
 from __future__ import annotations
 
-import warnings
+import logging
+import struct
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
+
+log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 MAX_PIXELS = 1_000_000_000  # refuse beyond 1 gigapixel: more is a decompression bomb, not a photo
 
-# Pillow's own bomb guard (~179 MP) would reject legitimate large photos; ours is MAX_PIXELS.
+# Pillow's own bomb guard (~179 MP) would reject legitimate large photos. Pillow still raises
+# beyond 2 * MAX_PIXELS while opening; `_check_size` refuses everything beyond MAX_PIXELS itself,
+# because turning Pillow's warning into an error needs `warnings.catch_warnings`, which is not
+# thread-safe (scans decode on a thread pool).
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+ORIENTATION_TAG = 0x0112
+# EXIF orientation -> the transpose that makes the stored pixels upright (orientation 1 is upright).
+_UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+            5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+            8: Image.Transpose.ROTATE_90}
+# Modes Pillow resizes with a real filter (palette and bilevel only get nearest neighbour, 16-bit none).
+_RESIZABLE = frozenset({"L", "LA", "RGB", "RGBA", "RGBa", "CMYK", "YCbCr", "I", "F"})
+_SIXTEEN_BIT = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})
 
 
 class ImageError(Exception):
@@ -24,62 +39,102 @@ class ImageError(Exception):
 
 
 def is_image_path(path: Path) -> bool:
+    """True for a visible file with an image extension (hidden files such as `._x.jpg` are macOS metadata)."""
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
 def load_rgb(path, max_side: int | None = None) -> Image.Image:
     """Decode `path` (a path or a binary file object) to an upright RGB image, optionally downscaled so max(w, h) <= max_side.
 
-    Raises ImageError with a short, user-facing reason.
+    Raises ImageError with a short, user-facing reason; never anything else for bad file content.
     """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                if max_side is not None and img.format == "JPEG":
-                    img.draft("RGB", (max_side, max_side))  # DCT-domain downscale: cheap
-                img.load()
-                img = ImageOps.exif_transpose(img)
-                img = to_rgb(img)
-    except FileNotFoundError:
-        raise ImageError("missing: file not found") from None
-    except UnidentifiedImageError:
-        raise ImageError("not an image: unrecognised format") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(f"too large: more than {MAX_PIXELS:,} pixels") from None
-    except OSError as err:
-        raise ImageError(f"unreadable: {_reason(err)}") from None
-    except (ValueError, SyntaxError, IndexError, TypeError) as err:  # Pillow plugins raise these on bad data
-        raise ImageError(f"corrupt: {_reason(err)}") from None
-    if max_side is not None and max(img.size) > max_side:
-        img.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
-    return img
+        with Image.open(path) as img:
+            _check_size(img.size)
+            if max_side is not None and img.format == "JPEG":
+                img.draft("RGB", (max_side, max_side))  # DCT-domain downscale: cheap
+            img.load()
+            img = _shrink(upright(img), max_side)
+            return to_rgb(img)
+    except ImageError:
+        raise
+    except UnidentifiedImageError as err:
+        raise ImageError("empty file" if _is_empty(path) else decode_failure(err)) from None
+    except Exception as err:  # Pillow's plugins raise a zoo of types on bad data; each becomes a reason
+        raise ImageError(decode_failure(err)) from None
+
+
+def decode_failure(err: Exception) -> str:
+    """The manifest reason for an exception raised while opening or decoding an image."""
+    if isinstance(err, FileNotFoundError):
+        return "missing: file not found"
+    if isinstance(err, UnidentifiedImageError):
+        return "not an image: unrecognised format"
+    if isinstance(err, Image.DecompressionBombError):
+        return f"too large: more than {MAX_PIXELS:,} pixels"
+    if isinstance(err, MemoryError):
+        return "too large: out of memory while decoding"
+    if isinstance(err, OSError) and err.errno is not None:  # the file system failed, not the data
+        return f"unreadable: {err.strerror or _reason(err)}"
+    if isinstance(err, OSError) and "truncated" in str(err).lower():
+        return f"unreadable: {_reason(err)}"
+    if isinstance(err, (OSError, ValueError, SyntaxError, IndexError, TypeError, KeyError, EOFError, struct.error)):
+        return f"corrupt: {_reason(err)}"
+    log.debug("unexpected decoder failure", exc_info=err)
+    return f"corrupt: {type(err).__name__}: {_reason(err)}"
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
     """Convert any Pillow mode to RGB; transparency becomes white, 16-bit is rescaled to 8-bit."""
-    if img.mode == "RGB":
+    if img.mode == "RGB" and "transparency" not in img.info:
         return img
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        hi = arr.max() if arr.size else 1.0
-        scale = 255.0 / (65535.0 if hi > 255 else max(hi, 1.0)) if img.mode != "F" else 255.0 / max(hi, 1e-12)
-        img = Image.fromarray(np.clip(arr * scale, 0, 255).astype(np.uint8), mode="L")
-    if img.mode == "P":
-        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "RGBa"):
+    if img.mode in _SIXTEEN_BIT or img.mode in ("I", "F"):
+        img = Image.fromarray(_to_uint8(np.asarray(img), img.mode), mode="L")
+    if img.mode == "La":
+        img = img.convert("RGBa")  # Pillow has no La -> RGBA conversion
+    if img.mode in ("P", "L", "RGB") and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa"):
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return img.convert("RGB")
 
 
+def _to_uint8(arr: np.ndarray, mode: str) -> np.ndarray:
+    """Map 16-bit, 32-bit integer or float samples to 0..255 (a fixed scale per mode, not per image)."""
+    arr = arr.astype(np.float64)
+    hi = float(arr.max()) if arr.size else 0.0
+    if mode in _SIXTEEN_BIT:
+        scale = 255.0 / 65535.0
+    elif mode == "I":  # 32-bit container: 8-bit or 16-bit data as a rule, anything else by its range
+        scale = 1.0 if hi <= 255 else 255.0 / 65535.0 if hi <= 65535 else 255.0 / hi
+    else:  # "F": 0..1 floats, or anything else by its range
+        scale = 255.0 if hi <= 1.0 else 255.0 / hi
+    return np.clip(np.rint(arr * scale), 0, 255).astype(np.uint8)
+
+
+def orientation(img: Image.Image) -> int:
+    """EXIF orientation 1..8 of an opened image; 1 (upright) when absent or unparseable."""
+    try:
+        value = int(img.getexif().get(ORIENTATION_TAG, 1))
+    except Exception:  # a broken EXIF block should not cost the picture: treat it as upright
+        log.debug("unreadable EXIF in %s", getattr(img, "filename", "image"), exc_info=True)
+        return 1
+    return value if value in _UPRIGHT else 1
+
+
+def upright(img: Image.Image) -> Image.Image:
+    """The image as displayed: its EXIF orientation applied to the pixels."""
+    method = _UPRIGHT.get(orientation(img))
+    return img if method is None else img.transpose(method)
+
+
 def image_size(path) -> tuple[int, int]:
     """(width, height) after EXIF orientation, read from the header only."""
     with Image.open(path) as img:
         w, h = img.size
-        orientation = img.getexif().get(0x0112, 1)
-    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+        return (h, w) if orientation(img) in (5, 6, 7, 8) else (w, h)
 
 
 def fit_square(img: Image.Image, size: int) -> np.ndarray:
@@ -93,6 +148,31 @@ def fit_square(img: Image.Image, size: int) -> np.ndarray:
     return np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.uint8)
 
 
-def _reason(err: Exception) -> str:
+def _check_size(size: tuple[int, int]) -> None:
+    if size[0] * size[1] > MAX_PIXELS:
+        raise ImageError(f"too large: {size[0]}x{size[1]} is more than {MAX_PIXELS:,} pixels")
+
+
+def _shrink(img: Image.Image, max_side: int | None) -> Image.Image:
+    """Downscale so max(w, h) <= max_side, before the RGB conversion where the mode allows (less memory)."""
+    if max_side is None or max(img.size) <= max_side:
+        return img
+    if img.mode not in _RESIZABLE:
+        img = to_rgb(img)
+    img.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
+    return img
+
+
+def _is_empty(source) -> bool:
+    """True if a path or seekable binary file holds no bytes at all."""
+    try:
+        if hasattr(source, "seek"):
+            return source.seek(0, 2) == 0
+        return Path(source).stat().st_size == 0
+    except (OSError, ValueError):
+        return False
+
+
+def _reason(err: BaseException) -> str:
     text = str(err).strip() or type(err).__name__
     return text.splitlines()[0][:200]

@@ -1,6 +1,8 @@
 """The manifest table: one row per image ever seen, row i has id i (ids are never reused)."""
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 
@@ -37,9 +39,11 @@ def labels(manifest: pd.DataFrame) -> np.ndarray | None:
 
 
 def fingerprint(manifest: pd.DataFrame) -> str:
-    """Content hash of the usable images (ids and file hashes): changes when any image does."""
-    import hashlib
+    """Content hash of the usable images (ids and file hashes): changes when any image does.
 
+    Rows that are not `ok` do not count, so adding an unreadable file keeps the fingerprint:
+    anything sized by the manifest (the decode cache) must also check its length.
+    """
     ok = manifest[manifest["status"] == "ok"]
     h = hashlib.sha1()
     for i, sha in zip(ok["id"].to_numpy(), ok["sha1"].astype(str)):

@@ -1,4 +1,9 @@
-"""Scan a folder into the manifest: new, changed and removed files, ids assigned once and never reused."""
+"""Scan a folder into the manifest: new, changed and removed files, ids assigned once and never reused.
+
+Every listed file gets a row, readable or not: a bad file is a row whose `status` says why
+(`empty file`, `not an image: ...`, `corrupt: ...`, `unreadable: ...`, `missing: ...`,
+`outside the image folder: ...`, `bad file name: ...`), so a scan never fails on file content.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -22,22 +27,35 @@ VERIFY_SIDE = 256  # decode at most this size to prove a file is readable (JPEG 
 
 @dataclass(frozen=True)
 class ScanSummary:
-    total: int
-    ok: int
-    added: int
-    changed: int
-    removed: int
-    skipped: int
+    total: int    # image files listed now
+    ok: int       # rows with status ok
+    added: int    # new ids
+    changed: int  # known ids whose content or status changed (a file that reappeared included)
+    removed: int  # ids whose file vanished in this scan
+    skipped: int  # rows present but unusable (status is a reason)
 
     def line(self) -> str:
         return (f"{self.total} files: {self.ok} ok, {self.skipped} skipped, "
                 f"{self.added} new, {self.changed} changed, {self.removed} removed")
 
 
+@dataclass(frozen=True)
+class _Listed:
+    """One listed file: where it is, its manifest path, and what `stat` said (or why it is unusable)."""
+    path: Path
+    rel: str
+    size: int
+    mtime: int
+    problem: str | None
+
+
 def list_images(root: Path) -> list[Path]:
-    """Image files under root (recursive, sorted, hidden files and folders ignored)."""
+    """Image files under root (recursive, sorted, hidden files and folders ignored, folder links not followed)."""
+    def warn(err: OSError) -> None:
+        log.warning("cannot list %s: %s (its images are left out)", err.filename, err.strerror or err)
+
     found = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+    for dirpath, dirnames, filenames in os.walk(root, onerror=warn, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         found.extend(Path(dirpath, f) for f in sorted(filenames) if is_image_path(Path(f)))
     return found
@@ -53,16 +71,21 @@ def inspect_file(path: Path) -> dict:
     try:
         data = path.read_bytes()
     except OSError as err:
-        return {"bytes": 0, "sha1": None, "width": 0, "height": 0, "status": f"unreadable: {err.strerror or err}"}
+        return _unusable(f"unreadable: {err.strerror or err}")
+    except MemoryError:
+        return _unusable("too large: out of memory while reading")
     row = {"bytes": len(data), "sha1": hashlib.sha1(data).hexdigest(), "width": 0, "height": 0}
     if not data:
         return {**row, "status": "empty file"}
-    try:
+    try:  # the same bytes are hashed and decoded, so sha1 and status always describe one version
         load_rgb(io.BytesIO(data), max_side=VERIFY_SIDE)
         row["width"], row["height"] = image_size(io.BytesIO(data))
         row["status"] = "ok"
     except ImageError as err:
         row["status"] = str(err)
+    except Exception as err:  # load_rgb vouches for the decode; this guards the header re-read
+        log.debug("unexpected failure inspecting %s", path, exc_info=err)
+        row["status"] = f"corrupt: {type(err).__name__}: {err}"[:200]
     return row
 
 
@@ -70,51 +93,129 @@ def scan_folder(root: str | Path, previous: pd.DataFrame | None = None, workers:
                 progress: Progress | None = None) -> tuple[pd.DataFrame, ScanSummary]:
     """Build or refresh a manifest for `root`.
 
-    Unchanged files (same size and mtime) are not re-read. Ids of known paths are kept; new paths
-    get fresh ids after the largest ever used; vanished paths keep their row with status `removed`.
+    Unchanged files (same size and mtime) are not re-read. Ids of known paths are kept (a path
+    that comes back gets its old id); new paths get fresh ids after the largest ever used, in
+    path order; vanished paths keep their row with status `removed`. Row i of the result is id i.
     """
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"image folder not found: {root} (pass a folder of images)")
     previous = empty_manifest() if previous is None else previous
     known = {p: i for i, p in enumerate(previous["path"])}
-    files = list_images(root)
-
-    rows, todo = [], []
-    for path in files:
-        rel = path.relative_to(root).as_posix()
-        stat = path.stat()
-        i = known.get(rel)
-        old = previous.iloc[i] if i is not None else None
-        if old is not None and old["bytes"] == stat.st_size and old["mtime"] == stat.st_mtime_ns and old["status"] != "removed":
-            rows.append(old.to_dict())
-        else:
-            todo.append((path, rel, stat.st_mtime_ns, None if old is None else int(old["id"])))
+    listed = [entry for entry in (_stat_entry(p, root) for p in list_images(root)) if entry is not None]
 
     next_id = int(previous["id"].max()) + 1 if len(previous) else 0
-    added = changed = 0
-    with ThreadPoolExecutor(max_workers=workers) as pool:  # Pillow and hashlib release the GIL
-        for n, ((path, rel, mtime, old_id), info) in enumerate(zip(todo, pool.map(inspect_file, (t[0] for t in todo)))):
-            if old_id is None:
-                old_id, next_id, added = next_id, next_id + 1, added + 1
-            else:
-                changed += 1
-            if info["status"] != "ok":
-                log.warning("skipped %s: %s", rel, info["status"])
-            rows.append({"id": old_id, "path": rel, "label": label_of(Path(rel)), "mtime": mtime, **info})
+    kept, fresh, todo, old_rows = [], [], [], {}
+    for entry in listed:
+        old = previous.iloc[known[entry.rel]] if entry.rel in known else None
+        if old is None:
+            image_id, next_id = next_id, next_id + 1
+        else:
+            image_id = int(old["id"])
+            old_rows[image_id] = old
+        if entry.problem is not None:
+            fresh.append(_row(image_id, entry, _unusable(entry.problem)))
+        elif old is not None and _unchanged(old, entry):
+            kept.append(old.to_dict())
+        else:
+            todo.append((image_id, entry))
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:  # Pillow and hashlib release the GIL
+        infos = pool.map(inspect_file, (entry.path for _, entry in todo))
+        for n, ((image_id, entry), info) in enumerate(zip(todo, infos)):
+            fresh.append(_row(image_id, entry, info))
             report(progress, n + 1, len(todo), stage="scan", unit="file")
+    for row in fresh:  # report each problem once, when it first appears
+        old = old_rows.get(row["id"])
+        if row["status"] != "ok" and (old is None or not _same(old["status"], row["status"])):
+            log.warning("skipped %s: %s", row["path"], row["status"])
 
-    seen = {r["path"] for r in rows}
-    removed = 0
-    for old in previous.itertuples(index=False):
-        if old.path not in seen:
-            row = old._asdict()
-            removed += row["status"] != "removed"
-            rows.append({**row, "status": "removed"})
-
-    manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS) if rows else empty_manifest()
-    manifest = manifest.sort_values("id").reset_index(drop=True).astype(empty_manifest().dtypes.to_dict())
-    ok = int((manifest["status"] == "ok").sum())
-    skipped = int((~manifest["status"].isin(["ok", "removed"])).sum())
-    summary = ScanSummary(total=len(files), ok=ok, added=added, changed=changed, removed=removed, skipped=skipped)
+    rows = kept + fresh
+    removed_rows = _removed(previous, {entry.rel for entry in listed})
+    manifest = _frame(rows + removed_rows)
+    summary = ScanSummary(
+        total=len(listed),
+        ok=int((manifest["status"] == "ok").sum()),
+        added=len(rows) - len(old_rows),
+        changed=sum(_content_changed(old_rows[r["id"]], r) for r in fresh if r["id"] in old_rows),
+        removed=sum(r["newly_removed"] for r in removed_rows),
+        skipped=int((~manifest["status"].isin(["ok", "removed"])).sum()),
+    )
     return manifest, summary
+
+
+def _stat_entry(path: Path, root: Path) -> _Listed | None:
+    """Describe one listed file without reading it; None if it vanished since it was listed."""
+    rel = path.relative_to(root).as_posix()
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:  # the manifest stores UTF-8: keep a readable, stable stand-in name
+        shown = rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        return _Listed(path, shown, 0, _lstat_mtime(path), "bad file name: not valid UTF-8 (rename the file)")
+    if path.is_symlink():
+        problem = _link_problem(path, root)
+        if problem is not None:
+            return _Listed(path, rel, 0, _lstat_mtime(path), problem)
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        return _Listed(path, rel, 0, 0, f"unreadable: {err.strerror or err}")
+    return _Listed(path, rel, stat.st_size, stat.st_mtime_ns, None)
+
+
+def _link_problem(path: Path, root: Path) -> str | None:
+    """Why a symbolic link cannot be used, or None: its target must exist inside the image folder,
+    because every reader (cache, export, search) refuses paths that resolve outside it."""
+    try:
+        target = path.resolve(strict=True)
+    except (FileNotFoundError, RuntimeError):  # RuntimeError: a link loop
+        return f"missing: broken symbolic link to {os.readlink(path)}"
+    except OSError as err:
+        return f"unreadable: {err.strerror or err}"
+    if not target.is_relative_to(root.resolve()):
+        return f"outside the image folder: symbolic link to {target}"
+    return None
+
+
+def _lstat_mtime(path: Path) -> int:
+    try:
+        return path.lstat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+def _unchanged(old: pd.Series, entry: _Listed) -> bool:
+    return old["status"] != "removed" and old["bytes"] == entry.size and old["mtime"] == entry.mtime
+
+
+def _unusable(status: str) -> dict:
+    return {"bytes": 0, "sha1": None, "width": 0, "height": 0, "status": status}
+
+
+def _row(image_id: int, entry: _Listed, info: dict) -> dict:
+    return {"id": image_id, "path": entry.rel, "label": label_of(Path(entry.rel)), "mtime": entry.mtime, **info}
+
+
+def _content_changed(old: pd.Series, row: dict) -> bool:
+    return not (_same(old["sha1"], row["sha1"]) and _same(old["status"], row["status"]))
+
+
+def _same(a, b) -> bool:
+    """Equality where two missing values (None, NA) are the same."""
+    return (pd.isna(a) and pd.isna(b)) or (not pd.isna(a) and not pd.isna(b) and a == b)
+
+
+def _removed(previous: pd.DataFrame, present: set[str]) -> list[dict]:
+    """Rows of previously known paths that are gone, marked `removed` (flag: newly so in this scan)."""
+    gone = previous[~previous["path"].isin(present)]
+    return [{**row, "status": "removed", "newly_removed": row["status"] != "removed"}
+            for row in gone.to_dict("records")]
+
+
+def _frame(rows: list[dict]) -> pd.DataFrame:
+    if not rows:
+        return empty_manifest()
+    manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS).sort_values("id").reset_index(drop=True)
+    return manifest.astype(empty_manifest().dtypes.to_dict())

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+_GOLDEN = 0x9E3779B97F4A7C15  # splitmix64's increment (2^64 / golden ratio)
+
 
 def holdout_mask(ids: np.ndarray, fraction: float, seed: int = 0) -> np.ndarray:
     """Boolean mask, True for ids in the held-out split (about `fraction` of them).
@@ -12,9 +14,13 @@ def holdout_mask(ids: np.ndarray, fraction: float, seed: int = 0) -> np.ndarray:
     """
     if not 0.0 <= fraction < 1.0:
         raise ValueError(f"holdout fraction must be in [0, 1), got {fraction}")
-    x = (np.asarray(ids, dtype=np.uint64) + np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)) & np.uint64(2**64 - 1)
-    with np.errstate(over="ignore"):
-        x = x + np.uint64(0x9E3779B97F4A7C15)
+    ids = np.asarray(ids)
+    if ids.size and ids.min() < 0:
+        raise ValueError("holdout ids must be non-negative manifest ids")
+    offset = np.uint64((int(seed) * _GOLDEN) % 2**64)  # Python ints: the wrap-around is exact, no warning
+    with np.errstate(over="ignore"):  # uint64 arithmetic wraps by design here
+        x = ids.astype(np.uint64) + offset
+        x = x + np.uint64(_GOLDEN)
         x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         x = x ^ (x >> np.uint64(31))

@@ -104,7 +104,7 @@ class MultiTask(nn.Module):
                 out = task(backbone, views)
             losses = task.loss(out, targets)
             total = total + self.weights[name] * losses["loss"]
-            logs.update({f"{name}/{k}": v for k, v in losses.items()})
+            logs.update({f"{name}/{k}": v.detach() for k, v in losses.items()})
         logs["loss"] = total
         return logs
 

@@ -123,7 +123,7 @@ def train(images: np.ndarray, train_ids: np.ndarray, cfg: TrainConfig, out_dir: 
             speed = seen_this_run / max(1e-9, time.perf_counter() - start)
             if step % 10 == 0 or step == 1:
                 entry = {"step": step, "elapsed_s": round(elapsed, 2), "lr": optimizer.param_groups[0]["lr"],
-                         "images_per_s": round(speed, 1), **{k: round(float(v), 5) for k, v in logs.items()}}
+                         "images_per_s": round(speed, 1), **{k: round(float(v.detach()), 5) for k, v in logs.items()}}
                 log_fh.write(json.dumps(entry) + "\n")
                 log_fh.flush()
             eta = (budget_s - elapsed) if budget_s else (total_steps - step) * cfg.batch_size / max(speed, 1e-9)

@@ -1,0 +1,122 @@
+"""Overview: what is in the workspace, how the encoder was trained, how good it is."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from curate.ui import cache
+from curate.ui.guard import run_page
+from curate.workspace import Workspace
+
+MAX_LABEL_BARS = 50
+
+
+def render(ws: Workspace) -> None:
+    st.title("Overview")
+    st.caption(f"Workspace `{ws.path}` · images from `{ws.root}`")
+    table = cache.manifest(ws)
+    if table.empty:
+        st.warning(f"The manifest is empty: run `curate scan IMAGES -w {ws.path}`.")
+        return
+    show_counts(ws, table)
+    left, right = st.columns(2)
+    with left:
+        show_skipped(table)
+    with right:
+        show_labels(table)
+    st.divider()
+    show_model(ws)
+    show_eval(ws)
+
+
+def show_counts(ws: Workspace, table: pd.DataFrame) -> None:
+    status = table["status"].astype(str)
+    ok, removed = int((status == "ok").sum()), int((status == "removed").sum())
+    dups = cache.duplicates(ws)
+    cols = st.columns(6)
+    cols[0].metric("Images", f"{len(table):,}")
+    cols[1].metric("OK", f"{ok:,}")
+    cols[2].metric("Skipped", f"{len(table) - ok - removed:,}")
+    cols[3].metric("Removed", f"{removed:,}")
+    cols[4].metric("Selections", f"{len(ws.selection_names()):,}")
+    cols[5].metric("Duplicate groups", "–" if dups is None else f"{dups['group'].nunique():,}")
+
+
+def show_skipped(table: pd.DataFrame) -> None:
+    st.subheader("Skipped images")
+    status = table["status"].astype(str)
+    skipped = status[(status != "ok") & (status != "removed")]
+    if skipped.empty:
+        st.success("Every image was readable.", icon=":material/check_circle:")
+        return
+    reasons = skipped.value_counts().rename_axis("reason").reset_index(name="images")
+    st.dataframe(reasons, hide_index=True)
+
+
+def show_labels(table: pd.DataFrame) -> None:
+    st.subheader("Labels")
+    ok = table[table["status"].astype(str) == "ok"]
+    if ok["label"].isna().all():
+        st.info("No labels: the images are not in class sub-folders.")
+        return
+    counts = ok["label"].astype(object).fillna("(no label)").value_counts()
+    if len(counts) > MAX_LABEL_BARS:
+        st.caption(f"The {MAX_LABEL_BARS} largest of {len(counts):,} labels.")
+    bars = counts.head(MAX_LABEL_BARS).rename_axis("label").reset_index(name="images")
+    st.bar_chart(bars, x="label", y="images", height=260)
+
+
+def show_model(ws: Workspace) -> None:
+    st.subheader("Encoder")
+    config = cache.json_file(ws.model_dir / "config.json")
+    if config is None:
+        st.info(f"No trained encoder yet: run `curate train IMAGES -w {ws.path}`.")
+        return
+    trained = config.get("trained", {})
+    tasks = ", ".join(f"{t['name']}×{t.get('weight', 1)}" for t in config.get("tasks", []))
+    cols = st.columns(6)
+    cols[0].metric("Architecture", config.get("architecture", "?"))
+    cols[1].metric("Image size", f"{config.get('image_size', '?')} px")
+    cols[2].metric("Steps", f"{trained.get('steps', 0):,}")
+    cols[3].metric("Images seen", f"{trained.get('images_seen', 0):,}")
+    cols[4].metric("Images / s", f"{trained.get('images_per_s', 0):,}")
+    final = (trained.get("final_losses") or {}).get("loss")
+    cols[5].metric("Final loss", "–" if final is None else f"{final:.4f}")
+    st.caption(f"Tasks: {tasks or '?'} · trained {trained.get('elapsed_s', '?')} s on "
+               f"{trained.get('train_images', '?')} images · created {config.get('created', '?')}")
+    show_loss_curve(ws)
+
+
+def show_loss_curve(ws: Workspace) -> None:
+    log = cache.train_log(ws)
+    losses = [c for c in log.columns if c == "loss" or c.endswith("/loss")] if not log.empty else []
+    if "step" not in log.columns or not losses:
+        st.caption("No training log (model/train_log.jsonl) to plot.")
+        return
+    if len(log) < 2:  # a line needs two points: a very short run logs only its first step
+        last = log.iloc[-1]
+        st.caption(f"Training loss logged once (step {int(last['step'])}): {float(last['loss']):.4f}. "
+                   "Longer runs log every 10 steps and draw a curve here.")
+        return
+    st.line_chart(log.set_index("step")[losses], height=260, x_label="step", y_label="loss")
+
+
+def show_eval(ws: Workspace) -> None:
+    st.subheader("Evaluation")
+    report = cache.json_file(ws.reports_dir / "eval.json")
+    if report is None:
+        st.info(f"No evaluation report yet: run `curate eval -w {ws.path}` (needs labelled images).")
+        return
+    cols = st.columns(4)
+    if "knn_top1" in report:
+        cols[0].metric("kNN top-1", f"{report['knn_top1']:.1%}")
+    if "knn_top1_random_init" in report:
+        cols[1].metric("Random weights", f"{report['knn_top1_random_init']:.1%}",
+                       delta=f"{report.get('knn_top1', 0) - report['knn_top1_random_init']:+.1%} trained")
+    cols[2].metric("Test images", f"{report.get('test_images', 0):,}")
+    cols[3].metric("Classes", f"{report.get('classes', 0):,}")
+    st.caption(report.get("protocol", ""))
+
+
+if __name__ == "__main__":
+    run_page(render)

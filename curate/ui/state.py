@@ -1,0 +1,59 @@
+"""Per-session state: the workspace path and the basket. Small values only (a path, a list of ids).
+
+Big arrays never go into `st.session_state`: they live in the shared caches (`curate.ui.cache`).
+"""
+from __future__ import annotations
+
+import argparse
+from typing import Iterable, Mapping
+
+import streamlit as st
+
+from curate.workspace import Workspace
+
+WORKSPACE_ENV = "CURATE_WORKSPACE"
+WORKSPACE_KEY = "workspace_input"  # the sidebar text input's key: its value is the open workspace
+BASKET_KEY = "basket"
+
+
+def workspace_from_args(argv: list[str], environ: Mapping[str, str]) -> str | None:
+    """`--workspace WS` from the arguments after `streamlit run app.py --`, else $CURATE_WORKSPACE.
+
+    Unknown arguments are ignored: under AppTest or pytest, `sys.argv` holds the test runner's own.
+    """
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False, exit_on_error=False)
+    parser.add_argument("--workspace", "-w")
+    try:
+        known, _ = parser.parse_known_args(argv)
+    except (argparse.ArgumentError, SystemExit):  # e.g. `--workspace` with no value
+        known = argparse.Namespace(workspace=None)
+    return known.workspace or environ.get(WORKSPACE_ENV) or None
+
+
+def init_workspace(initial: str | None) -> None:
+    """Seed the workspace input once per session; afterwards the user's entry wins."""
+    st.session_state.setdefault(WORKSPACE_KEY, initial or "")
+
+
+def current_workspace() -> Workspace | None:
+    """The workspace this session looks at (it may not exist yet), or None when no path is set."""
+    text = str(st.session_state.get(WORKSPACE_KEY) or "").strip()
+    return Workspace(text) if text else None
+
+
+def basket() -> list[int]:
+    """Ids the user collected (in the order added), shared by every page of this session."""
+    return list(st.session_state.get(BASKET_KEY, []))
+
+
+def add_to_basket(ids: Iterable[int]) -> int:
+    """Append ids not yet in the basket; returns how many were new."""
+    current = st.session_state.setdefault(BASKET_KEY, [])
+    seen = set(current)
+    new = [i for i in dict.fromkeys(int(i) for i in ids) if i not in seen]  # dict: dedup, order kept
+    current.extend(new)
+    return len(new)
+
+
+def clear_basket() -> None:
+    st.session_state[BASKET_KEY] = []

@@ -1,0 +1,65 @@
+"""Display thumbnails: decode safely with curate's `load_rgb`, upscale tiny images crisply.
+
+Pure image code (no streamlit): path in, encoded PNG bytes out.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+from curate.data.images import ImageError, load_rgb
+
+THUMB_SIZE = 96  # px: the long side of a thumbnail on screen
+
+
+def thumbnail_png(source: Path | io.BytesIO, size: int = THUMB_SIZE) -> bytes:
+    """PNG bytes of `source` fitted into a `size` x `size` box (aspect kept).
+
+    Small images (32 px CIFAR) are enlarged by a whole factor with nearest-neighbour so pixels
+    stay sharp instead of blurred; large ones are reduced with bilinear filtering. An image that
+    cannot be decoded yields a grey placeholder naming the reason.
+    """
+    try:
+        img = load_rgb(source, max_side=2 * size)
+    except ImageError as err:
+        return placeholder_png(str(err), size)
+    return _encode(fit_box(img, size))
+
+
+def fit_box(img: Image.Image, size: int) -> Image.Image:
+    """`img` scaled to fit `size` x `size`: integer nearest-neighbour upscale, bilinear downscale."""
+    longest = max(img.size)
+    if longest < size:
+        factor = max(1, size // longest)
+        if factor > 1:
+            img = img.resize((img.width * factor, img.height * factor), Image.Resampling.NEAREST)
+        return img
+    img = img.copy()
+    img.thumbnail((size, size), Image.Resampling.BILINEAR)
+    return img
+
+
+def placeholder_png(reason: str, size: int = THUMB_SIZE) -> bytes:
+    """A grey square with the first words of `reason`, shown in place of an unreadable image."""
+    img = Image.new("RGB", (size, size), (200, 200, 200))
+    ImageDraw.Draw(img).multiline_text((4, size // 2 - 10), _wrap(reason, 14), fill=(60, 60, 60))
+    return _encode(img)
+
+
+def _wrap(text: str, width: int) -> str:
+    words, lines, line = text.split(), [], ""
+    for word in words:
+        if len(line) + len(word) + 1 > width and line:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    return "\n".join((lines + [line])[:3])
+
+
+def _encode(img: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    img.save(buffer, format="PNG", optimize=False)
+    return buffer.getvalue()

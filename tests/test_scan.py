@@ -1,0 +1,202 @@
+"""Scanning folders into the manifest: bad inputs, rescan semantics, the `curate scan` command."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from curate.cli import main
+from curate.data.manifest import MANIFEST_COLUMNS, validate
+from curate.data.scan import scan_folder
+from fixtures.bad_images import IGNORED, write_bad_folder
+
+pytestmark = pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+
+
+@pytest.fixture(scope="module")
+def bad(tmp_path_factory, bundled_images):
+    root = tmp_path_factory.mktemp("scan") / "bad"
+    return root, write_bad_folder(root, bundled_images / "cat" / "4800.jpg")
+
+
+@pytest.fixture
+def photos(tmp_path, bundled_images) -> Path:
+    """Six real photos in two class folders, in a folder the test may change."""
+    root = tmp_path / "photos"
+    for cls in ("cat", "dog"):
+        (root / cls).mkdir(parents=True)
+        for f in sorted((bundled_images / cls).glob("*.jpg"))[:3]:
+            shutil.copy2(f, root / cls / f.name)
+    return root
+
+
+def by_path(manifest: pd.DataFrame) -> dict[str, dict]:
+    return {row["path"]: row for row in manifest.to_dict("records")}
+
+
+def test_bad_inputs_are_ingested_or_reported_never_fatal(bad):
+    root, expect = bad
+    manifest, summary = scan_folder(root)
+    validate(manifest)
+    rows = by_path(manifest)
+    assert set(rows) == set(expect), "every image-named file gets exactly one row"
+    for rel, want in expect.items():
+        row = rows[rel]
+        assert row["status"].startswith(want.status), (rel, row["status"])
+        if want.status == "ok":
+            assert (row["width"], row["height"]) == want.size, rel
+            assert row["bytes"] > 0 and len(row["sha1"]) == 40, rel
+        else:
+            assert (row["width"], row["height"]) == (0, 0), rel
+    for ignored in IGNORED:
+        assert ignored not in rows
+    n_ok = sum(e.status == "ok" for e in expect.values())
+    assert (summary.total, summary.ok, summary.skipped, summary.added) == (len(expect), n_ok, len(expect) - n_ok, len(expect))
+    assert f"{n_ok} ok, {len(expect) - n_ok} skipped" in summary.line()
+
+
+def test_labels_and_unicode_names_survive_a_parquet_round_trip(bad, tmp_path):
+    root, _ = bad
+    manifest, _ = scan_folder(root)
+    manifest.to_parquet(tmp_path / "m.parquet", index=False)
+    back = validate(pd.read_parquet(tmp_path / "m.parquet"))
+    row = by_path(back)["café/日本語 ✓.png"]
+    assert row["label"] == "café" and row["status"] == "ok"
+    assert (root / row["path"]).is_file()
+
+
+def test_rescan_of_an_unchanged_folder_changes_nothing(bad):
+    root, _ = bad
+    first, _ = scan_folder(root)
+    again, summary = scan_folder(root, first)
+    pd.testing.assert_frame_equal(first, again)
+    assert (summary.added, summary.changed, summary.removed) == (0, 0, 0)
+
+
+def test_file_name_that_is_not_utf8_is_reported_not_fatal(tmp_path, bundled_images):
+    root = tmp_path / "imgs"
+    root.mkdir()
+    shutil.copy(bundled_images / "cat" / "4800.jpg", root / "fine.jpg")
+    try:
+        with open(os.fsencode(root) + b"/caf\xe9.jpg", "wb") as f:
+            f.write((bundled_images / "cat" / "4801.jpg").read_bytes())
+    except (OSError, UnicodeError):
+        pytest.skip("this file system insists on UTF-8 names")
+    manifest, summary = scan_folder(root)
+    manifest.to_parquet(tmp_path / "m.parquet", index=False)  # the crash this guards against
+    rows = by_path(manifest)
+    assert rows["caf\\xe9.jpg"]["status"].startswith("bad file name")
+    assert rows["fine.jpg"]["status"] == "ok" and summary.skipped == 1
+    again, _ = scan_folder(root, manifest)
+    assert by_path(again)["caf\\xe9.jpg"]["id"] == rows["caf\\xe9.jpg"]["id"]
+
+
+def test_rescan_keeps_ids_for_added_changed_removed_and_returning_files(photos, bundled_images):
+    first, s1 = scan_folder(photos)
+    assert list(first["id"]) == list(range(6)) and s1.added == 6
+    ids = {r["path"]: r["id"] for r in first.to_dict("records")}
+    last = max(ids, key=ids.get)  # the file holding the largest id, to check ids are not reused
+
+    # remove the newest file, change one, add two
+    removed_bytes = (photos / last).read_bytes()
+    (photos / last).unlink()
+    changed = "cat/4800.jpg"
+    old_row = by_path(first)[changed]
+    (photos / changed).write_bytes((bundled_images / "bird" / "4800.jpg").read_bytes())
+    os.utime(photos / changed, ns=(old_row["mtime"] + 10**9, old_row["mtime"] + 10**9))
+    (photos / "new").mkdir()
+    for name in ("b.jpg", "a.jpg"):
+        shutil.copy(bundled_images / "frog" / "4800.jpg", photos / "new" / name)
+
+    second, s2 = scan_folder(photos, roundtrip(first))
+    validate(second)
+    rows = by_path(second)
+    assert (s2.added, s2.changed, s2.removed, s2.total) == (2, 1, 1, 7)
+    assert rows[last]["status"] == "removed" and rows[last]["id"] == ids[last]
+    assert rows[changed]["id"] == ids[changed]
+    assert rows[changed]["sha1"] != old_row["sha1"] and rows[changed]["bytes"] != old_row["bytes"]
+    assert rows["new/a.jpg"]["id"] == 6 and rows["new/b.jpg"]["id"] == 7  # after the max, in path order
+    for path, image_id in ids.items():
+        assert rows[path]["id"] == image_id, "ids are never renumbered"
+
+    # a rescan does not count the same removal twice
+    third, s3 = scan_folder(photos, roundtrip(second))
+    assert (s3.added, s3.changed, s3.removed) == (0, 0, 0)
+    assert by_path(third)[last]["status"] == "removed"
+
+    # the file comes back: its old id, ok again
+    (photos / last).write_bytes(removed_bytes)
+    fourth, s4 = scan_folder(photos, roundtrip(third))
+    validate(fourth)
+    assert by_path(fourth)[last]["id"] == ids[last] and by_path(fourth)[last]["status"] == "ok"
+    assert (s4.added, s4.changed, s4.removed, len(fourth)) == (0, 1, 0, 8)
+    assert (fourth["id"].to_numpy() == np.arange(8)).all()
+
+
+def test_touching_a_file_rereads_it_but_is_not_a_change(photos):
+    first, _ = scan_folder(photos)
+    os.utime(photos / "dog" / "4800.jpg", ns=(1, 10**18))
+    second, summary = scan_folder(photos, first)
+    assert summary.changed == 0
+    assert by_path(second)["dog/4800.jpg"]["mtime"] == 10**18
+    assert by_path(second)["dog/4800.jpg"]["sha1"] == by_path(first)["dog/4800.jpg"]["sha1"]
+
+
+def test_a_good_file_turning_bad_keeps_its_id_with_a_reason(photos):
+    first, _ = scan_folder(photos)
+    target = photos / "cat" / "4801.jpg"
+    target.write_bytes(target.read_bytes()[:200])
+    second, summary = scan_folder(photos, first)
+    row = by_path(second)["cat/4801.jpg"]
+    assert row["id"] == by_path(first)["cat/4801.jpg"]["id"]
+    assert row["status"].startswith("unreadable") and summary.changed == 1 and summary.skipped == 1
+
+
+def test_scan_refuses_a_missing_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="image folder not found"):
+        scan_folder(tmp_path / "nope")
+
+
+def test_empty_folder_gives_an_empty_valid_manifest(tmp_path):
+    manifest, summary = scan_folder(tmp_path)
+    assert list(manifest.columns) == MANIFEST_COLUMNS and len(validate(manifest)) == 0
+    assert summary.total == 0
+
+
+def test_cli_scan_of_bad_folder_succeeds_and_lists_reasons(bad, tmp_path, capsys):
+    root, expect = bad
+    ws = tmp_path / "ws"
+    assert main(["scan", str(root), "-w", str(ws)]) == 0
+    out = capsys.readouterr().out
+    n_ok = sum(e.status == "ok" for e in expect.values())
+    assert f"{len(expect)} files: {n_ok} ok, {len(expect) - n_ok} skipped" in out
+    assert "skipped bad/empty.jpg: empty file" in out
+    assert "skipped bad/truncated.jpg: unreadable: image file is truncated" in out
+    assert "skipped links/outside.jpg: outside the image folder" in out
+    assert (ws / "manifest.parquet").is_file()
+
+    assert main(["scan", str(root), "-w", str(ws)]) == 0  # rescan through the saved manifest
+    assert "0 new, 0 changed, 0 removed" in capsys.readouterr().out
+
+
+def test_cli_scan_of_a_folder_without_readable_images_fails_cleanly(tmp_path, capsys):
+    root = tmp_path / "junk"
+    root.mkdir()
+    (root / "a.jpg").write_bytes(b"")
+    (root / "b.png").write_text("not a png")
+    assert main(["scan", str(root), "-w", str(tmp_path / "ws")]) == 2
+    err = capsys.readouterr().err
+    assert "no readable images" in err and "2 skipped" in err
+
+
+def roundtrip(manifest: pd.DataFrame) -> pd.DataFrame:
+    """The manifest as the next scan sees it: saved to parquet and read back."""
+    import io
+
+    buf = io.BytesIO()
+    manifest.to_parquet(buf, index=False)
+    return validate(pd.read_parquet(io.BytesIO(buf.getvalue())))

@@ -1,0 +1,41 @@
+"""Selection strategies: rankings, the k-center 2-approximation bound, the facade."""
+import itertools
+
+import numpy as np
+import pytest
+
+import curate
+from curate.select import STRATEGIES
+from curate.select.kcenter import coverage_radius
+
+
+def _points(n=300, d=8, seed=0):
+    return np.random.default_rng(seed).normal(size=(n, d)).astype(np.float32)
+
+
+@pytest.mark.parametrize("name", STRATEGIES.names())
+def test_every_strategy_returns_a_prefix_ranking(name):
+    x = _points()
+    full = curate.select(x, 50, name, seed=3)
+    assert len(full) == 50 and len(set(full.tolist())) == 50 and full.min() >= 0 and full.max() < len(x)
+    assert np.array_equal(curate.select(x, 20, name, seed=3), full[:20])  # any budget is a prefix
+
+
+def test_kcenter_is_within_twice_the_optimal_radius():
+    x = _points(24, 2, seed=5)
+    k = 3
+    greedy = coverage_radius(x, curate.select(x, k, "kcenter"))
+    optimal = min(coverage_radius(x, np.array(c)) for c in itertools.combinations(range(len(x)), k))
+    assert optimal <= greedy <= 2 * optimal + 1e-6
+
+
+def test_kcenter_covers_better_than_random():
+    x = _points(2000, 16)
+    kc = coverage_radius(x, curate.select(x, 100, "kcenter"))
+    rnd = np.mean([coverage_radius(x, curate.select(x, 100, "random", seed=s)) for s in range(3)])
+    assert kc < rnd
+
+
+def test_unknown_strategy_lists_choices():
+    with pytest.raises(ValueError, match="kcenter"):
+        curate.select(_points(), 5, "nope")

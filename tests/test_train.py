@@ -1,0 +1,69 @@
+"""The trainer on real images: a few steps for each task, resume, export loadable by stock torchvision."""
+import json
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+
+from curate.data.cache import image_cache
+from curate.data.scan import scan_folder
+from curate.pretext import TaskSpec
+from curate.train import TrainConfig, train
+from curate.train.schedule import warmup_cosine
+
+
+@pytest.fixture(scope="module")
+def cache(small_images, tmp_path_factory):
+    manifest, _ = scan_folder(small_images)
+    return image_cache(small_images, manifest, 32, tmp_path_factory.mktemp("cache"))
+
+
+def test_schedule_shape():
+    assert warmup_cosine(0.0, 0.1) == 0.0
+    assert warmup_cosine(0.05, 0.1) == pytest.approx(0.5)
+    assert warmup_cosine(0.1, 0.1) == pytest.approx(1.0)
+    assert warmup_cosine(1.0, 0.1) == pytest.approx(0.0)
+    assert warmup_cosine(0.55, 0.1) == pytest.approx(0.5)
+
+
+def test_multitask_training_logs_each_task(cache, tmp_path):
+    cfg = TrainConfig(tasks=[TaskSpec("simclr"), TaskSpec("rotation", 0.5)], epochs=0.7, batch_size=32, small_stem=True)
+    result = train(cache, np.arange(len(cache)), cfg, tmp_path)
+    assert result.steps == 4
+    lines = [json.loads(l) for l in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    assert {"simclr/loss", "rotation/loss", "rotation/accuracy", "loss", "lr", "images_per_s"} <= set(lines[0])
+
+
+def test_resume_continues_from_checkpoint(cache, tmp_path):
+    cfg = TrainConfig(epochs=0.5, batch_size=32, small_stem=True)
+    first = train(cache, np.arange(len(cache)), cfg, tmp_path)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert state["step"] == first.steps == 3
+    longer = TrainConfig(epochs=1.0, batch_size=32, small_stem=True)
+    resumed = train(cache, np.arange(len(cache)), longer, tmp_path, resume=True)
+    assert resumed.steps == 6  # 3 more, not 6 more
+    for k, v in torch.load(tmp_path / "checkpoint.pt", weights_only=True)["backbone"].items():
+        if v.dtype.is_floating_point and "running" not in k:
+            assert not torch.equal(v, state["backbone"][k]) or v.numel() == 1  # weights moved on
+            break
+
+
+def test_exported_backbone_loads_into_stock_torchvision(cache, tmp_path):
+    result = train(cache, np.arange(len(cache)), TrainConfig(epochs=0.2, batch_size=32, small_stem=True), tmp_path)
+    torch.save(result.backbone.state_dict(), tmp_path / "encoder.pt")
+    # the README's recipe, with plain torchvision
+    model = torchvision.models.resnet18()
+    model.conv1 = torch.nn.Conv2d(3, 64, 3, 1, 1, bias=False)
+    model.maxpool, model.fc = torch.nn.Identity(), torch.nn.Identity()
+    model.load_state_dict(torch.load(tmp_path / "encoder.pt", weights_only=True))
+    x = torch.rand(2, 3, 32, 32)
+    assert torch.allclose(model.eval()(x), result.backbone.eval().float()(x), atol=1e-4)
+
+
+def test_time_budget_is_respected(cache, tmp_path):
+    result = train(cache, np.arange(len(cache)), TrainConfig(minutes=0.1, batch_size=32, small_stem=True), tmp_path)
+    elapsed = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["elapsed_s"]
+    step_s = 32 / result.images_per_s
+    # it trains until the 6 s budget is spent, and starts no step after that
+    assert 6.0 <= elapsed < 6.0 + 2 * step_s + 1.0
