@@ -10,7 +10,7 @@ from curate.pretext.base import build_task
 @pytest.fixture(scope="module")
 def backbone():
     torch.manual_seed(0)
-    return build_backbone(BackboneSpec("resnet18", small_stem=True))
+    return build_backbone(BackboneSpec("resnet18", stem="small"))
 
 
 def _images(b=8, s=32):

@@ -28,7 +28,7 @@ def test_schedule_shape():
 
 
 def test_multitask_training_logs_each_task(cache, tmp_path):
-    cfg = TrainConfig(tasks=[TaskSpec("simclr"), TaskSpec("rotation", 0.5)], epochs=0.7, batch_size=32, small_stem=True)
+    cfg = TrainConfig(tasks=[TaskSpec("simclr"), TaskSpec("rotation", 0.5)], epochs=0.7, batch_size=32, stem="small")
     result = train(cache, np.arange(len(cache)), cfg, tmp_path)
     assert result.steps == 4
     lines = [json.loads(l) for l in (tmp_path / "train_log.jsonl").read_text().splitlines()]
@@ -36,11 +36,11 @@ def test_multitask_training_logs_each_task(cache, tmp_path):
 
 
 def test_resume_continues_from_checkpoint(cache, tmp_path):
-    cfg = TrainConfig(epochs=0.5, batch_size=32, small_stem=True)
+    cfg = TrainConfig(epochs=0.5, batch_size=32, stem="small")
     first = train(cache, np.arange(len(cache)), cfg, tmp_path)
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert state["step"] == first.steps == 3
-    longer = TrainConfig(epochs=1.0, batch_size=32, small_stem=True)
+    longer = TrainConfig(epochs=1.0, batch_size=32, stem="small")
     resumed = train(cache, np.arange(len(cache)), longer, tmp_path, resume=True)
     assert resumed.steps == 6  # 3 more, not 6 more
     for k, v in torch.load(tmp_path / "checkpoint.pt", weights_only=True)["backbone"].items():
@@ -50,7 +50,7 @@ def test_resume_continues_from_checkpoint(cache, tmp_path):
 
 
 def test_exported_backbone_loads_into_stock_torchvision(cache, tmp_path):
-    result = train(cache, np.arange(len(cache)), TrainConfig(epochs=0.2, batch_size=32, small_stem=True), tmp_path)
+    result = train(cache, np.arange(len(cache)), TrainConfig(epochs=0.2, batch_size=32, stem="small"), tmp_path)
     torch.save(result.backbone.state_dict(), tmp_path / "encoder.pt")
     # the README's recipe, with plain torchvision
     model = torchvision.models.resnet18()
@@ -62,7 +62,7 @@ def test_exported_backbone_loads_into_stock_torchvision(cache, tmp_path):
 
 
 def test_time_budget_is_respected(cache, tmp_path):
-    result = train(cache, np.arange(len(cache)), TrainConfig(minutes=0.1, batch_size=32, small_stem=True), tmp_path)
+    result = train(cache, np.arange(len(cache)), TrainConfig(minutes=0.1, batch_size=32, stem="small"), tmp_path)
     elapsed = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["elapsed_s"]
     step_s = 32 / result.images_per_s
     # it trains until the 6 s budget is spent, and starts no step after that

@@ -24,7 +24,7 @@ def load_encoder(encoder_file: str | Path, device: str = "auto") -> tuple[torch.
     if not config_file.exists():
         raise FileNotFoundError(f"{config_file} missing: an encoder needs its config.json beside it")
     config = storage.read_json(config_file)
-    model = build_backbone(BackboneSpec(config["architecture"], config["small_stem"]))
+    model = build_backbone(BackboneSpec(config["architecture"], config["stem"]))
     model.load_state_dict(torch.load(encoder_file, map_location="cpu", weights_only=True))
     return model.to(pick_device(device)).eval(), config
 

@@ -13,11 +13,13 @@ EXACT_MAX = 100_000  # up to here a flat index answers in milliseconds and is ex
 
 
 def choose_factory(n: int) -> str:
-    """Exact (flat) for small corpora; IVF with ~4*sqrt(N) lists beyond EXACT_MAX."""
-    if n <= EXACT_MAX:
-        return "IDMap2,Flat"
-    nlist = 2 ** round(math.log2(4 * math.sqrt(n)))
-    return f"IVF{nlist},Flat"
+    """Exact (flat) for small corpora; IVF beyond EXACT_MAX."""
+    return "IDMap2,Flat" if n <= EXACT_MAX else ivf_factory(n)
+
+
+def ivf_factory(n: int) -> str:
+    """IVF with ~4*sqrt(N) lists (a power of two): FAISS's rule of thumb for N up to ~10M."""
+    return f"IVF{2 ** round(math.log2(4 * math.sqrt(n)))},Flat"
 
 
 def default_nprobe(factory: str) -> int:

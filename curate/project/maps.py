@@ -15,12 +15,10 @@ UMAP_MIN_POINTS = 64
 @PROJECTIONS.register("pca")
 def pca_2d(vectors: np.ndarray, seed: int = 0) -> np.ndarray:
     """(N, D) -> (N, 2) float32 onto the two leading principal axes."""
-    x = np.asarray(vectors, dtype=np.float64)
-    x = x - x.mean(0)
+    x = np.asarray(vectors, dtype=np.float32)
     if len(x) < 2:
         return np.zeros((len(x), 2), np.float32)
-    _, _, vt = np.linalg.svd(x, full_matrices=False)
-    out = x @ vt[:2].T
+    out = pca_reduce(x, 2)
     return np.pad(out, ((0, 0), (0, 2 - out.shape[1]))).astype(np.float32)
 
 
@@ -38,8 +36,9 @@ def umap_2d(vectors: np.ndarray, seed: int = 0, n_neighbors: int = 15, min_dist:
 
 
 def pca_reduce(x: np.ndarray, dims: int) -> np.ndarray:
+    """(N, D) -> (N, dims) onto the leading principal axes (eigh of the D x D covariance: fast for N >> D)."""
     x = x - x.mean(0)
-    cov = x.T @ x
+    cov = (x.T @ x).astype(np.float64)
     _, vecs = np.linalg.eigh(cov)
     return (x @ vecs[:, ::-1][:, :dims]).astype(np.float32)
 

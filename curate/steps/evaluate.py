@@ -46,7 +46,7 @@ def evaluate(ws: Workspace, random_baseline: bool = True, progress: Progress | N
 def _random_init_knn(ws, config, manifest, train, test, y, progress) -> float:
     """Same protocol on the same architecture with random weights: the floor training must beat."""
     torch.manual_seed(0)
-    model = build_backbone(BackboneSpec(config["architecture"], config["small_stem"])).eval()
+    model = build_backbone(BackboneSpec(config["architecture"], config["stem"])).eval()
     images = image_cache(ws.root, manifest, config["image_size"], ws.cache_dir)
     rows = np.flatnonzero(train | test)
     norm = config["normalization"]

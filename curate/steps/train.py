@@ -11,7 +11,7 @@ from curate.data.manifest import fingerprint, ok_mask
 from curate.data.split import holdout_mask
 from curate.progress import Progress
 from curate.train import TrainConfig, TrainResult, train as train_loop
-from curate.train.config import auto_image_size
+from curate.train.config import auto_image_size, auto_stem
 from curate.transforms.views import IMAGENET_MEAN, IMAGENET_STD
 from curate.workspace import Workspace, now
 
@@ -24,8 +24,8 @@ def resolve_config(ws: Workspace, cfg: TrainConfig) -> TrainConfig:
     ok = manifest[ok_mask(manifest)]
     if cfg.image_size is None:
         cfg.image_size = auto_image_size(float(np.median(np.minimum(ok["width"], ok["height"]))))
-    if cfg.small_stem is None:
-        cfg.small_stem = cfg.image_size <= 64
+    if cfg.stem is None:
+        cfg.stem = auto_stem(cfg.image_size)
     if cfg.minutes is None and cfg.epochs is None:
         cfg.minutes = 10.0
     return cfg
@@ -47,7 +47,7 @@ def train(ws: Workspace, cfg: TrainConfig, resume: bool = False, progress: Progr
     result = train_loop(images, train_ids, cfg, ws.model_dir, resume=resume, progress=progress)
     storage.save_torch(ws.encoder_file, {k: v.contiguous() for k, v in result.backbone.state_dict().items()})
     storage.write_json(ws.model_dir / "config.json", {
-        "architecture": cfg.backbone, "small_stem": cfg.small_stem, "image_size": cfg.image_size,
+        "architecture": cfg.backbone, "stem": cfg.stem, "image_size": cfg.image_size,
         "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
         "tasks": [t.to_dict() for t in cfg.tasks], "budget": {"minutes": cfg.minutes, "epochs": cfg.epochs},
         "trained": {"steps": result.steps, "images_seen": result.images_seen, "elapsed_s": round(result.elapsed_s, 1),

@@ -11,7 +11,7 @@ from curate.pretext.base import TaskSpec
 class TrainConfig:
     tasks: list[TaskSpec] = field(default_factory=lambda: [TaskSpec("simclr")])
     backbone: str = "resnet18"
-    small_stem: bool | None = None  # None: automatic (on for images of 64 px or less)
+    stem: str | None = None  # imagenet | small | small_pool; None: automatic from the image size
     image_size: int | None = None  # None: automatic from the images' median size
     minutes: float | None = None  # wall-clock budget; the schedule spans it
     epochs: float | None = None  # used when no minutes are given
@@ -35,6 +35,11 @@ class TrainConfig:
         d["tasks"] = [TaskSpec(**t) if isinstance(t, dict) else t for t in d.get("tasks", [])]
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def auto_stem(image_size: int) -> str:
+    """Half-resolution small stem for tiny images (3x faster per step on a CPU), full stem for photos."""
+    return "small_pool" if image_size <= 64 else "imagenet"
 
 
 def auto_image_size(median_short_side: float) -> int:

@@ -25,11 +25,17 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def autocast_factory(device: torch.device, precision: str = "auto"):
-    """A zero-argument context-manager factory for the forward pass (no-op for fp32)."""
+def resolve_precision(device: torch.device, precision: str = "auto") -> str:
+    """'auto' -> 'bf16' where the device runs it natively, else 'fp32'."""
     if precision == "auto":
         use = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_bf16()
-        precision = "bf16" if use else "fp32"
+        return "bf16" if use else "fp32"
+    return precision
+
+
+def autocast_factory(device: torch.device, precision: str = "auto"):
+    """A zero-argument context-manager factory for the forward pass (no-op for fp32)."""
+    precision = resolve_precision(device, precision)
     if precision == "fp32":
         return contextlib.nullcontext
     if precision != "bf16":

@@ -68,7 +68,7 @@ def train(images: np.ndarray, train_ids: np.ndarray, cfg: TrainConfig, out_dir: 
     device = pick_device(cfg.device)
     autocast = autocast_factory(device, cfg.precision)
     torch.manual_seed(cfg.seed)
-    backbone = build_backbone(BackboneSpec(cfg.backbone, bool(cfg.small_stem))).to(device)
+    backbone = build_backbone(BackboneSpec(cfg.backbone, cfg.stem or "small")).to(device)
     tasks = MultiTask(cfg.tasks, feature_dim(backbone), images.shape[1]).to(device)
     optimizer = make_optimizer(list(backbone.parameters()) + list(tasks.parameters()), cfg)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
@@ -128,12 +128,12 @@ def train(images: np.ndarray, train_ids: np.ndarray, cfg: TrainConfig, out_dir: 
                 log_fh.flush()
             eta = (budget_s - elapsed) if budget_s else (total_steps - step) * cfg.batch_size / max(speed, 1e-9)
             report(progress, min(step, total_steps or 10**12) if not budget_s else int(elapsed),
-                   total_steps or int(budget_s), stage="train", unit="step" if total_steps else "s", loss=float(loss), img_s=round(speed), eta=f"{eta / 60:.1f}m")
+                   total_steps or int(budget_s), stage="train", unit="step" if total_steps else "s", loss=loss.item(), img_s=round(speed), eta=f"{eta / 60:.1f}m")
             if time.perf_counter() - last_ckpt > cfg.checkpoint_minutes * 60:
                 save_checkpoint(elapsed)
                 last_ckpt = time.perf_counter()
-    elapsed = elapsed_before + time.perf_counter() - start
+    run_s = max(1e-9, time.perf_counter() - start)  # measured before the checkpoint write
+    elapsed = elapsed_before + run_s
     save_checkpoint(elapsed)
-    run_s = max(1e-9, time.perf_counter() - start)
     return TrainResult(backbone.eval(), step, step * cfg.batch_size, elapsed, seen_this_run / run_s,
-                       {k: float(v) for k, v in logs.items()})
+                       {k: float(v.detach()) for k, v in logs.items()})

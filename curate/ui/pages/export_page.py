@@ -29,9 +29,9 @@ def render(ws: Workspace) -> None:
     source = st.selectbox("What to export", choices, format_func=describe, key="export_source")
     ids = source_ids(ws, source)
     st.caption(f"{len(ids):,} images.")
-    rows = manifest_rows(ws, ids)
-    st.download_button("Download manifest CSV", rows.to_csv(index=False).encode(), file_name=f"{source_name(source)}.csv",
-                       mime="text/csv", key="export_csv", icon=":material/table:")
+    table = cache.manifest(ws)
+    st.download_button("Download manifest CSV", lambda: manifest_csv(table, ids), file_name=f"{source_name(source)}.csv",
+                       mime="text/csv", key="export_csv", icon=":material/table:")  # built only when clicked
     with st.form("export_form"):
         mode = st.radio("Mode", EXPORT_MODES, format_func=lambda m: f"{m}: {MODE_HELP[m]}", key="export_mode")
         target = st.text_input("Target folder", key="export_target", placeholder="/path/to/export")
@@ -54,11 +54,11 @@ def source_ids(ws: Workspace, option: str) -> list[int]:
     return [int(i) for i in cache.selection(ws, option)["id"]]
 
 
-def manifest_rows(ws: Workspace, ids: list[int]) -> pd.DataFrame:
-    """Manifest rows of `ids` in their order, with their rank: what the exported manifest.csv holds."""
+def manifest_csv(manifest: pd.DataFrame, ids: list[int]) -> bytes:
+    """CSV of the manifest rows of `ids` in their order, with their rank (what the download holds)."""
     columns = ["id", "path", "label", "width", "height", "sha1", "status"]
-    rows = cache.manifest(ws).iloc[ids][columns].reset_index(drop=True)
-    return rows.assign(rank=range(len(rows)))
+    rows = manifest.iloc[ids][columns].reset_index(drop=True)
+    return rows.assign(rank=range(len(rows))).to_csv(index=False).encode()
 
 
 def run_export(ws: Workspace, option: str, ids: list[int], target: str, mode: str) -> None:
@@ -74,8 +74,11 @@ def run_export(ws: Workspace, option: str, ids: list[int], target: str, mode: st
     if option == BASKET_OPTION:
         save_selection(ws, BASKET_SELECTION, ids, strategy="basket", params={}, seed=0)
     bar = st.progress(0.0, text="Exporting…")
-    csv = export_selection(ws, name, folder, mode,
-                           progress=lambda done, total, info: bar.progress(done / max(total, 1), text=f"{done:,} / {total:,}"))
+
+    def report(done: int, total: int, info) -> None:
+        bar.progress(done / max(total, 1), text=f"Exporting… {done:,} / {total:,}")
+
+    csv = export_selection(ws, name, folder, mode, progress=report)
     bar.empty()
     exported = storage.read_json(csv.with_name("export.json"))["n"]
     st.success(f"Exported {exported:,} images of “{name}” to {folder} ({mode}); manifest: {csv}",

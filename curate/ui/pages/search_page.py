@@ -16,6 +16,7 @@ from curate.workspace import Workspace
 SOURCES = ("Image id", "From the basket", "Upload an image")
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif"]
 MAX_UPLOAD_MB = 20
+MAX_BASKET_CHOICES = 1_000
 
 
 def render(ws: Workspace) -> None:
@@ -36,22 +37,34 @@ def render(ws: Workspace) -> None:
 def pick_query(ws: Workspace, source: str):
     """The query the user chose: an id (int), an uploaded image's embedding (array), or None."""
     if source == SOURCES[0]:
-        table = cache.manifest(ws)
-        image_id = int(st.number_input("Image id", 0, len(table) - 1, 0, step=1, key="search_id"))
-        show_grid(ws, [image_id], size=160)
-        status = str(table["status"].iloc[image_id])
-        if status != "ok":
-            st.warning(f"Image {image_id} was skipped ({status}), so it has no embedding: pick another id.")
-            return None
-        return image_id
+        return query_by_id(ws)
     if source == SOURCES[1]:
-        ids = state.basket()
-        if not ids:
-            st.info("The basket is empty: add images on the Explore page or from results here.")
-            return None
-        image_id = st.selectbox("Basket image", ids, key="search_basket_id")
-        show_grid(ws, [image_id], size=160)
-        return int(image_id)
+        return query_from_basket(ws)
+    return query_from_upload(ws)
+
+
+def query_by_id(ws: Workspace) -> int | None:
+    table = cache.manifest(ws)
+    image_id = int(st.number_input("Image id", 0, len(table) - 1, 0, step=1, key="search_id"))
+    show_grid(ws, [image_id], size=160)
+    status = str(table["status"].iloc[image_id])
+    if status != "ok":
+        st.warning(f"Image {image_id} was skipped ({status}), so it has no embedding: pick another id.")
+        return None
+    return image_id
+
+
+def query_from_basket(ws: Workspace) -> int | None:
+    ids = state.basket()[::-1][:MAX_BASKET_CHOICES]  # newest first; a huge list would slow the page
+    if not ids:
+        st.info("The basket is empty: add images on the Explore page or from results here.")
+        return None
+    image_id = int(st.selectbox("Basket image", ids, key="search_basket_id"))
+    show_grid(ws, [image_id], size=160)
+    return image_id
+
+
+def query_from_upload(ws: Workspace):
     upload = st.file_uploader("Image file", type=UPLOAD_TYPES, max_upload_size=MAX_UPLOAD_MB, key="search_upload",
                               help=f"Up to {MAX_UPLOAD_MB} MB; decoded safely, never stored.")
     if upload is None:

@@ -1,0 +1,1 @@
+"""Speed benchmarks for curate: `python -m bench.run [--quick] [--only NAME]` (see bench/README.md)."""

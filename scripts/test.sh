@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Run the whole test suite (unit, end-to-end, Streamlit AppTest, headless-Chromium browser test).
+# Extra arguments go to pytest, e.g. scripts/test.sh -k search
+set -euo pipefail
+source "$(dirname "$0")/setup_env.sh"
+# The browser test drives Debian's Chromium (never a downloaded browser).
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo -n"; fi
+  echo "installing Debian's chromium for the browser test"
+  ($SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null) \
+    || echo "warning: could not install chromium; the browser test will be skipped"
+fi
+exec .venv/bin/python -m pytest "$@"
