@@ -65,7 +65,7 @@ def image_cache(root: Path, manifest: pd.DataFrame, size: int, cache_dir: Path, 
                 arr[i] = 0 if img is None else img
             arr.flush()  # rows on disk before the sidecar that counts them
             storage.write_json(partial_meta, {**stamp, "done": stop})
-            report(progress, stop, n, stage=f"decode {size}px")
+            report(progress, stop, n, stage=f"decode {size}px", unit="img")
     del arr
     # The old sidecar goes first: a crash between the two steps below must not vouch for new rows.
     meta_file.unlink(missing_ok=True)

@@ -101,24 +101,8 @@ def scan_folder(root: str | Path, previous: pd.DataFrame | None = None, workers:
     if not root.is_dir():
         raise FileNotFoundError(f"image folder not found: {root} (pass a folder of images)")
     previous = empty_manifest() if previous is None else previous
-    known = {p: i for i, p in enumerate(previous["path"])}
     listed = [entry for entry in (_stat_entry(p, root) for p in list_images(root)) if entry is not None]
-
-    next_id = int(previous["id"].max()) + 1 if len(previous) else 0
-    kept, fresh, todo, old_rows = [], [], [], {}
-    for entry in listed:
-        old = previous.iloc[known[entry.rel]] if entry.rel in known else None
-        if old is None:
-            image_id, next_id = next_id, next_id + 1
-        else:
-            image_id = int(old["id"])
-            old_rows[image_id] = old
-        if entry.problem is not None:
-            fresh.append(_row(image_id, entry, _unusable(entry.problem)))
-        elif old is not None and _unchanged(old, entry):
-            kept.append(old.to_dict())
-        else:
-            todo.append((image_id, entry))
+    kept, fresh, todo, old_rows = _plan(listed, previous)
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:  # Pillow and hashlib release the GIL
         infos = pool.map(inspect_file, (entry.path for _, entry in todo))
@@ -130,18 +114,42 @@ def scan_folder(root: str | Path, previous: pd.DataFrame | None = None, workers:
         if row["status"] != "ok" and (old is None or not _same(old["status"], row["status"])):
             log.warning("skipped %s: %s", row["path"], row["status"])
 
-    rows = kept + fresh
     removed_rows = _removed(previous, {entry.rel for entry in listed})
-    manifest = _frame(rows + removed_rows)
+    manifest = _frame(kept + fresh + removed_rows)
     summary = ScanSummary(
         total=len(listed),
         ok=int((manifest["status"] == "ok").sum()),
-        added=len(rows) - len(old_rows),
+        added=len(kept) + len(fresh) - len(old_rows),
         changed=sum(_content_changed(old_rows[r["id"]], r) for r in fresh if r["id"] in old_rows),
         removed=sum(r["newly_removed"] for r in removed_rows),
         skipped=int((~manifest["status"].isin(["ok", "removed"])).sum()),
     )
     return manifest, summary
+
+
+def _plan(listed: list[_Listed], previous: pd.DataFrame) -> tuple[list, list, list, dict]:
+    """Sort listed files into rows kept as they are, rows already final (unusable without reading),
+    and (id, entry) pairs to read; ids are kept for known paths and assigned after the max for new ones.
+
+    Returns (kept rows, final rows, to read, {id: previous row} for every known path listed).
+    """
+    old_by_path = {row["path"]: row for row in previous.to_dict("records")}
+    next_id = int(previous["id"].max()) + 1 if len(previous) else 0
+    kept, fresh, todo, old_rows = [], [], [], {}
+    for entry in listed:
+        old = old_by_path.get(entry.rel)
+        if old is None:
+            image_id, next_id = next_id, next_id + 1
+        else:
+            image_id = int(old["id"])
+            old_rows[image_id] = old
+        if entry.problem is not None:
+            fresh.append(_row(image_id, entry, _unusable(entry.problem)))
+        elif old is not None and _unchanged(old, entry):
+            kept.append(old)
+        else:
+            todo.append((image_id, entry))
+    return kept, fresh, todo, old_rows
 
 
 def _stat_entry(path: Path, root: Path) -> _Listed | None:
@@ -186,7 +194,7 @@ def _lstat_mtime(path: Path) -> int:
         return 0
 
 
-def _unchanged(old: pd.Series, entry: _Listed) -> bool:
+def _unchanged(old: dict, entry: _Listed) -> bool:
     return old["status"] != "removed" and old["bytes"] == entry.size and old["mtime"] == entry.mtime
 
 
@@ -198,7 +206,7 @@ def _row(image_id: int, entry: _Listed, info: dict) -> dict:
     return {"id": image_id, "path": entry.rel, "label": label_of(Path(entry.rel)), "mtime": entry.mtime, **info}
 
 
-def _content_changed(old: pd.Series, row: dict) -> bool:
+def _content_changed(old: dict, row: dict) -> bool:
     return not (_same(old["sha1"], row["sha1"]) and _same(old["status"], row["status"]))
 
 

@@ -59,7 +59,7 @@ def embed_images(model: torch.nn.Module, images: np.ndarray, rows: np.ndarray, m
         out[start:start + len(idx)] = feats
         if on_chunk is not None:
             on_chunk(start + len(idx))
-        report(progress, start + len(idx), len(rows), stage="embed")
+        report(progress, start + len(idx), len(rows), stage="embed", unit="img")
     if out is None:
         raise ValueError("no images to embed")
     return out

@@ -1,0 +1,1 @@
+"""End-to-end pipelines built from curate steps (they wire steps together; they implement nothing)."""
