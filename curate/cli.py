@@ -239,7 +239,7 @@ def cmd_app(args):
            "--server.address", args.host, "--server.port", str(args.port), "--browser.gatherUsageStats", "false",
            "--", "--workspace", str(ws.path)]
     print(f"serving {ws.path} at http://{args.host}:{args.port}  (Ctrl+C stops)")
-    return subprocess.call(cmd)
+    return subprocess.call(cmd, cwd=app.parent)  # so the repository's .streamlit/config.toml applies
 
 
 if __name__ == "__main__":

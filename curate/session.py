@@ -62,7 +62,7 @@ class OpenWorkspace:
             vector = self.embeddings[exclude]
             if not vector.any():
                 raise ValueError(f"image {exclude} has no embedding (status: {self.manifest['status'].iloc[exclude]})")
-        elif isinstance(query, (str, Path)):
+        elif isinstance(query, (str, Path)) or hasattr(query, "read"):
             vector = self.embed_file(query)
         else:
             vector = np.asarray(query, dtype=np.float32)

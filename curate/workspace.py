@@ -116,9 +116,10 @@ class Workspace:
     def duplicates(self) -> pd.DataFrame | None:
         return pd.read_parquet(self.duplicates_file) if self.duplicates_file.exists() else None
 
-    def image_path(self, image_id: int) -> Path:
-        """Absolute path of a manifest id, guaranteed to lie inside the image root."""
-        rel = self.manifest()["path"].iloc[int(image_id)]
+    def image_path(self, image_id: int, manifest: pd.DataFrame | None = None) -> Path:
+        """Absolute path of a manifest id, guaranteed to lie inside the image root (pass an already
+        loaded manifest to avoid re-reading it)."""
+        rel = (self.manifest() if manifest is None else manifest)["path"].iloc[int(image_id)]
         return resolve_inside(self.root, rel)
 
     def _need(self, file: Path, command: str) -> None:

@@ -2,6 +2,7 @@
 paths (search, basket, select + save, export, duplicates, colouring the map) do real work on disk."""
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
@@ -135,6 +136,11 @@ def test_basket_add_from_search_then_clear(app):
     assert_clean(app)
     assert basket_caption(app) == "Basket: **12** images"
     assert len(app.session_state["basket"]) == 12
+    app.radio(key="search_source").set_value("From the basket").run()  # search again from a basket image
+    assert_clean(app)
+    query, results = grid_captions(app)
+    assert query[0].startswith(f"#{app.session_state['basket'][-1]} ")
+    assert len(results) == 12
     open_page(app, "Explore")
     basket_grid = grid_captions(app)[-1]
     assert len(basket_grid) == 12
@@ -199,6 +205,16 @@ def test_export_copies_a_selection(app, built_workspace, tmp_path):
     manifest = pd.read_csv(tmp_path / "out" / "manifest.csv")
     chosen = pd.read_parquet(built_workspace / "selections" / "kcenter_100.parquet").sort_values("rank")
     assert manifest["id"].tolist() == chosen["id"].tolist()
+
+
+def test_download_csv_lists_the_selection_rows_in_rank_order(built_workspace):
+    from curate.ui.pages.export_page import manifest_csv  # the page module imports without running
+
+    ws = Workspace(built_workspace)
+    ids = pd.read_parquet(built_workspace / "selections" / "kcenter_100.parquet").sort_values("rank")["id"].tolist()
+    rows = pd.read_csv(io.BytesIO(manifest_csv(ws.manifest(), ids)))
+    assert rows["id"].tolist() == ids and rows["rank"].tolist() == list(range(100))
+    assert rows["path"].tolist() == ws.manifest()["path"].iloc[ids].tolist()
 
 
 def test_export_basket_saves_it_as_a_selection(monkeypatch, writable_workspace, tmp_path):

@@ -79,10 +79,18 @@ def wait_idle(page) -> None:
     page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(timeout=60_000)
 
 
+def images_loaded(page) -> None:
+    """Wait for every thumbnail to arrive, then check none is broken (each decodes to real pixels)."""
+    page.wait_for_function("Array.from(document.images).every(img => img.complete)", timeout=30_000)
+    broken = page.eval_on_selector_all('[data-testid="stImage"] img', "imgs => imgs.filter(i => !i.naturalWidth).length")
+    assert broken == 0, f"{broken} thumbnails failed to load"
+
+
 def shoot(page, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     wait_idle(page)
-    page.wait_for_timeout(1000)  # let images and lazily loaded charts paint
+    images_loaded(page)
+    page.wait_for_timeout(600)  # let lazily loaded charts paint
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 

@@ -3,7 +3,6 @@ everything chosen so far, which minimises the coverage radius within a factor of
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from curate.select.base import STRATEGIES
 
@@ -12,6 +11,8 @@ from curate.select.base import STRATEGIES
 def kcenter_greedy(vectors: np.ndarray, n: int, seed: int = 0, start: int | None = None) -> np.ndarray:
     """Greedy farthest-point ranking under Euclidean distance. First pick: `start`, else the point
     nearest the mean (a typical image, rather than an outlier)."""
+    import torch  # lazy: keeps `import curate` light for the app
+
     x = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))
     sq = (x * x).sum(1)
     first = int(start) if start is not None else int(((x - x.mean(0)) ** 2).sum(1).argmin())
@@ -29,6 +30,8 @@ def kcenter_greedy(vectors: np.ndarray, n: int, seed: int = 0, start: int | None
 
 def coverage_radius(vectors: np.ndarray, centres: np.ndarray) -> float:
     """Largest distance from any point to its nearest centre (what k-center minimises)."""
+    import torch
+
     x = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))
     c = x[torch.from_numpy(np.asarray(centres))]
     return float(torch.cdist(x, c).min(1).values.max())

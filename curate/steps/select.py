@@ -24,11 +24,16 @@ def save_selection(ws: Workspace, name: str, ids: np.ndarray, strategy: str, par
     return table
 
 
+def selection_metrics(vectors: np.ndarray, order: np.ndarray) -> dict:
+    """Summary figures saved with every selection (vectors: the pool; order: chosen rows)."""
+    return {"coverage_radius": coverage_radius(vectors, order), "pool": int(len(vectors))}
+
+
 def run_selection(ws: Workspace, n: int, strategy: str = "kcenter", name: str | None = None, seed: int = 0,
                   **params) -> pd.DataFrame:
     """Rank n images of the workspace with `strategy` and save them as selection `name`."""
     ids = indexed_rows(ws)
     vectors = np.asarray(ws.embeddings())[ids]
     order = rank(vectors, n, strategy, seed=seed, **params)
-    metrics = {"coverage_radius": coverage_radius(vectors, order), "pool": int(len(ids))}
+    metrics = selection_metrics(vectors, order)
     return save_selection(ws, name or f"{strategy}_{len(order)}", ids[order], strategy, params, seed, metrics=metrics)

@@ -19,8 +19,9 @@ import pandas as pd
 import streamlit as st
 
 from curate.select import select as rank
-from curate.select.kcenter import coverage_radius
 from curate.session import OpenWorkspace, open_workspace
+from curate.steps.index import indexed_rows
+from curate.steps.select import selection_metrics
 from curate.ui import map_figure, thumbnails
 from curate.workspace import Workspace, resolve_inside, safe_name
 
@@ -57,25 +58,17 @@ def _searcher(path: str, key: tuple) -> OpenWorkspace:
     return session
 
 
-def searcher_with_encoder(ws: Workspace) -> OpenWorkspace:
-    """`searcher(ws)` with its encoder loaded too (needed only to embed uploads)."""
-    return _searcher_with_encoder(str(ws.path), _search_files(ws), stamp(ws.encoder_file))
-
-
 @st.cache_resource(max_entries=2, show_spinner="Loading the encoder…")
 def _searcher_with_encoder(path: str, search_key: tuple, encoder_key: tuple) -> OpenWorkspace:
+    """`_searcher` with its encoder loaded too (needed only to embed uploads)."""
     session = _searcher(path, search_key)
-    session.encoder  # noqa: B018 - loaded once, under this cache's lock
+    session.encoder  # noqa: B018 - the one lazy load on the shared object, done once under this cache's lock
     return session
-
-
-def projection(ws: Workspace) -> np.ndarray:
-    """(N, 2) float32 map, NaN rows for images without an embedding (shared, read-only)."""
-    return _projection(str(ws.path), stamp(ws.projection_file))
 
 
 @st.cache_resource(max_entries=2, show_spinner="Loading the map…")
 def _projection(path: str, key: tuple) -> np.ndarray:
+    """(N, 2) float32 map, NaN rows for images without an embedding (read-only)."""
     xy = Workspace(path).projection()
     xy.setflags(write=False)
     return xy
@@ -192,10 +185,9 @@ def ranking(ws: Workspace, strategy: str, n: int, seed: int) -> dict:
 
 @st.cache_data(max_entries=16, show_spinner="Ranking images…")
 def _ranking(path: str, key: tuple, strategy: str, n: int, seed: int) -> dict:
-    vectors = _searcher(path, key).embeddings
-    pool = np.flatnonzero(np.any(vectors != 0, axis=1))  # ids with an embedding, as the index holds
+    pool = indexed_rows(Workspace(path))  # the same pool `curate select` ranks: ids with an embedding
+    vectors = _searcher(path, key).embeddings[pool]
     start = time.perf_counter()
-    order = rank(vectors[pool], n, strategy, seed=seed)
+    order = rank(vectors, n, strategy, seed=seed)
     seconds = time.perf_counter() - start
-    return {"ids": pool[order], "coverage_radius": coverage_radius(vectors[pool], order),
-            "pool": int(len(pool)), "seconds": seconds}
+    return {"ids": pool[order], "metrics": selection_metrics(vectors, order), "seconds": seconds}

@@ -35,9 +35,9 @@ def render(ws: Workspace) -> None:
 def preview(ws: Workspace, params: dict) -> None:
     result = cache.ranking(ws, params["strategy"], params["n"], params["seed"])
     ids = result["ids"]
-    st.subheader(f"Preview: {params['strategy']}, {len(ids):,} of {result['pool']:,} images")
+    st.subheader(f"Preview: {params['strategy']}, {len(ids):,} of {result['metrics']['pool']:,} images")
     cols = st.columns(3)
-    cols[0].metric("Coverage radius", f"{result['coverage_radius']:.3f}",
+    cols[0].metric("Coverage radius", f"{result['metrics']['coverage_radius']:.3f}",
                    help="Largest distance from any image to its nearest selected image (lower covers better).")
     all_labels = cache.manifest(ws)["label"]
     covered = all_labels.iloc[ids].nunique()
@@ -59,7 +59,7 @@ def save_form(ws: Workspace, params: dict, result: dict) -> None:
         st.warning(f"A selection named “{clean}” exists: tick “Replace” to overwrite it, or pick another name.")
         return
     save_selection(ws, clean, result["ids"], params["strategy"], {}, params["seed"],
-                   metrics={"coverage_radius": result["coverage_radius"], "pool": result["pool"]})
+                   metrics=result["metrics"])
     st.success(f"Saved {len(result['ids']):,} images as selection “{clean}” "
                f"({ws.selections_dir / (clean + '.parquet')}).", icon=":material/check_circle:")
 
