@@ -7,10 +7,16 @@ Stable Python API (DESIGN.md §4):
 """
 from __future__ import annotations
 
+import importlib
+
 __version__ = "0.1.0"
 
-from curate.quality.duplicates import near_duplicates
-from curate.select import select
-from curate.session import open_workspace
+# Resolved on first use, so `import curate.data...` does not pay for torch and faiss.
+_API = {"select": "curate.select", "near_duplicates": "curate.quality.duplicates", "open_workspace": "curate.session"}
+__all__ = [*_API, "__version__"]
 
-__all__ = ["near_duplicates", "open_workspace", "select", "__version__"]
+
+def __getattr__(name: str):
+    if name in _API:
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'curate' has no attribute {name!r}")
