@@ -19,7 +19,7 @@ import torch
 from bench.context import Context
 from bench.measure import timed_loop
 from bench.report import BenchResult
-from curate.models import BackboneSpec, build_backbone, feature_dim
+from curate.models import BackboneSpec, build_backbone
 from curate.pretext import MultiTask, parse_task
 from curate.train.config import auto_stem
 from curate.train import TrainConfig, train
@@ -75,7 +75,7 @@ def limit_speed(ctx: Context, precision: str) -> float:
     cfg, device = train_config(ctx, precision), ctx.device
     torch.manual_seed(cfg.seed)
     backbone = build_backbone(BackboneSpec(cfg.backbone, cfg.stem)).to(device).train()
-    tasks = MultiTask(cfg.tasks, feature_dim(backbone), cfg.image_size).to(device).train()
+    tasks = MultiTask(cfg.tasks, backbone, cfg.image_size).to(device).train()
     optimizer = make_optimizer(list(backbone.parameters()) + list(tasks.parameters()), cfg)
     autocast = autocast_factory(device, precision)
     pixels = torch.rand(cfg.batch_size, 3, cfg.image_size, cfg.image_size, device=device)

@@ -75,34 +75,38 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _train_options(c: argparse.ArgumentParser) -> None:
+    c.add_argument("--preset", help="training preset: a task name (its recipe in curate/pretext/presets) or a YAML file")
     c.add_argument("--task", action="append", metavar="NAME[:WEIGHT]", help="pretext task, repeatable (default simclr)")
-    c.add_argument("--backbone", default="resnet18")
+    c.add_argument("--backbone", help="backbone architecture (default resnet18)")
     c.add_argument("--image-size", type=int, help="training resolution (default: from the images)")
     budget = c.add_mutually_exclusive_group()
     budget.add_argument("--minutes", type=float, help="wall-clock training budget (default 10)")
     budget.add_argument("--epochs", type=float)
-    c.add_argument("--batch-size", type=int, default=256)
+    c.add_argument("--batch-size", type=int)
     c.add_argument("--lr", type=float, help="learning rate per 256 images")
     c.add_argument("--optimizer", choices=["sgd", "adamw"])
-    c.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
+    c.add_argument("--precision", choices=["auto", "bf16", "fp32"])
     c.add_argument("--holdout", type=float, help="fraction held out of training for `curate eval` "
                                                   "(default 0.1 when images are in class folders, else 0)")
-    c.add_argument("--device", default="auto")
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--device", help="auto (default), cpu or cuda")
+    c.add_argument("--seed", type=int)
 
 
 def _train_config(args, ws):
+    """Preset (if any), then the flags given on the command line on top."""
     from curate.data.manifest import labels
     from curate.pretext import parse_task
-    from curate.train import TrainConfig
+    from curate.train.presets import config_from_dict, load_preset
 
-    cfg = TrainConfig(tasks=[parse_task(t) for t in (args.task or ["simclr"])], backbone=args.backbone,
-                      image_size=args.image_size, minutes=args.minutes, epochs=args.epochs, batch_size=args.batch_size,
-                      precision=args.precision, device=args.device, seed=args.seed)
-    if args.lr is not None:
-        cfg.lr = args.lr
-    if args.optimizer:
-        cfg.optimizer = args.optimizer
+    cfg = config_from_dict(load_preset(args.preset) if args.preset else {})
+    if args.task:
+        cfg.tasks = [parse_task(t) for t in args.task]
+    flags = {"backbone": args.backbone, "image_size": args.image_size, "minutes": args.minutes, "epochs": args.epochs,
+             "batch_size": args.batch_size, "lr": args.lr, "optimizer": args.optimizer, "precision": args.precision,
+             "device": args.device, "seed": args.seed}
+    for key, value in flags.items():
+        if value is not None:
+            setattr(cfg, key, value)
     cfg.holdout = args.holdout if args.holdout is not None else (0.1 if labels(ws.manifest()) is not None else 0.0)
     return cfg
 

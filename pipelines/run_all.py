@@ -5,13 +5,11 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 from pathlib import Path
 
 import yaml
 
-from curate.pretext import TaskSpec
 from curate.progress import tqdm_progress
 from curate.steps.dedup import dedup
 from curate.steps.embed import embed
@@ -19,7 +17,7 @@ from curate.steps.index import build_projection, build_workspace_index
 from curate.steps.scan import scan
 from curate.steps.select import run_selection
 from curate.steps.train import train
-from curate.train import TrainConfig
+from curate.train.presets import config_from_dict
 
 PRESETS = Path(__file__).parent / "presets"
 SECTIONS = {"train", "map", "dedup", "select"}
@@ -38,24 +36,15 @@ def load_preset(path: Path, overrides: list[str] = ()) -> dict:
     unknown = set(preset) - SECTIONS
     if unknown:
         raise ValueError(f"unknown preset section(s) {sorted(unknown)}; known: {sorted(SECTIONS)}")
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    bad = set(preset.get("train", {})) - fields
-    if bad:
-        raise ValueError(f"unknown train setting(s) {sorted(bad)}; known: {sorted(fields)}")
+    config_from_dict(preset.get("train", {}))  # validates the train section early
     return preset
-
-
-def train_config(section: dict) -> TrainConfig:
-    section = dict(section)
-    tasks = [TaskSpec(**t) if isinstance(t, dict) else TaskSpec(t) for t in section.pop("tasks", ["simclr"])]
-    return TrainConfig(tasks=tasks, **section)
 
 
 def run_all(images: Path, workspace: Path, preset: dict) -> None:
     with tqdm_progress("pipeline") as bar:
         ws, summary = scan(images, workspace, progress=bar)
         logging.info("scan: %s", summary.line())
-        train(ws, train_config(preset.get("train", {})), progress=bar)
+        train(ws, config_from_dict(preset.get("train", {})), progress=bar)
         embed(ws, progress=bar)
     build_workspace_index(ws)
     build_projection(ws, preset.get("map", {}).get("method", "auto"))

@@ -20,6 +20,7 @@ def _images(b=8, s=32):
 @pytest.mark.parametrize("name", TASKS.names())
 def test_task_contract(name, backbone):
     task = build_task(TaskSpec(name), feature_dim(backbone), 32)
+    task.setup(backbone)
     views, targets = task.build_views(_images(), torch.Generator().manual_seed(1))
     assert isinstance(views, list) and all(v.shape[0] == 8 and v.shape[1] == 3 for v in views)
     losses = task.loss(task(backbone, views), targets)
@@ -32,7 +33,7 @@ def test_task_contract(name, backbone):
 
 
 def test_multitask_weights_and_logs_each_task(backbone):
-    mt = MultiTask([TaskSpec("simclr", 1.0), TaskSpec("rotation", 0.5)], feature_dim(backbone), 32)
+    mt = MultiTask([TaskSpec("simclr", 1.0), TaskSpec("rotation", 0.5)], backbone, 32)
     logs = mt.step_losses(backbone, _images(), torch.Generator().manual_seed(0))
     expected = logs["simclr/loss"] + 0.5 * logs["rotation/loss"]
     assert torch.isclose(logs["loss"], expected)
@@ -60,3 +61,12 @@ def test_rotation_rotates_each_sample_by_its_target():
     k = torch.tensor([1, 3])
     out = rotate_batch(x, k)
     assert torch.equal(out[0], torch.rot90(x[0], 1, (1, 2))) and torch.equal(out[1], torch.rot90(x[1], 3, (1, 2)))
+
+
+def test_every_task_has_a_preset_that_builds_a_config():
+    from curate.train.presets import config_from_dict, load_preset, preset_names
+
+    assert set(TASKS.names()) <= set(preset_names())
+    for name in TASKS.names():
+        cfg = config_from_dict(load_preset(name))
+        assert cfg.tasks[0].name == name

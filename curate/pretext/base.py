@@ -5,7 +5,9 @@ A task owns its heads (it is an nn.Module); the backbone is shared and passed in
   out = task(backbone, views)                             # heads applied to backbone features
   losses = task.loss(out, targets)                        # dict with "loss" (+ metrics)
   task.on_step_end(backbone, progress)                    # optional, e.g. EMA teachers
-A new task is one file: a subclass with a `Config` dataclass, decorated `@TASKS.register(name)`.
+`task.setup(backbone)` runs once before training (e.g. to copy the backbone into a frozen teacher;
+parameters with requires_grad=False are not optimised). A new task is one file: a subclass with a
+`Config` dataclass, decorated `@TASKS.register(name)`, plus its preset `presets/<name>.yaml`.
 """
 from __future__ import annotations
 
@@ -42,6 +44,9 @@ class PretextTask(nn.Module):
 
     def loss(self, out: Any, targets: Any) -> dict[str, torch.Tensor]:
         raise NotImplementedError
+
+    def setup(self, backbone: nn.Module) -> None:
+        """Called once with the shared backbone before training starts."""
 
     def on_step_end(self, backbone: nn.Module, progress: float) -> None:
         """Called after each optimiser step with training progress in [0, 1]."""
@@ -85,15 +90,20 @@ def build_task(spec: TaskSpec, feature_dim: int, image_size: int) -> PretextTask
 class MultiTask(nn.Module):
     """Weighted sum of pretext tasks sharing one backbone; logs every task's own losses."""
 
-    def __init__(self, specs: list[TaskSpec], feature_dim: int, image_size: int):
+    def __init__(self, specs: list[TaskSpec], backbone: nn.Module, image_size: int):
         super().__init__()
+        from curate.models import feature_dim  # here: models import nothing from pretext, keep it so
+
         if not specs:
             raise ValueError("at least one pretext task is needed")
         names = [s.name for s in specs]
         if len(set(names)) != len(names):
             raise ValueError(f"a task is listed twice: {names}")
         self.weights = {s.name: s.weight for s in specs}
-        self.tasks = nn.ModuleDict({s.name: build_task(s, feature_dim, image_size) for s in specs})
+        dim = feature_dim(backbone)
+        self.tasks = nn.ModuleDict({s.name: build_task(s, dim, image_size) for s in specs})
+        for task in self.tasks.values():
+            task.setup(backbone)
 
     def step_losses(self, backbone: nn.Module, images: torch.Tensor, generator=None, autocast=None) -> dict[str, torch.Tensor]:
         """Total weighted loss under "loss", each task's figures under "<task>/<key>"."""

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from curate import storage
-from curate.models import BackboneSpec, build_backbone, feature_dim
+from curate.models import BackboneSpec, build_backbone
 from curate.pretext import MultiTask
 from curate.progress import Progress, report
 from curate.train.config import TrainConfig
@@ -38,6 +38,7 @@ class TrainResult:
 
 
 def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in params if p.requires_grad]  # frozen teachers are updated by their task, not here
     lr = cfg.lr * cfg.batch_size / 256
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=cfg.weight_decay, nesterov=True)
@@ -69,7 +70,7 @@ def train(images: np.ndarray, train_ids: np.ndarray, cfg: TrainConfig, out_dir: 
     autocast = autocast_factory(device, cfg.precision)
     torch.manual_seed(cfg.seed)
     backbone = build_backbone(BackboneSpec(cfg.backbone, cfg.stem or "small")).to(device)
-    tasks = MultiTask(cfg.tasks, feature_dim(backbone), images.shape[1]).to(device)
+    tasks = MultiTask(cfg.tasks, backbone, images.shape[1]).to(device)
     optimizer = make_optimizer(list(backbone.parameters()) + list(tasks.parameters()), cfg)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     budget_s = cfg.minutes * 60 if cfg.minutes is not None else None

@@ -1,0 +1,37 @@
+"""Training presets: YAML files of TrainConfig fields, one per pretext task (`curate train --preset NAME`)."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import yaml
+
+from curate.pretext.base import TaskSpec, parse_task
+from curate.train.config import TrainConfig
+
+PRESET_DIR = Path(__file__).resolve().parent.parent / "pretext" / "presets"
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def load_preset(name_or_path: str | Path) -> dict:
+    """The dict of a preset given by task name (a file in curate/pretext/presets) or by path."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = PRESET_DIR / f"{name_or_path}.yaml"
+    if not path.exists():
+        raise FileNotFoundError(f"no preset {name_or_path!r}; built-in presets: {', '.join(preset_names())}")
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def config_from_dict(d: dict) -> TrainConfig:
+    """A TrainConfig from plain values, rejecting unknown fields by name; tasks as dicts or 'name:weight'."""
+    d = dict(d)
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = set(d) - known
+    if unknown:
+        raise ValueError(f"unknown training setting(s) {sorted(unknown)}; known: {sorted(known)}")
+    tasks = [TaskSpec(**t) if isinstance(t, dict) else parse_task(str(t)) for t in d.pop("tasks", ["simclr"])]
+    return TrainConfig(tasks=tasks, **d)
