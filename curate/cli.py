@@ -14,7 +14,7 @@ log = logging.getLogger("curate")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
-    for noisy in ("numba", "matplotlib", "PIL", "streamlit"):
+    for noisy in ("numba", "matplotlib", "PIL", "streamlit", "faiss.loader"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         result = args.func(args)
@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--name", help="selection name (default: STRATEGY_N)")
     c.add_argument("--seed", type=int, default=0)
     c = command("dedup", cmd_dedup, "exact and near-duplicate groups")
-    c.add_argument("--threshold", type=float, default=None, help="cosine similarity for near duplicates (default 0.95)")
+    c.add_argument("--threshold", type=float, default=None,
+                   help="cosine similarity for near duplicates (default: calibrated on the data, see duplicates.json)")
     c = command("export", cmd_export, "copy, link or list a selection into a folder")
     c.add_argument("--selection", required=True)
     c.add_argument("--to", type=Path, required=True)
@@ -199,14 +200,16 @@ def cmd_select(args):
 
 
 def cmd_dedup(args):
-    from curate.steps.dedup import DEFAULT_THRESHOLD, dedup
+    from curate import storage
+    from curate.steps.dedup import dedup
     from curate.workspace import Workspace
 
     ws = Workspace(args.workspace).require()
-    table = dedup(ws, args.threshold if args.threshold is not None else DEFAULT_THRESHOLD)
+    table = dedup(ws, args.threshold)
+    threshold = storage.read_json(ws.sidecar(ws.duplicates_file))["threshold"]
     kinds = table.groupby("kind")["group"].nunique().to_dict() if len(table) else {}
     print(f"{kinds.get('exact', 0)} exact and {kinds.get('near', 0)} near-duplicate groups "
-          f"({len(table)} images) -> {ws.duplicates_file}")
+          f"({len(table)} images) at cosine >= {threshold:.3f} -> {ws.duplicates_file}")
 
 
 def cmd_export(args):

@@ -48,7 +48,7 @@ def run_all(images: Path, workspace: Path, preset: dict) -> None:
         embed(ws, progress=bar)
     build_workspace_index(ws)
     build_projection(ws, preset.get("map", {}).get("method", "auto"))
-    dedup(ws, preset.get("dedup", {}).get("threshold", 0.95))
+    dedup(ws, preset.get("dedup", {}).get("threshold"))
     for sel in preset.get("select", []):
         run_selection(ws, **sel)
 

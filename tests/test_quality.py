@@ -28,3 +28,24 @@ def test_groups_table_keeps_largest_and_does_not_repeat_exact_members():
     near = table[table.kind == "near"]
     assert set(near.id) == {13, 14} and near.set_index("id").keeper[14]  # 0,1 are exact already: group left with 1 member dropped
     assert table.group.nunique() == 2
+
+
+def test_groups_do_not_chain_through_slightly_similar_images():
+    # a chain 0-1-2-...-9 where each neighbour pair is above the threshold but the ends are far apart
+    angles = np.linspace(0, 0.9, 10)
+    x = np.stack([np.cos(angles), np.sin(angles)], 1).astype(np.float32)
+    groups = curate.near_duplicates(x, threshold=float(np.cos(0.11)))
+    assert all(len(g) <= 3 for g in groups) and sum(len(g) for g in groups) >= 6
+
+
+def test_calibrated_threshold_sits_above_typical_neighbours_and_finds_planted_copies():
+    from curate.quality import calibrated_threshold
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2000, 64)).astype(np.float32)
+    x[:20] = x[20:40] + 0.02 * rng.normal(size=(20, 64))  # 20 planted near copies
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    t = calibrated_threshold(x)
+    assert 0.9 <= t <= 0.995
+    groups = curate.near_duplicates(x, t)
+    assert sorted(tuple(g) for g in groups) == [(i, i + 20) for i in range(20)]

@@ -18,10 +18,12 @@ def exact_duplicates(hashes: list[str | None]) -> list[list[int]]:
 
 
 def near_duplicates(vectors: np.ndarray, threshold: float = 0.95) -> list[list[int]]:
-    """Connected groups of rows whose cosine similarity is >= threshold (vectors L2-normalised).
+    """Groups of rows whose cosine similarity to the group's leader is >= threshold (vectors L2-normalised).
 
-    FAISS range search finds every pair above the threshold without an N x N matrix; groups are
-    the connected components of those pairs (union-find), sorted by size, largest first.
+    FAISS range search finds every pair above the threshold without an N x N matrix. Groups are
+    formed around leaders (the rows with most such neighbours first), not as connected components:
+    chains of slightly-similar images would otherwise merge into one giant "duplicate" group.
+    Sorted by size, largest first.
     """
     x = np.ascontiguousarray(vectors, dtype=np.float32)
     if len(x) < 2:
@@ -29,23 +31,35 @@ def near_duplicates(vectors: np.ndarray, threshold: float = 0.95) -> list[list[i
     index = faiss.IndexFlatIP(x.shape[1])
     index.add(x)
     lims, _, nbrs = index.range_search(x, float(threshold))
-    parent = np.arange(len(x))
+    degree = np.diff(lims)
+    group_of = np.full(len(x), -1)
+    groups: list[list[int]] = []
+    for leader in np.lexsort((np.arange(len(x)), -degree)):
+        if group_of[leader] >= 0 or degree[leader] <= 1:  # a row always matches itself
+            continue
+        members = [int(j) for j in nbrs[lims[leader]:lims[leader + 1]] if group_of[j] < 0]
+        if len(members) > 1:
+            group_of[members] = len(groups)
+            groups.append(sorted(members))
+    return sorted(groups, key=lambda g: (-len(g), g[0]))
 
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
 
-    for i in range(len(x)):
-        for j in nbrs[lims[i]:lims[i + 1]]:
-            ri, rj = find(i), find(int(j))
-            if ri != rj:
-                parent[max(ri, rj)] = min(ri, rj)
-    groups: dict[int, list[int]] = defaultdict(list)
-    for i in range(len(x)):
-        groups[find(i)].append(i)
-    return sorted((g for g in groups.values() if len(g) > 1), key=lambda g: (-len(g), g[0]))
+def calibrated_threshold(vectors: np.ndarray, low: float = 0.9, high: float = 0.995) -> float:
+    """A near-duplicate cosine threshold from the data: far above the typical nearest-neighbour similarity.
+
+    Near duplicates are the high outliers of the nearest-neighbour similarity distribution, so the
+    threshold is its median + 5 robust standard deviations (MAD), kept within [low, high].
+    """
+    x = np.ascontiguousarray(vectors, dtype=np.float32)
+    if len(x) < 3:
+        return high
+    index = faiss.IndexFlatIP(x.shape[1])
+    index.add(x)
+    sims, _ = index.search(x, 2)
+    nearest = sims[:, 1]
+    median = float(np.median(nearest))
+    mad = 1.4826 * float(np.median(np.abs(nearest - median)))
+    return float(np.clip(median + 5 * mad, low, high))
 
 
 def groups_table(exact: list[list[int]], near: list[list[int]], ids: np.ndarray, pixels: np.ndarray) -> pd.DataFrame:

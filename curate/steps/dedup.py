@@ -6,21 +6,25 @@ import pandas as pd
 
 from curate import storage
 from curate.data.manifest import ok_mask
-from curate.quality import exact_duplicates, groups_table, near_duplicates
+from curate.quality import calibrated_threshold, exact_duplicates, groups_table, near_duplicates
 from curate.workspace import Workspace, now
 
-DEFAULT_THRESHOLD = 0.95
 
-
-def dedup(ws: Workspace, threshold: float = DEFAULT_THRESHOLD) -> pd.DataFrame:
+def dedup(ws: Workspace, threshold: float | None = None) -> pd.DataFrame:
+    """Exact and near-duplicate groups; `threshold` (cosine) defaults to one calibrated on the data."""
+    calibrated = threshold is None
     manifest = ws.manifest()
     rows = np.flatnonzero(ok_mask(manifest))
     sub = manifest.iloc[rows]
     exact = exact_duplicates(sub["sha1"].astype(object).tolist())
-    near = near_duplicates(np.asarray(ws.embeddings())[rows], threshold) if ws.embeddings_file.exists() else []
+    near = []
+    if ws.embeddings_file.exists():
+        vectors = np.asarray(ws.embeddings())[rows]
+        threshold = calibrated_threshold(vectors) if threshold is None else threshold
+        near = near_duplicates(vectors, threshold)
     pixels = (sub["width"] * sub["height"]).to_numpy()
     table = groups_table(exact, near, rows, pixels)
     storage.write_parquet(ws.duplicates_file, table)
-    storage.write_json(ws.sidecar(ws.duplicates_file), {"threshold": threshold, "created": now(),
+    storage.write_json(ws.sidecar(ws.duplicates_file), {"threshold": threshold, "calibrated": calibrated, "created": now(),
                                                         "groups": int(table["group"].nunique())})
     return table
