@@ -15,6 +15,13 @@ from curate.train.device import autocast_factory, pick_device
 from curate.transforms import normalize, to_float
 
 
+def backbone_spec(config: dict) -> BackboneSpec:
+    """The BackboneSpec a config.json describes (its `backbone` entry; older configs: architecture + stem)."""
+    if "backbone" in config:
+        return BackboneSpec.from_dict(config["backbone"])
+    return BackboneSpec(config["architecture"], config["stem"], config.get("image_size"))
+
+
 def load_encoder(encoder_file: str | Path, device: str = "auto") -> tuple[torch.nn.Module, dict]:
     """(backbone in eval mode, its config.json) from `.../encoder.pt` and the config beside it."""
     encoder_file = Path(encoder_file)
@@ -24,7 +31,7 @@ def load_encoder(encoder_file: str | Path, device: str = "auto") -> tuple[torch.
     if not config_file.exists():
         raise FileNotFoundError(f"{config_file} missing: an encoder needs its config.json beside it")
     config = storage.read_json(config_file)
-    model = build_backbone(BackboneSpec(config["architecture"], config["stem"]))
+    model = build_backbone(backbone_spec(config))
     model.load_state_dict(torch.load(encoder_file, map_location="cpu", weights_only=True))
     return model.to(pick_device(device)).eval(), config
 

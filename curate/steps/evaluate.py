@@ -8,9 +8,9 @@ from curate import storage
 from curate.data.cache import image_cache
 from curate.data.manifest import labels as manifest_labels, ok_mask
 from curate.data.split import holdout_mask
-from curate.embed.encoder import embed_images
+from curate.embed.encoder import backbone_spec, embed_images
 from curate.evaluate import weighted_knn
-from curate.models import BackboneSpec, build_backbone
+from curate.models import build_backbone
 from curate.progress import Progress
 from curate.workspace import Workspace, now
 
@@ -46,7 +46,7 @@ def evaluate(ws: Workspace, random_baseline: bool = True, progress: Progress | N
 def _random_init_knn(ws, config, manifest, train, test, y, progress) -> float:
     """Same protocol on the same architecture with random weights: the floor training must beat."""
     torch.manual_seed(0)
-    model = build_backbone(BackboneSpec(config["architecture"], config["stem"])).eval()
+    model = build_backbone(backbone_spec(config)).eval()
     images = image_cache(ws.root, manifest, config["image_size"], ws.cache_dir)
     rows = np.flatnonzero(train | test)
     norm = config["normalization"]

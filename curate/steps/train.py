@@ -9,6 +9,8 @@ from curate import storage
 from curate.data.cache import image_cache
 from curate.data.manifest import fingerprint, ok_mask
 from curate.data.split import holdout_mask
+from curate.models import BackboneSpec
+from curate.models.vit import VIT_SIZES, vit_stem
 from curate.progress import Progress
 from curate.train import TrainConfig, TrainResult, train as train_loop
 from curate.train.config import auto_image_size, auto_stem
@@ -24,7 +26,9 @@ def resolve_config(ws: Workspace, cfg: TrainConfig) -> TrainConfig:
     ok = manifest[ok_mask(manifest)]
     if cfg.image_size is None:
         cfg.image_size = auto_image_size(float(np.median(np.minimum(ok["width"], ok["height"]))))
-    if cfg.stem is None:
+    if cfg.backbone in VIT_SIZES:  # a ViT's stem is its patch size, which here fixes the token grid
+        cfg.stem = vit_stem(cfg.image_size, cfg.stem)
+    elif cfg.stem is None:
         cfg.stem = auto_stem(cfg.image_size)
     if cfg.minutes is None and cfg.epochs is None:
         cfg.minutes = 10.0
@@ -48,6 +52,7 @@ def train(ws: Workspace, cfg: TrainConfig, resume: bool = False, progress: Progr
     storage.save_torch(ws.encoder_file, {k: v.contiguous() for k, v in result.backbone.state_dict().items()})
     storage.write_json(ws.model_dir / "config.json", {
         "architecture": cfg.backbone, "stem": cfg.stem, "image_size": cfg.image_size,
+        "backbone": BackboneSpec(cfg.backbone, cfg.stem, cfg.image_size).to_dict(),
         "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
         "tasks": [t.to_dict() for t in cfg.tasks], "budget": {"minutes": cfg.minutes, "epochs": cfg.epochs},
         "trained": {"steps": result.steps, "images_seen": result.images_seen, "elapsed_s": round(result.elapsed_s, 1),
