@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: work done so far is saved; rerun the command (with --resume for train) to continue",
               file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, PermissionError, FileExistsError, RuntimeError) as err:
+    except (ValueError, FileNotFoundError, PermissionError, FileExistsError, RuntimeError, FloatingPointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
@@ -67,8 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--selection", required=True)
     c.add_argument("--to", type=Path, required=True)
     c.add_argument("--mode", choices=["copy", "symlink", "list"], default="copy")
-    c = command("eval", cmd_eval, "representation report (kNN on a held-out split) when labels exist")
+    c = command("eval", cmd_eval, "representation report (kNN, linear probe, k-means NMI, per-layer probes, "
+                                  "invariance, pretext accuracy) on a held-out split when labels exist")
     c.add_argument("--no-baseline", action="store_true", help="skip the random-weights baseline")
+    c.add_argument("--quick", action="store_true", help="skip the per-layer probes and the invariance test")
     c = command("app", cmd_app, "serve the browser app on a workspace")
     c.add_argument("--port", type=int, default=8501)
     c.add_argument("--host", default="localhost")
@@ -99,9 +101,12 @@ def _train_config(args, ws):
     from curate.pretext import parse_task
     from curate.train.presets import config_from_dict, load_preset
 
-    cfg = config_from_dict(load_preset(args.preset) if args.preset else {})
-    if args.task:
-        cfg.tasks = [parse_task(t) for t in args.task]
+    tasks = [parse_task(t) for t in args.task] if args.task else None
+    # no --preset: the recipe of the (first) task asked for, since e.g. vicreg diverges under simclr's SGD
+    preset = args.preset or (tasks[0].name if tasks else None)
+    cfg = config_from_dict(load_preset(preset) if preset else {})
+    if tasks:
+        cfg.tasks = [t if t.params or preset != t.name else _with_preset_params(t, cfg) for t in tasks]
     flags = {"backbone": args.backbone, "image_size": args.image_size, "minutes": args.minutes, "epochs": args.epochs,
              "batch_size": args.batch_size, "lr": args.lr, "optimizer": args.optimizer, "precision": args.precision,
              "device": args.device, "seed": args.seed}
@@ -110,6 +115,14 @@ def _train_config(args, ws):
             setattr(cfg, key, value)
     cfg.holdout = args.holdout if args.holdout is not None else (0.1 if labels(ws.manifest()) is not None else 0.0)
     return cfg
+
+
+def _with_preset_params(task, cfg):
+    """`--task NAME:W` keeps the parameters the preset gives NAME, with the weight from the flag."""
+    from curate.pretext import TaskSpec
+
+    params = next((t.params for t in cfg.tasks if t.name == task.name), {})
+    return TaskSpec(task.name, task.weight, dict(params))
 
 
 def _bar(desc: str, unit: str = "img"):
@@ -223,16 +236,19 @@ def cmd_export(args):
 
 
 def cmd_eval(args):
+    from curate.evaluate.summary import summary_table
     from curate.steps.evaluate import evaluate
     from curate.workspace import Workspace
 
     ws = Workspace(args.workspace).require()
-    with _bar("random-init baseline") as bar:
-        report = evaluate(ws, random_baseline=not args.no_baseline, progress=bar)
-    line = f"kNN top-1 {report['knn_top1']:.2%} on {report['test_images']} held-out images"
-    if "knn_top1_random_init" in report:
-        line += f" (random weights: {report['knn_top1_random_init']:.2%})"
-    print(line + f" -> {ws.reports_dir / 'eval.json'}")
+    with _bar("eval", "stage") as bar:
+        report = evaluate(ws, random_baseline=not args.no_baseline, quick=args.quick, progress=bar)
+    print(summary_table(report))
+    for part, why in report.get("skipped", {}).items():
+        print(f"  {part}: {why}")
+    print(f"{report['train_images']:,} train / {report['test_images']:,} held-out images, {report['classes']} classes, "
+          f"{report['speed']['eval_seconds']:.0f}s -> {ws.reports_dir / 'eval.json'} "
+          f"(+{len(report.get('plots', {}))} PNGs)")
 
 
 def cmd_app(args):

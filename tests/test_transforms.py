@@ -67,3 +67,17 @@ def test_blur_preserves_mean_and_reduces_variance():
 def test_normalize_is_channels_last():
     x = normalize(to_float(_batch()))
     assert x.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_solarize_inverts_bright_pixels_only_and_is_off_by_default():
+    from curate.transforms.views import random_solarize
+
+    x = to_float(_batch())
+    out = random_solarize(x, p=1.0)
+    assert torch.equal(out, torch.where(x >= 0.5, 1 - x, x))
+    assert torch.equal(random_solarize(x, p=0.0), x)
+    assert ViewConfig().solarize == 0.0
+    # solarisation comes last and draws after everything else: the rest of the view is unchanged
+    plain = make_views(x, ViewConfig(), torch.Generator().manual_seed(5))
+    solar = make_views(x, ViewConfig(solarize=1.0), torch.Generator().manual_seed(5))
+    assert torch.equal(solar, torch.where(plain >= 0.5, 1 - plain, plain))

@@ -1,4 +1,9 @@
-"""Representation quality the way the SSL literature measures it."""
-from curate.evaluate.knn import weighted_knn
+"""Representation quality the way the SSL literature measures it (DESIGN.md §5).
 
-__all__ = ["weighted_knn"]
+One concept per module, arrays in and numbers out: knn, linear_probe, clustering, layers,
+invariance, pretext, speed; protocol composes them over a held-out split; plots draws the report.
+"""
+from curate.evaluate.knn import weighted_knn
+from curate.evaluate.linear_probe import linear_probe
+
+__all__ = ["linear_probe", "weighted_knn"]

@@ -36,6 +36,7 @@ class ViewConfig:
     grayscale: float = 0.2
     blur: float = 0.0  # probability of Gaussian blur (SimCLR uses 0.5 on ImageNet, none on CIFAR)
     blur_sigma: tuple[float, float] = (0.1, 2.0)
+    solarize: float = 0.0  # probability of solarization (BYOL/DINO use 0.2 on one of the two views)
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:
@@ -58,6 +59,8 @@ def make_views(x: torch.Tensor, cfg: ViewConfig, generator: torch.Generator | No
     x = colour_jitter(x, cfg, generator)
     if cfg.blur > 0:
         x = random_blur(x, cfg.blur, cfg.blur_sigma, generator)
+    if cfg.solarize > 0:  # drawn only when asked for, so other recipes keep their random streams
+        x = random_solarize(x, cfg.solarize, generator)
     return x
 
 
@@ -136,3 +139,10 @@ def random_blur(x: torch.Tensor, p: float, sigma=(0.1, 2.0), generator=None) -> 
     flat = F.conv2d(F.pad(flat, (k // 2, k // 2, 0, 0), mode="reflect"), kern.view(b * c, 1, 1, k), groups=b * c)
     flat = F.conv2d(F.pad(flat, (0, 0, k // 2, k // 2), mode="reflect"), kern.view(b * c, 1, k, 1), groups=b * c)
     return flat.view(b, c, hgt, wid)
+
+
+def random_solarize(x: torch.Tensor, p: float, generator=None, threshold: float = 0.5) -> torch.Tensor:
+    """Invert pixels at or above `threshold` (PIL's solarize) in a random subset (probability p) of a (B, 3, H, W) batch in [0, 1]."""
+    chosen = torch.rand(x.shape[0], generator=generator, device=x.device) < p
+    solarized = torch.where(x >= threshold, 1.0 - x, x)
+    return torch.where(chosen.view(-1, 1, 1, 1), solarized, x)

@@ -157,6 +157,18 @@ def _json_file(file: str, key: tuple) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def report_png(ws: Workspace, name: str) -> bytes | None:
+    """The bytes of reports/<name> (a PNG `curate eval` wrote), or None when absent."""
+    file = ws.reports_dir / Path(name).name  # a bare file name: nothing outside reports/ is read
+    return _report_png(str(file), stamp(file))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _report_png(file: str, key: tuple) -> bytes | None:
+    path = Path(file)
+    return path.read_bytes() if path.exists() else None
+
+
 def thumbnail(ws: Workspace, image_id: int, size: int = thumbnails.THUMB_SIZE) -> bytes:
     """PNG thumbnail of manifest id `image_id`, read only from inside the image root."""
     rel = str(manifest(ws)["path"].iloc[int(image_id)])

@@ -4,11 +4,18 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from curate.evaluate.summary import summary_rows
 from curate.ui import cache
 from curate.ui.guard import run_page
 from curate.workspace import Workspace
 
 MAX_LABEL_BARS = 50
+EVAL_METRICS = [  # label, report key, number format (the random-weights figure, if any, is `<key>_random_init`)
+    ("kNN top-1", "knn_top1", ".1%"), ("Linear probe top-1", "linear_probe_top1", ".1%"),
+    ("k-means NMI", "kmeans_nmi", ".3f"), ("k-means ARI", "kmeans_ari", ".3f"),
+]
+EVAL_PLOTS = [("summary", "Trained vs random weights"), ("layer_probes", "Per-layer linear probes"),
+              ("training_curves", "Training losses"), ("embedding_map", "2-D map by label")]
 
 
 def render(ws: Workspace) -> None:
@@ -107,15 +114,30 @@ def show_eval(ws: Workspace) -> None:
     if report is None:
         st.info(f"No evaluation report yet: run `curate eval -w {ws.path}` (needs labelled images).")
         return
-    cols = st.columns(4)
-    if "knn_top1" in report:
-        cols[0].metric("kNN top-1", f"{report['knn_top1']:.1%}")
-    if "knn_top1_random_init" in report:
-        cols[1].metric("Random weights", f"{report['knn_top1_random_init']:.1%}",
-                       delta=f"{report.get('knn_top1', 0) - report['knn_top1_random_init']:+.1%} trained")
-    cols[2].metric("Test images", f"{report.get('test_images', 0):,}")
-    cols[3].metric("Classes", f"{report.get('classes', 0):,}")
-    st.caption(report.get("protocol", ""))
+    cols = st.columns(6)
+    for col, (label, key, fmt) in zip(cols, EVAL_METRICS):
+        if key in report:
+            base = report.get(f"{key}_random_init")
+            delta = None if base is None else f"{report[key] - base:+{fmt}} vs random weights"
+            col.metric(label, f"{report[key]:{fmt}}", delta=delta)
+    cols[4].metric("Test images", f"{report.get('test_images', 0):,}")
+    cols[5].metric("Classes", f"{report.get('classes', 0):,}")
+    st.caption(f"{report.get('protocol', '')} · created {report.get('created', '?')}")
+    rows = summary_rows(report)
+    if len(rows) > 1:
+        st.dataframe(pd.DataFrame(rows, columns=["metric", "trained", "random init"]), hide_index=True)
+    for part, why in (report.get("skipped") or {}).items():
+        st.caption(f"{part}: {why}")
+    show_eval_plots(ws, report.get("plots") or {})
+
+
+def show_eval_plots(ws: Workspace, names: dict[str, str]) -> None:
+    """The report's PNGs, two a row, in a fixed reading order."""
+    shown = [(title, cache.report_png(ws, names[key])) for key, title in EVAL_PLOTS if key in names]
+    shown = [(title, png) for title, png in shown if png is not None]
+    for start in range(0, len(shown), 2):
+        for col, (title, png) in zip(st.columns(2), shown[start:start + 2]):
+            col.image(png, caption=title, width="stretch")
 
 
 if __name__ == "__main__":

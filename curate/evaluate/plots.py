@@ -1,0 +1,115 @@
+"""The evaluation report's figures as PNG files (matplotlib, Agg; written atomically).
+
+Figures are built on `matplotlib.figure.Figure` directly, not pyplot: no global figure state, so
+they are safe in the app's threads and need no backend switch. Each function returns the path
+written, or None when there is nothing to draw.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from curate import storage
+
+MAX_LEGEND = 20  # classes named in a legend; more get colours only
+MAX_MAP_POINTS = 50_000  # a scatter beyond this is slow to draw and no more readable
+
+
+def save_png(fig: Figure, path: str | Path) -> Path:
+    """Write `fig` to `path` as PNG via a temp file + rename."""
+    with storage.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    return Path(path)
+
+
+def plot_training_curves(log: list[dict], path: str | Path) -> Path | None:
+    """Total and per-task losses against step (and per-task accuracies, where logged) from train_log.jsonl rows."""
+    rows = [r for r in log if "step" in r]
+    if not rows:
+        return None
+    keys = sorted({k for r in rows for k in r})
+    losses = [k for k in keys if k == "loss" or k.endswith("/loss")]
+    accuracies = [k for k in keys if k.endswith("/accuracy")]
+    fig = Figure(figsize=(9 if accuracies else 6, 3.6))
+    panels = fig.subplots(1, 2 if accuracies else 1, squeeze=False)[0]
+    for ax, names, ylabel in zip(panels, (losses, accuracies), ("loss", "pretext accuracy")):
+        for name in names:
+            steps = [r["step"] for r in rows if name in r]
+            ax.plot(steps, [r[name] for r in rows if name in r], label=name, marker="." if len(steps) < 3 else None)
+        ax.set(xlabel="step", ylabel=ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    panels[0].set_title("training")
+    return save_png(fig, path)
+
+
+def plot_layer_probes(scores: dict[str, float], path: str | Path, chance: float | None = None) -> Path | None:
+    """Bar chart of linear-probe top-1 per backbone stage ({stage: accuracy in [0, 1]})."""
+    if not scores:
+        return None
+    fig = Figure(figsize=(5, 3.4))
+    ax = fig.subplots()
+    bars = ax.bar(list(scores), [100 * v for v in scores.values()], color="#4c72b0")
+    ax.bar_label(bars, fmt="%.1f", fontsize=8)
+    if chance is not None:
+        ax.axhline(100 * chance, color="grey", linestyle="--", linewidth=1, label="chance")
+        ax.legend(fontsize=8)
+    ax.set(ylabel="linear probe top-1 (%)", title="per-layer linear probes", ylim=(0, 100))
+    return save_png(fig, path)
+
+
+def plot_embedding_map(xy: np.ndarray, labels: np.ndarray | None, path: str | Path, seed: int = 0) -> Path | None:
+    """The 2-D map (N, 2) coloured by label (object array, None = unlabelled); NaN rows are skipped."""
+    xy = np.asarray(xy, dtype=np.float32)
+    keep = np.flatnonzero(np.isfinite(xy).all(1))
+    if len(keep) == 0:
+        return None
+    if len(keep) > MAX_MAP_POINTS:
+        keep = np.sort(np.random.default_rng(seed).choice(keep, MAX_MAP_POINTS, replace=False))
+    names = np.array(["(no label)" if labels is None or labels[i] is None else str(labels[i]) for i in keep])
+    classes = sorted(set(names) - {"(no label)"})
+    fig = Figure(figsize=(6, 5.5))
+    ax = fig.subplots()
+    size = max(1.0, min(12.0, 20_000 / len(keep)))
+    if "(no label)" in names:
+        ax.scatter(*xy[keep[names == "(no label)"]].T, s=size, c="lightgrey", label="(no label)", linewidths=0)
+    for colour, name in zip(_colours(len(classes)), classes):
+        ax.scatter(*xy[keep[names == name]].T, s=size, color=colour, label=name, linewidths=0)
+    if 0 < len(classes) <= MAX_LEGEND:
+        ax.legend(fontsize=7, markerscale=max(1.0, 4 / size), loc="center left", bbox_to_anchor=(1, 0.5), frameon=False)
+    ax.set(xticks=[], yticks=[], title=f"2-D map, {len(keep):,} images by label")
+    return save_png(fig, path)
+
+
+def plot_summary(trained: dict[str, float], random_init: dict[str, float], path: str | Path) -> Path | None:
+    """Grouped bars: each metric (kNN, probe, NMI, ...; values in [0, 1]) trained vs random weights."""
+    if not trained:
+        return None
+    names = list(trained)
+    x = np.arange(len(names))
+    fig = Figure(figsize=(max(4.5, 1.2 * len(names) + 1.5), 3.6))
+    ax = fig.subplots()
+    width = 0.38 if random_init else 0.6
+    bars = ax.bar(x - (width / 2 if random_init else 0), [100 * trained[n] for n in names], width, label="trained")
+    ax.bar_label(bars, fmt="%.1f", fontsize=8)
+    if random_init:
+        values = [100 * random_init.get(n, np.nan) for n in names]
+        bars = ax.bar(x + width / 2, values, width, label="random weights", color="#bbbbbb")
+        ax.bar_label(bars, fmt="%.1f", fontsize=8)
+    ax.set_xticks(x, names, fontsize=8)
+    ax.set(ylabel="score (%)", ylim=(0, 105), title="representation quality vs random init")
+    ax.legend(fontsize=8)
+    return save_png(fig, path)
+
+
+def _colours(n: int) -> list:
+    """n distinct colours: tab10/tab20 for few classes, an evenly sampled turbo map for many."""
+    from matplotlib import colormaps
+
+    if n <= 10:
+        return [colormaps["tab10"](i) for i in range(n)]
+    if n <= 20:
+        return [colormaps["tab20"](i) for i in range(n)]
+    return [colormaps["turbo"](v) for v in np.linspace(0, 1, n)]
