@@ -98,7 +98,7 @@ def _train_options(c: argparse.ArgumentParser) -> None:
 def _train_config(args, ws):
     """Preset (if any), then the flags given on the command line on top."""
     from curate.data.manifest import labels
-    from curate.pretext import parse_task
+    from curate.pretext import TaskSpec, parse_task
     from curate.train.presets import config_from_dict, load_preset
 
     tasks = [parse_task(t) for t in args.task] if args.task else None
@@ -106,7 +106,8 @@ def _train_config(args, ws):
     preset = args.preset or (tasks[0].name if tasks else None)
     cfg = config_from_dict(load_preset(preset) if preset else {})
     if tasks:
-        cfg.tasks = [t if t.params or preset != t.name else _with_preset_params(t, cfg) for t in tasks]
+        preset_params = {t.name: t.params for t in cfg.tasks}  # `--task NAME:W` keeps the preset's settings of NAME
+        cfg.tasks = [TaskSpec(t.name, t.weight, dict(preset_params.get(t.name, {}))) for t in tasks]
     flags = {"backbone": args.backbone, "image_size": args.image_size, "minutes": args.minutes, "epochs": args.epochs,
              "batch_size": args.batch_size, "lr": args.lr, "optimizer": args.optimizer, "precision": args.precision,
              "device": args.device, "seed": args.seed}
@@ -115,14 +116,6 @@ def _train_config(args, ws):
             setattr(cfg, key, value)
     cfg.holdout = args.holdout if args.holdout is not None else (0.1 if labels(ws.manifest()) is not None else 0.0)
     return cfg
-
-
-def _with_preset_params(task, cfg):
-    """`--task NAME:W` keeps the parameters the preset gives NAME, with the weight from the flag."""
-    from curate.pretext import TaskSpec
-
-    params = next((t.params for t in cfg.tasks if t.name == task.name), {})
-    return TaskSpec(task.name, task.weight, dict(params))
 
 
 def _bar(desc: str, unit: str = "img"):
