@@ -16,6 +16,7 @@ from bench.measure import timed_loop
 from bench.report import BenchResult
 from curate.embed import embed_images
 from curate.models import BackboneSpec, build_backbone
+from curate.train.config import auto_stem
 from curate.train.device import autocast_factory, resolve_precision
 from curate.transforms import normalize
 from curate.transforms.views import IMAGENET_MEAN, IMAGENET_STD
@@ -58,7 +59,7 @@ def run(ctx: Context) -> BenchResult:
              "img/s": n / data.decode_s}]
     precision = resolve_precision(ctx.device, ctx.cfg.embed_precision)
     torch.manual_seed(ctx.cfg.seed)
-    model = build_backbone(BackboneSpec("resnet18", data.image_size <= 64)).to(ctx.device).eval()
+    model = build_backbone(BackboneSpec("resnet18", auto_stem(data.image_size))).to(ctx.device).eval()
     log.info("embed: %d images, %s", n, precision)
     seconds, rate = embed_rate(ctx, model, precision)
     limit = limit_rate(ctx, model, precision)

@@ -11,9 +11,13 @@ import importlib
 
 __version__ = "0.1.0"
 
-# Resolved on first use, so `import curate.data...` does not pay for torch and faiss.
-_API = {"select": "curate.select", "near_duplicates": "curate.quality.duplicates", "open_workspace": "curate.session"}
-__all__ = [*_API, "__version__"]
+# `select` is bound eagerly: it shares its name with the subpackage curate.select, which would
+# otherwise shadow the function once imported. It is light (numpy; torch loads on first k-center).
+from curate.select import select  # noqa: E402
+
+# The others are resolved on first use, so `import curate.data...` does not pay for faiss.
+_API = {"near_duplicates": "curate.quality.duplicates", "open_workspace": "curate.session"}
+__all__ = ["select", *_API, "__version__"]
 
 
 def __getattr__(name: str):

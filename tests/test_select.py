@@ -39,3 +39,10 @@ def test_kcenter_covers_better_than_random():
 def test_unknown_strategy_lists_choices():
     with pytest.raises(ValueError, match="kcenter"):
         curate.select(_points(), 5, "nope")
+
+
+def test_facade_survives_importing_the_subpackage():
+    import importlib
+
+    importlib.import_module("curate.select.kcenter")
+    assert callable(curate.select) and len(curate.select(_points(), 3)) == 3
