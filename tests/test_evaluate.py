@@ -2,8 +2,11 @@
 accuracy and plots against known answers, then `curate eval` end to end on a real workspace."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,6 +27,7 @@ from curate.pretext import MultiTask, TaskSpec
 from curate.transforms import normalize, to_float
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+REPO = Path(__file__).resolve().parent.parent
 
 
 def blobs(n: int, classes: int, dim: int, spread: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -155,7 +159,8 @@ def test_pretext_scores_use_the_checkpoint_heads():
 
 # --- plots and summary -----------------------------------------------------------------------------
 def test_plots_are_valid_pngs(tmp_path):
-    log = [{"step": s, "loss": 5 - s / 10, "rotation/loss": 1.4 - s / 50, "rotation/accuracy": s / 40} for s in (1, 10, 20)]
+    log = [{"step": s, "loss": 5 - s / 10, "rotation/loss": 1.4 - s / 50, "rotation/accuracy": s / 40}
+           for s in (1, 10, 20)]
     assert_png(plots.plot_training_curves(log, tmp_path / "curves.png"))
     assert_png(plots.plot_layer_probes({"layer1": 0.3, "layer2": 0.5}, tmp_path / "layers.png", chance=0.1))
     xy = np.random.default_rng(0).normal(size=(30, 2)).astype(np.float32)
@@ -179,15 +184,23 @@ def test_summary_table_lists_trained_and_random_figures():
 
 
 # --- end to end --------------------------------------------------------------------------------------
-@pytest.mark.slow
-def test_curate_eval_writes_the_whole_report(built_workspace, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def evaluated(built_workspace, tmp_path_factory) -> tuple[Path, str]:
+    """A copy of the shared workspace after a full `curate eval`, and what the command printed."""
     from curate.cli import main
 
-    ws = tmp_path / "ws"
+    ws = tmp_path_factory.mktemp("eval") / "ws"
     shutil.copytree(built_workspace, ws)  # the fixture is shared and read-only; eval writes reports/
-    assert main(["eval", "-w", str(ws)]) == 0
-    out = capsys.readouterr().out
-    assert "linear probe top-1" in out and "eval.json" in out
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["eval", "-w", str(ws)]) == 0
+    return ws, out.getvalue()
+
+
+@pytest.mark.slow
+def test_curate_eval_writes_the_whole_report(evaluated):
+    ws, out = evaluated
+    assert "linear probe top-1" in out and "eval.json" in out and "(+4 PNGs)" in out
     report = json.loads((ws / "reports" / "eval.json").read_text())
     keys = {"knn_top1", "knn_top1_random_init", "test_images", "classes", "holdout_fraction", "train_images",
             "protocol", "linear_probe_top1", "linear_probe_top1_random_init", "kmeans_nmi", "kmeans_ari",
@@ -207,7 +220,28 @@ def test_curate_eval_writes_the_whole_report(built_workspace, tmp_path, capsys):
     for name in report["plots"].values():
         assert_png(ws / "reports" / name)
 
+
+@pytest.mark.slow
+def test_overview_page_shows_the_evaluation(evaluated, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("CURATE_WORKSPACE", str(evaluated[0]))
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60).run()
+    assert not at.exception and not at.error
+    shown = {m.label: m.value for m in at.metric}
+    report = json.loads((evaluated[0] / "reports" / "eval.json").read_text())
+    assert shown["kNN top-1"] == f"{report['knn_top1']:.1%}" and "Linear probe top-1" in shown
+    assert len(at.image) == 4 and len(at.dataframe) >= 1
+
+
+@pytest.mark.slow
+def test_quick_eval_skips_the_slow_parts(evaluated, tmp_path):
+    from curate.cli import main
+
+    ws = tmp_path / "ws"
+    shutil.copytree(evaluated[0], ws, ignore=shutil.ignore_patterns("checkpoint.pt"))
     assert main(["eval", "-w", str(ws), "--quick", "--no-baseline"]) == 0
     quick = json.loads((ws / "reports" / "eval.json").read_text())
-    assert {"layers", "invariance"} <= set(quick["skipped"]) and "layer_probe_top1" not in quick
-    assert "knn_top1_random_init" not in quick and not (ws / "reports" / "layer_probes.png").exists()
+    assert {"layers", "invariance", "pretext"} <= set(quick["skipped"]) and "layer_probe_top1" not in quick
+    assert "knn_top1_random_init" not in quick and "linear_probe_top1" in quick
+    assert not (ws / "reports" / "layer_probes.png").exists()  # no stale figure from the full run

@@ -17,6 +17,7 @@ import torch.nn as nn
 
 from curate.evaluate.linear_probe import linear_probe
 from curate.progress import Progress, report
+from curate.train.device import autocast_factory
 from curate.transforms import normalize, to_float
 
 STAGES = ("layer1", "layer2", "layer3", "layer4")
@@ -44,15 +45,21 @@ def stage_features(backbone: nn.Module, x: torch.Tensor) -> dict[str, torch.Tens
 
 @torch.no_grad()
 def embed_stages(backbone: nn.Module, images: np.ndarray, rows: np.ndarray, mean, std, batch_size: int = 256,
-                 progress: Progress | None = None) -> dict[str, np.ndarray]:
-    """{stage: (len(rows), C) float32} pooled stage features of images[rows] ((N, S, S, 3) uint8)."""
+                 precision: str = "auto", progress: Progress | None = None) -> dict[str, np.ndarray]:
+    """{stage: (len(rows), C) float32} pooled stage features of images[rows] ((N, S, S, 3) uint8).
+
+    `precision` as in `embed_images` (bf16 where the hardware runs it natively), so layer4 matches the embedding.
+    """
     device = next(backbone.parameters()).device
+    autocast = autocast_factory(device, precision)
     rows = np.asarray(rows)
     out: dict[str, np.ndarray] = {}
     for start in range(0, len(rows), batch_size):
         idx = rows[start:start + batch_size]
         x = normalize(to_float(torch.from_numpy(images[idx]).to(device)), mean, std)
-        for name, feats in stage_features(backbone, x).items():
+        with autocast():
+            stages = stage_features(backbone, x)
+        for name, feats in stages.items():
             if name not in out:
                 out[name] = np.zeros((len(rows), feats.shape[1]), np.float32)
             out[name][start:start + len(idx)] = feats.float().cpu().numpy()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from curate import storage
 
@@ -39,6 +40,7 @@ def plot_training_curves(log: list[dict], path: str | Path) -> Path | None:
             steps = [r["step"] for r in rows if name in r]
             ax.plot(steps, [r[name] for r in rows if name in r], label=name, marker="." if len(steps) < 3 else None)
         ax.set(xlabel="step", ylabel=ylabel)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     panels[0].set_title("training")
@@ -102,6 +104,30 @@ def plot_summary(trained: dict[str, float], random_init: dict[str, float], path:
     ax.set(ylabel="score (%)", ylim=(0, 105), title="representation quality vs random init")
     ax.legend(fontsize=8)
     return save_png(fig, path)
+
+
+def write_report_plots(out_dir: str | Path, report: dict, train_log: list[dict], xy: np.ndarray,
+                       labels: np.ndarray | None) -> dict[str, str]:
+    """Every figure an eval report has data for, into out_dir: {name: file name}; stale ones are removed.
+
+    report: the eval.json dict; train_log: train_log.jsonl rows; xy (N, 2): the 2-D map; labels (N,) or None.
+    """
+    out = Path(out_dir)
+    headline = {"kNN": "knn_top1", "linear probe": "linear_probe_top1", "k-means NMI": "kmeans_nmi",
+                "k-means ARI": "kmeans_ari"}
+    trained = {k: report[v] for k, v in headline.items() if v in report}
+    random_init = {k: report[f"{v}_random_init"] for k, v in headline.items() if f"{v}_random_init" in report}
+    written = {
+        "training_curves": plot_training_curves(train_log, out / "training_curves.png"),
+        "layer_probes": plot_layer_probes(report.get("layer_probe_top1", {}), out / "layer_probes.png",
+                                          chance=1 / max(1, report.get("classes", 1))),
+        "embedding_map": plot_embedding_map(xy, labels, out / "embedding_map.png"),
+        "summary": plot_summary(trained, random_init, out / "summary.png"),
+    }
+    for name, path in written.items():
+        if path is None:
+            (out / f"{name}.png").unlink(missing_ok=True)  # a figure from an earlier run would mislead
+    return {name: path.name for name, path in written.items() if path is not None}
 
 
 def _colours(n: int) -> list:

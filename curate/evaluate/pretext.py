@@ -26,7 +26,8 @@ from curate.transforms import to_float
 log = logging.getLogger(__name__)
 
 
-def rebuild_task(spec: TaskSpec, backbone: nn.Module, task_state: dict[str, torch.Tensor], image_size: int) -> PretextTask:
+def rebuild_task(spec: TaskSpec, backbone: nn.Module, task_state: dict[str, torch.Tensor],
+                 image_size: int) -> PretextTask:
     """Task `spec.name` with the weights it had at the end of training, in eval mode, on the backbone's device."""
     task = build_task(spec, feature_dim(backbone), image_size)
     task.setup(backbone)  # creates what setup creates in training (e.g. EMA teachers) so every key has a home

@@ -20,6 +20,7 @@ from curate.evaluate.knn import weighted_knn
 from curate.evaluate.layers import embed_stages, has_stages, layer_probes
 from curate.evaluate.linear_probe import linear_probe
 from curate.progress import Progress
+from curate.train.device import autocast_factory
 from curate.transforms import normalize
 
 
@@ -64,13 +65,16 @@ def representation_scores(vectors: np.ndarray, split: LabelledSplit, seed: int =
 
 def layer_scores(model: torch.nn.Module, images: np.ndarray, split: LabelledSplit, mean, std, n_train: int = 10_000,
                  n_test: int = 2_000, seed: int = 0, batch_size: int = 256, progress: Progress | None = None) -> dict:
-    """Per-stage linear-probe top-1 on a train/test subsample ({"layer_probe_top1": {...}, ...}), or {"note": why not}."""
+    """Per-stage linear-probe top-1 on a train/test subsample ({"layer_probe_top1": {...}, ...}).
+
+    Returns {"note": why not} for a backbone without ResNet stages.
+    """
     if not has_stages(model):
         return {"note": f"per-layer probes need a ResNet: {type(model).__name__} has no layer1..layer4 stages"}
     train = subsample(np.flatnonzero(split.train), n_train, seed)
     test = subsample(np.flatnonzero(split.test), n_test, seed)
     rows = np.concatenate([train, test])
-    feats = embed_stages(model.eval(), images, rows, mean, std, batch_size, progress)
+    feats = embed_stages(model.eval(), images, rows, mean, std, batch_size, progress=progress)
     tr, te = np.arange(len(train)), np.arange(len(train), len(rows))
     scores = layer_probes(feats, split.y[rows], tr, te, seed, progress)
     return {"layer_probe_top1": scores, "layer_probe": {"train_images": int(len(train)), "test_images": int(len(test)),
@@ -81,10 +85,11 @@ def invariance_scores(model: torch.nn.Module, images: np.ndarray, rows: np.ndarr
                       batch_size: int = 256, progress: Progress | None = None) -> dict:
     """Cosine similarity image vs augmented image per augmentation, and relative to random pairs."""
     device = next(model.parameters()).device
-    model = model.eval()
+    model, autocast = model.eval(), autocast_factory(device, "auto")  # the precision `curate embed` uses
 
     def encode(x: torch.Tensor) -> torch.Tensor:
-        return model(normalize(x.to(device), mean, std))
+        with autocast():
+            return model(normalize(x.to(device), mean, std)).float()
 
     sims = augmentation_invariance(encode, images[np.asarray(rows)], held_out_augmentations(images.shape[1]),
                                    batch_size, seed, progress)

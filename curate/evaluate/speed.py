@@ -1,4 +1,4 @@
-"""Embedding throughput (images/s) and memory (RSS) figures for the evaluation report.
+"""Embedding throughput (images/s), memory (RSS) and per-stage timings for the evaluation report.
 
 Throughput is timed on the real embedding path (`embed_images`: uint8 cache rows -> normalised
 float -> backbone -> L2-normalised vectors) after one untimed warm-up batch, because the first
@@ -6,6 +6,7 @@ call pays one-off costs (kernel selection, allocator growth) that a long embed r
 """
 from __future__ import annotations
 
+import contextlib
 import resource
 import sys
 import time
@@ -14,6 +15,7 @@ import numpy as np
 import torch
 
 from curate.embed.encoder import embed_images
+from curate.progress import Progress, report
 
 
 def peak_rss_mb() -> float:
@@ -47,3 +49,26 @@ def embed_throughput(model: torch.nn.Module, images: np.ndarray, rows: np.ndarra
     if next(model.parameters()).is_cuda:
         torch.cuda.synchronize()
     return vectors, len(rows) / max(1e-9, time.perf_counter() - start)
+
+
+class StageTimer:
+    """Times each stage; names it in the progress callback unless its own code reports progress."""
+
+    def __init__(self, progress: Progress | None):
+        self.progress, self.seconds = progress, {}
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str, reports_itself: bool = False):
+        if not reports_itself:
+            report(self.progress, 0, 1, stage=stage, unit="stage")
+        start = time.perf_counter()
+        yield
+        self.seconds[stage] = round(time.perf_counter() - start, 2)
+        if not reports_itself:
+            report(self.progress, 1, 1, stage=stage, unit="stage")
+
+    def renamed(self, stage: str) -> Progress | None:
+        """The progress callback with every report relabelled `stage` (embed_images names its own)."""
+        if self.progress is None:
+            return None
+        return lambda done, total, info: self.progress(done, total, {**info, "stage": stage})

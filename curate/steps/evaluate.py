@@ -8,7 +8,6 @@ Each stage is named in the `progress` callback and timed in report["speed"]["sta
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -23,13 +22,14 @@ from curate.data.split import holdout_mask
 from curate.embed.encoder import backbone_spec, embed_images, load_encoder
 from curate.evaluate import plots, protocol
 from curate.evaluate.pretext import pretext_scores
-from curate.evaluate.speed import current_rss_mb, embed_throughput, peak_rss_mb
+from curate.evaluate.speed import StageTimer, current_rss_mb, embed_throughput, peak_rss_mb
 from curate.models import build_backbone
 from curate.pretext import TaskSpec
-from curate.progress import Progress, report as report_progress
+from curate.progress import Progress
 from curate.workspace import Workspace, now
 
 DEFAULT_HOLDOUT = 0.1
+_FLAGS = {"random_baseline": "--no-baseline", "layers": "--quick", "invariance": "--quick"}  # what turns a stage off
 PROTOCOL = ("weighted kNN, cosine, k=200, T=0.1; linear probe: L2-normalised + standardised features, L-BFGS "
             "logistic regression, weight decay chosen on held-back training images; k-means: spherical, "
             "k-means++ start, k = number of classes, mean over seeds")
@@ -74,7 +74,7 @@ def evaluate(ws: Workspace, random_baseline: bool = True, progress: Progress | N
                        "threads": torch.get_num_threads(), "stage_seconds": timer.seconds}
     if opts.plots:
         with timer("plots"):
-            report["plots"] = _write_plots(ws, report, names, split.n_classes)
+            report["plots"] = _write_plots(ws, report, names)
     report["speed"]["eval_seconds"] = round(time.perf_counter() - started, 2)
     storage.write_json(ws.reports_dir / "eval.json", report)
     return report
@@ -92,127 +92,101 @@ def _split(ws: Workspace, manifest) -> tuple[protocol.LabelledSplit, dict, np.nd
     test = usable & holdout_mask(manifest["id"].to_numpy(), fraction, holdout.get("seed", 0))
     classes = {c: i for i, c in enumerate(sorted({n for n in names[usable]}))}
     y = np.array([classes[n] if ok else -1 for n, ok in zip(names, usable)], dtype=np.int64)
+    if not test.any() or test.sum() == usable.sum():
+        raise ValueError(f"{int(test.sum())} of {int(usable.sum())} labelled images fall in the held-out split: "
+                         "the evaluation needs images on both sides (add images, or train with another --holdout)")
     info = {"fraction": fraction, "during_training": bool(holdout.get("fraction"))}
     return protocol.LabelledSplit(y, usable & ~test, test), info, names
 
 
-def _model_stages(ws: Workspace, manifest, split, opts: EvalOptions, timer: "StageTimer", report: dict) -> dict:
-    """Every stage that needs the encoder: fills `report`, returns the throughput figures."""
+@dataclass
+class _Encoder:
+    """The trained encoder and what the stages that use it share."""
+
+    model: torch.nn.Module
+    config: dict  # its config.json
+    images: np.ndarray  # (N, S, S, 3) uint8 decode cache at the training resolution, row = manifest id
+    mean: list
+    std: list
+
+
+def _model_stages(ws: Workspace, manifest, split, opts: EvalOptions, timer: StageTimer, report: dict) -> dict:
+    """Every stage that needs the encoder: fills `report` (skipped ones say why), returns the speed figures."""
     if not ws.encoder_file.exists():
         report["skipped"]["model"] = f"no encoder at {ws.encoder_file}: figures of the stored embeddings only"
         return {}
     with timer("load encoder"):
         model, config = load_encoder(ws.encoder_file)
         images = image_cache(ws.root, manifest, config["image_size"], ws.cache_dir, progress=timer.progress)
-    mean, std = config["normalization"]["mean"], config["normalization"]["std"]
-    test_rows = np.flatnonzero(split.test)
-    rows = protocol.subsample(test_rows, opts.speed_images, opts.seed)
+        enc = _Encoder(model, config, images, config["normalization"]["mean"], config["normalization"]["std"])
     with timer("throughput"):
-        vecs, per_s = embed_throughput(model, images, rows, mean, std, opts.batch_size)
-    stored = np.asarray(ws.embeddings()[rows])
-    if stored.shape == vecs.shape:  # < 1 when embeddings.npy is stale or from another model: re-run `curate embed`
-        report["embeddings_match_encoder"] = float((vecs * stored).sum(1).mean())
-    device = next(model.parameters()).device
-    speed = {"embed_images_per_s": round(per_s, 1), "embed_images_timed": int(len(rows)), "device": str(device),
-             "batch_size": opts.batch_size}
-    if opts.random_baseline:
-        with timer("random weights"):
-            report.update(_random_init_scores(config, images, split, opts, timer, len(manifest), device))
-    for part in ("layers", "invariance"):
-        if not getattr(opts, part):
-            report["skipped"][part] = "skipped (--quick)"
-    if opts.layers:
-        with timer("per-layer probes"):
-            layers = protocol.layer_scores(model, images, split, mean, std, opts.layer_train_images,
-                                           opts.layer_test_images, opts.seed, opts.batch_size, timer.progress)
-        if "note" in layers:
-            report["skipped"]["layers"] = layers.pop("note")
-        report.update(layers)
-    if opts.invariance:
-        with timer("invariance"):
-            report.update(protocol.invariance_scores(model, images, protocol.subsample(test_rows, opts.invariance_images,
-                                                     opts.seed), mean, std, opts.seed, opts.batch_size, timer.progress))
-    if opts.pretext:
-        with timer("pretext"):
-            rows = protocol.subsample(test_rows, opts.pretext_images, opts.seed)
-            figures, why_not = _pretext(ws, model, config, images, rows, opts, timer)
+        speed = _throughput(ws, enc, split, opts, report)
+    stages = {"random_baseline": _random_init_scores, "layers": _layer_scores, "invariance": _invariance_scores,
+              "pretext": _pretext_scores}
+    for name, run in stages.items():
+        if not getattr(opts, name):
+            report["skipped"][name] = f"not asked for ({_FLAGS.get(name, 'EvalOptions')})"
+            continue
+        with timer(name.replace("_", " "), reports_itself=True):
+            figures, why_not = run(ws, enc, split, opts, timer)
         report.update(figures)
         if why_not:
-            report["skipped"]["pretext"] = why_not
+            report["skipped"][name] = why_not
     return speed
 
 
-def _random_init_scores(config: dict, images, split, opts: EvalOptions, timer: "StageTimer", n: int,
-                        device: torch.device) -> dict:
+def _throughput(ws: Workspace, enc: _Encoder, split, opts: EvalOptions, report: dict) -> dict:
+    """Embedding speed on held-out images, and whether embeddings.npy still matches the encoder."""
+    rows = protocol.subsample(np.flatnonzero(split.test), opts.speed_images, opts.seed)
+    vecs, per_s = embed_throughput(enc.model, enc.images, rows, enc.mean, enc.std, opts.batch_size)
+    stored = np.asarray(ws.embeddings()[rows])
+    if stored.shape == vecs.shape:  # < 1 when embeddings.npy is stale or from another model: re-run `curate embed`
+        report["embeddings_match_encoder"] = float((vecs * stored).sum(1).mean())
+    return {"embed_images_per_s": round(per_s, 1), "embed_images_timed": int(len(rows)), "batch_size": opts.batch_size,
+            "device": str(next(enc.model.parameters()).device)}
+
+
+def _random_init_scores(ws, enc: _Encoder, split, opts: EvalOptions, timer: StageTimer) -> tuple[dict, None]:
     """The same figures for the same architecture with random weights: the floor training must beat."""
     torch.manual_seed(opts.seed)
-    model = build_backbone(backbone_spec(config)).to(device).eval()
-    norm = config["normalization"]
+    model = build_backbone(backbone_spec(enc.config)).to(next(enc.model.parameters()).device).eval()
     rows = np.flatnonzero(split.train | split.test)
-    vecs = embed_images(model, images, rows, norm["mean"], norm["std"], opts.batch_size,
+    vecs = embed_images(model, enc.images, rows, enc.mean, enc.std, opts.batch_size,
                         progress=timer.renamed("embed (random weights)"))
-    feats = np.zeros((n, vecs.shape[1]), np.float32)
+    feats = np.zeros((len(split.y), vecs.shape[1]), np.float32)
     feats[rows] = vecs
-    return protocol.representation_scores(feats, split, opts.seed, opts.kmeans_seeds, suffix="_random_init")
+    return protocol.representation_scores(feats, split, opts.seed, opts.kmeans_seeds, suffix="_random_init"), None
 
 
-def _pretext(ws: Workspace, model, config: dict, images, rows, opts: EvalOptions,
-             timer: "StageTimer") -> tuple[dict, str | None]:
-    """(held-out figures of every pretext task in config.json, why there are none) from model/checkpoint.pt."""
+def _layer_scores(ws, enc: _Encoder, split, opts: EvalOptions, timer: StageTimer) -> tuple[dict, str | None]:
+    figures = protocol.layer_scores(enc.model, enc.images, split, enc.mean, enc.std, opts.layer_train_images,
+                                    opts.layer_test_images, opts.seed, opts.batch_size, timer.progress)
+    return figures, figures.pop("note", None)
+
+
+def _invariance_scores(ws, enc: _Encoder, split, opts: EvalOptions, timer: StageTimer) -> tuple[dict, None]:
+    rows = protocol.subsample(np.flatnonzero(split.test), opts.invariance_images, opts.seed)
+    return protocol.invariance_scores(enc.model, enc.images, rows, enc.mean, enc.std, opts.seed, opts.batch_size,
+                                      timer.progress), None
+
+
+def _pretext_scores(ws: Workspace, enc: _Encoder, split, opts: EvalOptions,
+                    timer: StageTimer) -> tuple[dict, str | None]:
+    """Held-out figures of every pretext task in config.json, its heads from model/checkpoint.pt."""
     ckpt = ws.model_dir / "checkpoint.pt"
-    if not ckpt.exists() or not config.get("tasks"):
-        return {"pretext": {}}, f"no {ckpt.name} with the task heads beside the encoder"
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    specs = [TaskSpec(t["name"], t.get("weight", 1.0), t.get("params") or {}) for t in config["tasks"]]
-    scores, notes = pretext_scores(model, specs, state["tasks"], images, rows, opts.batch_size, opts.seed, timer.progress)
+    if not ckpt.exists() or not enc.config.get("tasks"):
+        return {}, f"no {ckpt.name} with the task heads beside the encoder"
+    heads = torch.load(ckpt, map_location="cpu", weights_only=True)["tasks"]
+    specs = [TaskSpec(t["name"], t.get("weight", 1.0), t.get("params") or {}) for t in enc.config["tasks"]]
+    rows = protocol.subsample(np.flatnonzero(split.test), opts.pretext_images, opts.seed)
+    scores, notes = pretext_scores(enc.model, specs, heads, enc.images, rows, opts.batch_size, opts.seed,
+                                   timer.progress)
     return {"pretext": scores, "pretext_notes": notes, "pretext_images": int(len(rows))}, None
 
 
-def _write_plots(ws: Workspace, report: dict, names: np.ndarray, n_classes: int) -> dict[str, str]:
-    """The PNGs this report has data for, as {name: file name in reports/}; stale ones are removed."""
-    out, log_file = ws.reports_dir, ws.model_dir / "train_log.jsonl"
+def _write_plots(ws: Workspace, report: dict, names: np.ndarray) -> dict[str, str]:
+    """The report's PNGs from the workspace's training log and 2-D map: {name: file name in reports/}."""
+    log_file = ws.model_dir / "train_log.jsonl"
     log = [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()] if log_file.exists() else []
-    headline = {"kNN": "knn_top1", "linear probe": "linear_probe_top1", "k-means NMI": "kmeans_nmi",
-                "k-means ARI": "kmeans_ari"}
-    trained = {k: report[v] for k, v in headline.items() if v in report}
-    random_init = {k: report[f"{v}_random_init"] for k, v in headline.items() if f"{v}_random_init" in report}
     xy = np.load(ws.projection_file) if ws.projection_file.exists() else np.zeros((0, 2), np.float32)
-    written = {
-        "training_curves": plots.plot_training_curves(log, out / "training_curves.png"),
-        "layer_probes": plots.plot_layer_probes(report.get("layer_probe_top1", {}), out / "layer_probes.png",
-                                                chance=1 / max(1, n_classes)),
-        "embedding_map": plots.plot_embedding_map(xy, names if len(xy) == len(names) else None, out / "embedding_map.png"),
-        "summary": plots.plot_summary(trained, random_init, out / "summary.png"),
-    }
-    for name, path in written.items():
-        if path is None:
-            (out / f"{name}.png").unlink(missing_ok=True)  # a figure from an earlier run would mislead
-    return {name: path.name for name, path in written.items() if path is not None}
-
-
-class StageTimer:
-    """Names each stage in the progress callback and records its wall-clock seconds."""
-
-    def __init__(self, progress: Progress | None):
-        self.seconds: dict[str, float] = {}
-        self._outer, self._last = progress, None
-        self.progress = None if progress is None else self._forward  # for the stages' own reports
-
-    def _forward(self, done: int, total: int, info) -> None:
-        self._last = info.get("stage")
-        self._outer(done, total, info)
-
-    @contextlib.contextmanager
-    def __call__(self, stage: str):
-        report_progress(self.progress, 0, 1, stage=stage, unit="stage")
-        start = time.perf_counter()
-        yield
-        self.seconds[stage] = round(time.perf_counter() - start, 2)
-        if self._last == stage:  # a stage with bars of its own is done when they are: no second bar
-            report_progress(self.progress, 1, 1, stage=stage, unit="stage")
-
-    def renamed(self, stage: str) -> Progress | None:
-        """The progress callback with every report relabelled `stage` (embed_images names its own)."""
-        if self.progress is None:
-            return None
-        return lambda done, total, info: self.progress(done, total, {**info, "stage": stage})
+    return plots.write_report_plots(ws.reports_dir, report, log, xy, names if len(xy) == len(names) else None)

@@ -118,14 +118,16 @@ def show_eval(ws: Workspace) -> None:
     for col, (label, key, fmt) in zip(cols, EVAL_METRICS):
         if key in report:
             base = report.get(f"{key}_random_init")
-            delta = None if base is None else f"{report[key] - base:+{fmt}} vs random weights"
-            col.metric(label, f"{report[key]:{fmt}}", delta=delta)
+            delta = None if base is None else f"{report[key] - base:+{fmt}} vs random"
+            col.metric(label, f"{report[key]:{fmt}}", delta=delta,
+                       help="delta: against the same architecture with random weights" if base is not None else None)
     cols[4].metric("Test images", f"{report.get('test_images', 0):,}")
     cols[5].metric("Classes", f"{report.get('classes', 0):,}")
     st.caption(f"{report.get('protocol', '')} · created {report.get('created', '?')}")
     rows = summary_rows(report)
     if len(rows) > 1:
-        st.dataframe(pd.DataFrame(rows, columns=["metric", "trained", "random init"]), hide_index=True)
+        table = pd.DataFrame(rows, columns=["metric", "trained", "random init"])
+        st.dataframe(table, hide_index=True, height=35 * (len(table) + 1) + 3)  # every row, no inner scroll
     for part, why in (report.get("skipped") or {}).items():
         st.caption(f"{part}: {why}")
     show_eval_plots(ws, report.get("plots") or {})
