@@ -110,5 +110,7 @@ def test_mae_preset_trains_embeds_and_evaluates_through_the_cli(small_images, tm
 def test_mae_on_a_resnet_says_what_to_do(small_images, tmp_path, capsys):
     from curate.cli import main
 
-    assert main(["train", str(small_images), "-w", str(tmp_path / "ws"), "--task", "mae", "--epochs", "0.1"]) == 2
+    # a lone --task mae takes its preset (a ViT); asking for a ResNet explicitly gets a clear error
+    assert main(["train", str(small_images), "-w", str(tmp_path / "ws"), "--task", "mae", "--backbone", "resnet18",
+                 "--epochs", "0.1"]) == 2
     assert "mae needs a ViT backbone: use --backbone vit_tiny" in capsys.readouterr().err
