@@ -1,0 +1,102 @@
+"""Representation quality per CPU-minute: each recipe trained for the same wall-clock budget on
+CIFAR-10 minus a held-out split, scored by weighted kNN on the held-out images.
+
+    python -m bench.ssl_quality [--recipe simclr --recipe byol ...] [--minutes 5] [--bank 10000]
+
+A recipe is a preset name (curate/pretext/presets) optionally followed by overrides,
+e.g. `simclr,stem=small,batch_size=512`. Prints a markdown table and writes
+bench/results/ssl_quality-<timestamp>.json. Labels are used only for scoring.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from curate.data.cache import image_cache
+from curate.data.manifest import labels as manifest_labels, ok_mask
+from curate.data.split import holdout_mask
+from curate.embed import embed_images
+from curate.evaluate import weighted_knn
+from curate.steps.scan import scan
+from curate.train import train
+from curate.train.config import auto_stem
+from curate.train.presets import config_from_dict, load_preset
+from curate.transforms.views import IMAGENET_MEAN, IMAGENET_STD
+
+REPO = Path(__file__).resolve().parent.parent
+log = logging.getLogger("bench.ssl_quality")
+
+
+def recipe_config(recipe: str, minutes: float, image_size: int):
+    """'preset,key=value,...' -> TrainConfig with the budget and holdout set."""
+    name, *overrides = recipe.split(",")
+    d = load_preset(name)
+    for item in overrides:
+        key, _, value = item.partition("=")
+        d[key.strip()] = yaml.safe_load(value)
+    cfg = config_from_dict(d)
+    cfg.minutes, cfg.epochs, cfg.holdout, cfg.image_size = minutes, None, 0.1, image_size
+    cfg.stem = cfg.stem or auto_stem(image_size)
+    return cfg
+
+
+def score(backbone, images, bank, test, y) -> float:
+    emb = {}
+    for split, rows in (("bank", bank), ("test", test)):
+        emb[split] = embed_images(backbone, images, rows, IMAGENET_MEAN, IMAGENET_STD)
+    return weighted_knn(emb["bank"], y[bank], emb["test"], y[test])
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--recipe", action="append", help="preset[,key=value...] (repeatable; default simclr)")
+    p.add_argument("--minutes", type=float, default=5.0, help="training budget per recipe")
+    p.add_argument("--images", type=Path, default=REPO.parent / "shared" / "data" / "cifar10-train")
+    p.add_argument("--bank", type=int, default=10_000, help="kNN bank: this many training images")
+    p.add_argument("--workdir", type=Path, default=Path("/tmp/curate-ssl-bench"), help="manifest + decode cache")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+    ws, _ = scan(args.images, args.workdir / "ws")
+    manifest = ws.manifest()
+    images = image_cache(ws.root, manifest, 32, ws.cache_dir)
+    classes = {c: i for i, c in enumerate(sorted(set(manifest["label"].dropna())))}
+    y = np.array([classes.get(l, -1) for l in manifest_labels(manifest)])
+    held = holdout_mask(manifest["id"].to_numpy(), 0.1, 0)
+    usable = ok_mask(manifest)
+    train_ids, test = np.flatnonzero(usable & ~held), np.flatnonzero(usable & held)
+    bank = np.sort(np.random.default_rng(0).choice(train_ids, min(args.bank, len(train_ids)), replace=False))
+
+    rows = []
+    for recipe in args.recipe or ["simclr"]:
+        cfg = recipe_config(recipe, args.minutes, 32)
+        log.info("%s: training %.1f min", recipe, args.minutes)
+        out = args.workdir / "runs" / recipe.replace(",", "_").replace("=", "-")
+        t = time.perf_counter()
+        result = train(images, train_ids, cfg, out)
+        acc = score(result.backbone, images, bank, test, y)
+        rows.append({"recipe": recipe, "minutes": args.minutes, "steps": result.steps,
+                     "images_seen": result.images_seen, "train img/s": round(result.images_per_s, 1),
+                     "knn_top1": round(acc, 4), "wall_s": round(time.perf_counter() - t, 1)})
+        log.info("%s: kNN %.2f%%", recipe, 100 * acc)
+
+    header = list(rows[0])
+    print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
+    for r in rows:
+        print("| " + " | ".join(str(r[h]) for h in header) + " |")
+    out_dir = REPO / "bench" / "results"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    (out_dir / f"ssl_quality-{stamp}.json").write_text(json.dumps(
+        {"rows": rows, "bank": int(len(bank)), "test": int(len(test)), "protocol": "weighted kNN k=200 T=0.1"}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
