@@ -14,18 +14,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
 from curate.losses.barlow_twins import barlow_twins_loss
 from curate.models.heads import mlp
-from curate.pretext.base import TASKS, PretextTask
-from curate.transforms import ViewConfig, make_views, normalize
+from curate.pretext.base import TASKS, TwoViewTask
+from curate.transforms import siamese_views
 
 REFERENCE_DIM = 2048  # the width at which off-diagonal weight 5e-3 is used on CIFAR (solo-learn, lightly)
 
 
 @TASKS.register("barlow_twins")
-class BarlowTwins(PretextTask):
+class BarlowTwins(TwoViewTask):
     @dataclass
     class Config:
         projection_dim: int = 2048
@@ -37,17 +35,10 @@ class BarlowTwins(PretextTask):
         super().__init__(cfg, feature_dim, image_size)
         # no BN after the last layer: the loss standardises each dimension over the batch itself
         self.projector = mlp(feature_dim, cfg.hidden_dim, cfg.projection_dim, layers=3)
-        self.views = ViewConfig(size=image_size, scale=(cfg.min_scale, 1.0), blur=0.5 if image_size >= 96 else 0.0)
+        self.views = siamese_views(image_size, cfg.min_scale)
         # the off-diagonal sum has D^2 terms against D on the diagonal: keep lambda * D constant
         self.off_diagonal_weight = (cfg.off_diagonal_weight if cfg.off_diagonal_weight is not None
                                     else 5e-3 * REFERENCE_DIM / cfg.projection_dim)
-
-    def build_views(self, images, generator=None):
-        return [normalize(make_views(images, self.views, generator)) for _ in range(2)], None
-
-    def forward(self, backbone, views):
-        z = self.projector(backbone(torch.cat(views)))
-        return z.chunk(2)
 
     def loss(self, out, targets):
         # the paper's sum is ~D at init, with ~600x SimCLR's backbone gradient (measured); in a 40-step SGD run

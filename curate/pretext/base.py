@@ -52,6 +52,19 @@ class PretextTask(nn.Module):
         """Called after each optimiser step with training progress in [0, 1]."""
 
 
+class TwoViewTask(PretextTask):
+    """Base of the siamese tasks: two augmented views per image (`self.views`), both through the
+    backbone and `self.projector` in one batch; `forward` returns the two projections (B, D) each."""
+
+    def build_views(self, images: torch.Tensor, generator: torch.Generator | None = None):
+        from curate.transforms import make_views, normalize
+
+        return [normalize(make_views(images, self.views, generator)) for _ in range(2)], None
+
+    def forward(self, backbone: nn.Module, views: list[torch.Tensor]):
+        return self.projector(backbone(torch.cat(views))).chunk(2)
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     """A task name, its weight in the total loss, and overrides of its Config fields."""

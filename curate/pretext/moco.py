@@ -19,7 +19,7 @@ from curate.losses import infonce
 from curate.models.ema import cosine_momentum, ema_update, frozen_copy
 from curate.models.heads import mlp
 from curate.pretext.base import TASKS, PretextTask
-from curate.transforms import ViewConfig, make_views, normalize
+from curate.transforms import make_views, normalize, siamese_views
 
 
 def grouped_forward(net: nn.Module, x: torch.Tensor, groups: int) -> torch.Tensor:
@@ -52,7 +52,7 @@ class MoCo(PretextTask):
     def __init__(self, cfg: Config, feature_dim: int, image_size: int):
         super().__init__(cfg, feature_dim, image_size)
         self.projector = mlp(feature_dim, cfg.hidden_dim, cfg.projection_dim, batch_norm=False)
-        self.views = ViewConfig(size=image_size, scale=(cfg.min_scale, 1.0), blur=0.5 if image_size >= 96 else 0.0)
+        self.views = siamese_views(image_size, cfg.min_scale)
         # random unit keys to start with, as in the paper; buffers, so checkpoints keep the queue
         self.register_buffer("queue", F.normalize(torch.randn(cfg.queue_size, cfg.projection_dim), dim=1))
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))

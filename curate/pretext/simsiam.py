@@ -17,7 +17,7 @@ import torch
 from curate.losses import negative_cosine
 from curate.models.heads import mlp
 from curate.pretext.base import TASKS, PretextTask
-from curate.transforms import ViewConfig, make_views, normalize
+from curate.transforms import make_views, normalize, siamese_views
 
 
 @TASKS.register("simsiam")
@@ -35,7 +35,7 @@ class SimSiam(PretextTask):
         dim = cfg.projection_dim
         self.projector = mlp(feature_dim, dim, dim, layers=cfg.projector_layers, last_bn=True)
         self.predictor = mlp(cfg.projection_dim, cfg.predictor_dim, cfg.projection_dim)
-        self.views = ViewConfig(size=image_size, scale=(cfg.min_scale, 1.0), blur=0.5 if image_size >= 96 else 0.0)
+        self.views = siamese_views(image_size, cfg.min_scale)
 
     def build_views(self, images, generator=None):
         return [normalize(make_views(images, self.views, generator)) for _ in range(2)], None

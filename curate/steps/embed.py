@@ -47,7 +47,6 @@ def embed(ws: Workspace, model: str | Path | None = None, batch_size: int = 256,
     storage.write_json(ws.sidecar(ws.embeddings_file), {"model": model_id, "model_file": str(encoder_file.resolve()),
                                                         "d": dim, "n": int(len(manifest)), "embedded": int(len(rows)),
                                                         "image_size": config["image_size"], "created": now()})
-    del packed
     partial.unlink(missing_ok=True)
     partial_meta.unlink(missing_ok=True)
     return full

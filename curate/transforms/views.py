@@ -39,6 +39,12 @@ class ViewConfig:
     solarize: float = 0.0  # probability of solarization (BYOL/DINO use 0.2 on one of the two views)
 
 
+def siamese_views(size: int, min_scale: float = 0.2) -> ViewConfig:
+    """SimCLR's recipe for two-view methods: crops down to `min_scale` of the area, flips, colour
+    jitter, greyscale; Gaussian blur only from 96 px up (on tiny images it erases the content)."""
+    return ViewConfig(size=size, scale=(min_scale, 1.0), blur=0.5 if size >= 96 else 0.0)
+
+
 def to_float(images: torch.Tensor) -> torch.Tensor:
     """(B, H, W, 3) or (B, 3, H, W) uint8 -> (B, 3, H, W) float in [0, 1]."""
     if images.shape[-1] == 3 and images.shape[1] != 3:
