@@ -27,15 +27,26 @@ def caltech_images() -> Path:
     return path
 
 
+def copy_sample(source: Path, root: Path, classes, per_class: int) -> Path:
+    """Copy the first `per_class` JPEGs of each class folder of `source` into `root/<class>/` (mtimes kept)."""
+    for cls in classes:
+        (root / cls).mkdir(parents=True)
+        for f in sorted((source / cls).glob("*.jpg"))[:per_class]:
+            shutil.copy2(f, root / cls / f.name)
+    return root
+
+
+@pytest.fixture(scope="session")
+def sample_copier():
+    """The `copy_sample` helper, for tests that build their own small image folders."""
+    return copy_sample
+
+
 @pytest.fixture(scope="session")
 def small_images(tmp_path_factory, bundled_images) -> Path:
     """A 200-image copy (20 per class) of the bundled data, for tests that write into the image folder."""
-    root = tmp_path_factory.mktemp("small") / "images"
-    for cls in sorted(p for p in bundled_images.iterdir() if p.is_dir()):
-        (root / cls.name).mkdir(parents=True)
-        for f in sorted(cls.glob("*.jpg"))[:20]:
-            shutil.copy(f, root / cls.name / f.name)
-    return root
+    classes = sorted(p.name for p in bundled_images.iterdir() if p.is_dir())
+    return copy_sample(bundled_images, tmp_path_factory.mktemp("small") / "images", classes, 20)
 
 
 @pytest.fixture(scope="session")

@@ -18,13 +18,9 @@ class Crash(Exception):
 
 
 @pytest.fixture
-def folder(tmp_path, bundled_images) -> Path:
+def folder(tmp_path, bundled_images, sample_copier) -> Path:
     """Ten real photos plus one empty file sorted among them (so a zero row sits mid-array)."""
-    root = tmp_path / "imgs"
-    for cls in ("ship", "truck"):
-        (root / cls).mkdir(parents=True)
-        for f in sorted((bundled_images / cls).glob("*.jpg"))[:5]:
-            shutil.copy(f, root / cls / f.name)
+    root = sample_copier(bundled_images, tmp_path / "imgs", ("ship", "truck"), 5)
     (root / "ship" / "4802b.jpg").write_bytes(b"")
     return root
 

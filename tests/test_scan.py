@@ -24,14 +24,9 @@ def bad(tmp_path_factory, bundled_images):
 
 
 @pytest.fixture
-def photos(tmp_path, bundled_images) -> Path:
+def photos(tmp_path, bundled_images, sample_copier) -> Path:
     """Six real photos in two class folders, in a folder the test may change."""
-    root = tmp_path / "photos"
-    for cls in ("cat", "dog"):
-        (root / cls).mkdir(parents=True)
-        for f in sorted((bundled_images / cls).glob("*.jpg"))[:3]:
-            shutil.copy2(f, root / cls / f.name)
-    return root
+    return sample_copier(bundled_images, tmp_path / "photos", ("cat", "dog"), 3)
 
 
 def by_path(manifest: pd.DataFrame) -> dict[str, dict]:
