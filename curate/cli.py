@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import subprocess
 import sys
@@ -55,18 +56,39 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--image", type=Path, help="an image file (anywhere)")
     q.add_argument("--id", type=int, help="a manifest id")
     c.add_argument("-k", type=int, default=10)
-    c = command("select", cmd_select, "save a named selection ranked by a strategy")
-    c.add_argument("--n", type=int, required=True, help="number of images")
-    c.add_argument("--strategy", default="kcenter")
+    c = command("select", cmd_select, "save a named selection ranked by a strategy, under constraints")
+    c.add_argument("--n", type=float, required=True, help="number of images, or a fraction of the pool if < 1")
+    c.add_argument("--strategy", default="kcenter", help="random, kcenter, facility_location, typiclust, probcover, "
+                                                         "cluster_balanced, uniqueness (default kcenter)")
     c.add_argument("--name", help="selection name (default: STRATEGY_N)")
     c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="strategy parameter")
+    c.add_argument("--balance", choices=["label", "cluster"], help="equal share per label or k-means cluster")
+    c.add_argument("--dedup", nargs="?", const="auto", default=None, metavar="COSINE",
+                   help="skip near-duplicates of chosen images (threshold; default: the workspace's duplicate threshold)")
+    c.add_argument("--include", action="append", default=[], metavar="SELECTION|tag:NAME",
+                   help="images that must be in the selection (repeatable)")
+    c.add_argument("--exclude", action="append", default=[], metavar="SELECTION|tag:NAME",
+                   help="images that must stay out (repeatable)")
+    c.add_argument("--label", action="append", default=[], help="draw only from these labels (repeatable)")
+    c.add_argument("--skip-flag", action="append", default=[], metavar="FLAG",
+                   help="leave out images with this quality flag or score flag, e.g. blurry, dark, outlier")
+    c.add_argument("--tag", action="append", default=[], help="draw only from images with this tag")
+    c.add_argument("--min-side", type=int, help="leave out images whose shorter side is smaller (px)")
+    c = command("tag", cmd_tag, "tag images (or untag with --remove); tags act as filters and exclusions")
+    c.add_argument("tag", help="tag name, e.g. to_label or bad")
+    src = c.add_mutually_exclusive_group(required=True)
+    src.add_argument("--ids", help="comma-separated manifest ids")
+    src.add_argument("--selection", help="tag every image of this selection")
+    c.add_argument("--remove", action="store_true")
     c = command("dedup", cmd_dedup, "exact and near-duplicate groups")
     c.add_argument("--threshold", type=float, default=None,
                    help="cosine similarity for near duplicates (default: calibrated on the data, see duplicates.json)")
     c = command("export", cmd_export, "copy, link or list a selection into a folder")
     c.add_argument("--selection", required=True)
     c.add_argument("--to", type=Path, required=True)
-    c.add_argument("--mode", choices=["copy", "symlink", "list"], default="copy")
+    c.add_argument("--mode", choices=["copy", "symlink", "hardlink", "list", "zip"], default="copy",
+                   help="zip: --to is the .zip file to write")
     c = command("eval", cmd_eval, "representation report (kNN, linear probe, k-means NMI, per-layer probes, "
                                   "invariance, pretext accuracy) on a held-out split when labels exist")
     c.add_argument("--no-baseline", action="store_true", help="skip the random-weights baseline")
@@ -118,10 +140,24 @@ def _train_config(args, ws):
     return cfg
 
 
+@contextlib.contextmanager
 def _bar(desc: str, unit: str = "img"):
+    """tqdm bars; under `curate.jobs` (the app's background runs) also the progress file it reads."""
+    import os
+
+    from curate.jobs import PROGRESS_ENV, progress_writer
     from curate.progress import tqdm_progress
 
-    return tqdm_progress(desc, unit)
+    with tqdm_progress(desc, unit) as bar:
+        if not os.environ.get(PROGRESS_ENV):
+            yield bar
+            return
+        write = progress_writer(os.environ[PROGRESS_ENV])
+
+        def both(done, total, info):
+            bar(done, total, info)
+            write(done, total, {"stage": desc, "unit": unit, **info})
+        yield both
 
 
 def cmd_scan(args):
@@ -194,15 +230,54 @@ def cmd_search(args):
 
 
 def cmd_select(args):
-    from curate.steps.select import run_selection
+    from curate.select.filters import Filters
+    from curate.steps.select import SelectionRequest, run_selection
     from curate.workspace import Workspace
 
     ws = Workspace(args.workspace).require()
-    table = run_selection(ws, args.n, args.strategy, args.name, args.seed)
+    request = SelectionRequest(
+        n=args.n, strategy=args.strategy, seed=args.seed, params=_key_values(args.param), balance=args.balance,
+        dedup=args.dedup if args.dedup in (None, "auto") else float(args.dedup),
+        include=args.include, exclude=args.exclude,
+        filters=Filters(labels=args.label, skip_flags=args.skip_flag, tags=args.tag, min_side=args.min_side))
+    table = run_selection(ws, args.n, name=args.name, request=request)
     name = args.name or f"{args.strategy}_{len(table)}"
-    meta = ws.selection_meta(name)
-    print(f"selection {name!r}: {len(table)} images by {args.strategy}, "
-          f"coverage radius {meta['metrics']['coverage_radius']:.3f} -> {ws.selections_dir / name}.parquet")
+    metrics = ws.selection_meta(name)["metrics"]
+    print(f"selection {name!r}: {len(table)} of {metrics['pool']} images by {args.strategy}; coverage radius "
+          f"{metrics['coverage_radius']:.3f}, mean distance to the nearest selected {metrics['mean_distance_to_selected']:.3f}"
+          f" -> {ws.selections_dir / name}.parquet")
+
+
+def cmd_tag(args):
+    from curate.data.tags import add_tag, remove_tag
+    from curate.workspace import Workspace
+
+    ws = Workspace(args.workspace).require()
+    if args.selection:
+        ids = ws.selection(args.selection)["id"].tolist()
+    else:
+        try:
+            ids = [int(i) for i in args.ids.split(",") if i.strip()]
+        except ValueError:
+            raise ValueError(f"--ids takes comma-separated integers, not {args.ids!r}") from None
+        unknown = [i for i in ids if not 0 <= i < len(ws.manifest())]
+        if unknown:
+            raise ValueError(f"no images with ids {unknown[:5]} in {ws.path}")
+    changed = remove_tag(ws, ids, args.tag) if args.remove else add_tag(ws, ids, args.tag)
+    print(f"{'untagged' if args.remove else 'tagged'} {changed} images {args.tag!r} -> {ws.tags_file}")
+
+
+def _key_values(items: list[str]) -> dict:
+    """['k=3', 'name=x'] -> {'k': 3, 'name': 'x'} (values parsed as YAML scalars)."""
+    import yaml
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--param takes KEY=VALUE, not {item!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
 
 
 def cmd_dedup(args):
@@ -223,6 +298,15 @@ def cmd_export(args):
     from curate.workspace import Workspace
 
     ws = Workspace(args.workspace).require()
+    if args.mode == "zip":
+        from curate import storage
+        from curate.steps.export import zip_selection
+
+        target = args.to if args.to.suffix == ".zip" else args.to.with_suffix(".zip")
+        with _bar("export zip", "file") as bar, storage.atomic_path(target) as tmp:
+            n = zip_selection(ws, tmp, args.selection, progress=bar)
+        print(f"zipped selection {args.selection!r} ({n} images) -> {target}")
+        return
     with _bar(f"export {args.mode}", "file") as bar:
         csv = export_selection(ws, args.selection, args.to, args.mode, progress=bar)
     print(f"exported selection {args.selection!r} ({args.mode}) -> {csv.parent} (manifest: {csv.name})")

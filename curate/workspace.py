@@ -42,6 +42,10 @@ class Workspace:
     @property
     def duplicates_file(self) -> Path: return self.path / "duplicates.parquet"
     @property
+    def tags_file(self) -> Path: return self.path / "tags.parquet"
+    @property
+    def scores_file(self) -> Path: return self.path / "scores.parquet"
+    @property
     def reports_dir(self) -> Path: return self.path / "reports"
     @property
     def cache_dir(self) -> Path: return self.path / "cache"
@@ -60,6 +64,8 @@ class Workspace:
                 raise ValueError(f"workspace {ws.path} belongs to {ws.root}, not {root}: "
                                  "use another -w folder, or `curate embed` to embed a new folder into a new workspace")
             return ws
+        if not root.is_dir():  # checked before anything is written, so a typo leaves no workspace behind
+            raise FileNotFoundError(f"image folder not found: {root} (pass a folder of images)")
         ws.path.mkdir(parents=True, exist_ok=True)
         storage.write_json(ws.meta_file, {"root": str(root), "created": now(), "format": 1})
         return ws

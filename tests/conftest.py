@@ -71,3 +71,14 @@ def built_workspace(tmp_path_factory, bundled_images) -> Path:
     dedup(ws)
     run_selection(ws, 100, "kcenter", "kcenter_100")
     return path
+
+
+@pytest.fixture
+def built_workspace_copy(tmp_path, built_workspace):
+    """A writable copy of the shared workspace (as a Workspace; checkpoint and cache left out)."""
+    import shutil
+
+    from curate.workspace import Workspace
+    copy = tmp_path / "ws_copy"
+    shutil.copytree(built_workspace, copy, ignore=shutil.ignore_patterns("checkpoint.pt", "cache"))
+    return Workspace(copy)

@@ -64,6 +64,30 @@ def test_select_dedup_export(cli_workspace, tmp_path, capsys):
     assert len(table) == 50 and set(table.id) == set(sel.id)
 
 
+def test_select_with_constraints_tags_and_zip_export(cli_workspace, tmp_path, capsys):
+    import zipfile
+    ws = str(cli_workspace)
+    assert main(["tag", "-w", ws, "bad", "--ids", "0,1,2,3"]) == 0
+    assert main(["tag", "-w", ws, "bad", "--ids", "3", "--remove"]) == 0
+    tags = pd.read_parquet(cli_workspace / "tags.parquet")
+    assert sorted(tags.loc[tags.tag == "bad", "id"]) == [0, 1, 2]
+    assert main(["select", "-w", ws, "--n", "0.02", "--strategy", "random", "--balance", "label", "--exclude",
+                 "tag:bad", "--include", "pick", "--label", "cat", "--label", "dog", "--dedup", "--name", "pets"]) == 0
+    assert "selection 'pets'" in capsys.readouterr().out
+    sel = pd.read_parquet(cli_workspace / "selections/pets.parquet")
+    pick = pd.read_parquet(cli_workspace / "selections/pick.parquet")
+    assert set(pick.id) <= set(sel.id) and not set(sel.id) & {0, 1, 2}
+    meta = json.loads((cli_workspace / "selections/pets.json").read_text())
+    assert meta["request"]["balance"] == "label" and meta["request"]["include"] == ["pick"]
+    assert main(["select", "-w", ws, "--n", "5", "--param", "nope"]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
+    target = tmp_path / "pets.zip"
+    assert main(["export", "-w", ws, "--selection", "pets", "--to", str(target), "--mode", "zip"]) == 0
+    with zipfile.ZipFile(target) as zf:
+        assert len([n for n in zf.namelist() if n.endswith(".jpg")]) == len(sel)
+        assert json.loads(zf.read("manifest.json"))["provenance"]["selection"] == "pets"
+
+
 def test_eval_reports_knn_against_random_weights(cli_workspace):
     assert main(["eval", "-w", str(cli_workspace)]) == 0
     report = json.loads((cli_workspace / "reports/eval.json").read_text())

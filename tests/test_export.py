@@ -51,7 +51,8 @@ def test_copy_keeps_class_folders_and_writes_a_manifest(root, rows, tmp_path):
         copy = target / rel
         assert copy.is_file() and not copy.is_symlink()
         assert copy.read_bytes() == (root / rel).read_bytes()
-    assert sorted(p.name for p in target.iterdir()) == ["airplane", "bird", "deer", "manifest.csv"]
+    assert sorted(p.name for p in target.iterdir()) == ["airplane", "bird", "deer", "manifest.csv", "manifest.json",
+                                                        "manifest.parquet"]
     table = pd.read_csv(csv)
     assert list(table["id"]) == list(rows["id"]) and list(table["label"]) == list(rows["label"])
     assert list(table["exported"]) == list(rows["path"])
@@ -69,13 +70,13 @@ def test_symlink_mode_links_to_the_sources(root, rows, tmp_path):
 def test_list_mode_writes_only_the_manifest(root, rows, tmp_path):
     target = tmp_path / "out"
     csv = export_files(root, rows, target, "list")
-    assert os.listdir(target) == ["manifest.csv"]
+    assert sorted(os.listdir(target)) == ["manifest.csv", "manifest.json", "manifest.parquet"]
     table = pd.read_csv(csv)
     assert len(table) == len(rows) and table["exported"].isna().all()
     assert all(Path(s).is_file() for s in table["source"])
 
 
-@pytest.mark.parametrize("mode", ["copy", "symlink", "list"])
+@pytest.mark.parametrize("mode", ["copy", "symlink", "hardlink", "list"])
 def test_re_export_is_idempotent(root, rows, tmp_path, mode):
     target = tmp_path / "out"
     export_files(root, rows, target, mode)
@@ -83,7 +84,8 @@ def test_re_export_is_idempotent(root, rows, tmp_path, mode):
     export_files(root, rows, target, mode)
     after = snapshot(target)
     assert (target / "manifest.csv").read_text() == csv_before
-    del before["manifest.csv"], after["manifest.csv"]  # rewritten atomically with the same content
+    for name in ("manifest.csv", "manifest.json", "manifest.parquet"):  # rewritten atomically, same content
+        del before[name], after[name]
     assert after == before, "no exported file is rewritten"
 
 
@@ -160,4 +162,42 @@ def test_export_selection_step_writes_ranked_ok_rows(root, tmp_path):
     table = pd.read_csv(csv)
     assert list(table["id"]) == [6, 0] and list(table["rank"]) == [0, 2]
     assert all((tmp_path / "out" / p).is_file() for p in table["path"])
-    assert storage.read_json(tmp_path / "out" / "export.json")["n"] == 2
+    document = storage.read_json(tmp_path / "out" / "manifest.json")
+    assert document["n"] == 2 and document["provenance"]["strategy"] == "hand"
+    assert document["provenance"]["selection"] == "pick" and document["provenance"]["mode"] == "copy"
+    assert [r["id"] for r in document["images"]] == [6, 0]
+    assert list(pd.read_parquet(tmp_path / "out" / "manifest.parquet")["id"]) == [6, 0]
+
+
+def test_hardlink_mode_shares_the_inode(root, rows, tmp_path):
+    target = tmp_path / "out"
+    export_files(root, rows, target, "hardlink")
+    for rel in rows["path"]:
+        link = target / rel
+        assert not link.is_symlink() and os.path.samefile(link, root / rel)
+
+
+def test_zip_export_holds_the_images_and_manifests(root, tmp_path):
+    import io
+    import zipfile
+
+    from curate.steps.export import zip_selection
+    ws = Workspace.create(tmp_path / "ws", root)
+    manifest, _ = scan_folder(ws.root)
+    ws.save_manifest(manifest)
+    buffer = io.BytesIO()
+    assert zip_selection(ws, buffer, ids=[3, 1]) == 2
+    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as zf:
+        names = set(zf.namelist())
+        paths = manifest["path"].iloc[[3, 1]].tolist()
+        assert names == {*paths, "manifest.csv", "manifest.json"}
+        assert zf.read(paths[0]) == (root / paths[0]).read_bytes()
+        assert list(pd.read_csv(zf.open("manifest.csv"))["id"]) == [3, 1]
+
+
+def test_zip_refuses_a_path_that_would_unpack_outside(root, tmp_path):
+    import io
+
+    from curate.export import export_zip
+    with pytest.raises(PermissionError):
+        export_zip(root, pd.DataFrame({"id": [0], "path": ["../evil.jpg"]}), io.BytesIO())

@@ -196,3 +196,10 @@ def roundtrip(manifest: pd.DataFrame) -> pd.DataFrame:
     buf = io.BytesIO()
     manifest.to_parquet(buf, index=False)
     return validate(pd.read_parquet(io.BytesIO(buf.getvalue())))
+
+
+def test_a_missing_folder_leaves_no_workspace_behind(tmp_path):
+    from curate.steps.scan import scan
+    with pytest.raises(FileNotFoundError, match="image folder not found"):
+        scan(tmp_path / "nope", tmp_path / "ws")
+    assert not (tmp_path / "ws").exists()

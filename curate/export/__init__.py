@@ -1,4 +1,5 @@
-"""Materialising a subset of images as a folder (copy / symlink / list) with a manifest CSV."""
-from curate.export.folder import EXPORT_MODES, export_files
+"""Materialising a subset of images as a folder (copy / symlink / hardlink / list) or a zip, with
+manifest CSV + parquet + JSON."""
+from curate.export.folder import EXPORT_MODES, export_files, export_zip
 
-__all__ = ["EXPORT_MODES", "export_files"]
+__all__ = ["EXPORT_MODES", "export_files", "export_zip"]

@@ -1,10 +1,18 @@
-"""Export files into a target folder, keeping their relative layout (class sub-folders)."""
+"""Export files into a target folder, keeping their relative layout (class sub-folders), or into a zip.
+
+The layout, `CLASS/file.jpg` under the target, is what torchvision's `ImageFolder` and FiftyOne's
+image-classification directory tree both read. Next to the images go `manifest.csv`,
+`manifest.parquet` and `manifest.json` (the rows plus their provenance: workspace, selection,
+strategy, parameters).
+"""
 from __future__ import annotations
 
 import logging
 import os
+import json
 import shutil
 import stat
+import zipfile
 from pathlib import Path, PurePosixPath
 
 import pandas as pd
@@ -15,17 +23,18 @@ from curate.workspace import resolve_inside
 
 log = logging.getLogger(__name__)
 
-EXPORT_MODES = ("copy", "symlink", "list")
+EXPORT_MODES = ("copy", "symlink", "hardlink", "list")
 
 
 def export_files(root: Path, rows: pd.DataFrame, target: Path, mode: str = "copy",
-                 progress: Progress | None = None) -> Path:
-    """Write rows' images (columns id, path, label, ...) under `target` and `target/manifest.csv`.
+                 progress: Progress | None = None, provenance: dict | None = None) -> Path:
+    """Write rows' images (columns id, path, label, ...) under `target`, plus the manifest files.
 
     Never writes outside `target` and never reads outside `root`: every path is checked before
     anything is written, and one that escapes (`..`, absolute, a symlink leading out) raises
     PermissionError. Existing identical files are left as they are, so re-exporting is
-    idempotent. Returns the manifest CSV path.
+    idempotent. A hard link needs `target` on the same file system as `root` (else OSError says
+    so). Returns the manifest CSV path.
     """
     if mode not in EXPORT_MODES:
         raise ValueError(f"export mode must be one of {', '.join(EXPORT_MODES)}, not {mode!r}")
@@ -43,11 +52,49 @@ def export_files(root: Path, rows: pd.DataFrame, target: Path, mode: str = "copy
         report(progress, n + 1, len(rows), stage=f"export ({mode})", unit="file")
     exported = [dst.relative_to(target).as_posix() for dst in destinations] if mode != "list" else None
     table = rows.assign(source=[str(src) for src in sources], exported=exported)
+    csv = write_manifests(target, table, {**(provenance or {}), "mode": mode})
+    log.info("exported %d files to %s (%s)", len(rows), target, mode)
+    return csv
+
+
+def write_manifests(target: Path, table: pd.DataFrame, provenance: dict) -> Path:
+    """manifest.csv, manifest.parquet and manifest.json (provenance + rows) in `target`; returns the CSV."""
     csv = target / "manifest.csv"
     with storage.atomic_path(csv) as tmp:
         table.to_csv(tmp, index=False)
-    log.info("exported %d files to %s (%s)", len(rows), target, mode)
+    storage.write_parquet(target / "manifest.parquet", table)
+    storage.write_json(target / "manifest.json", manifest_document(table, provenance))
     return csv
+
+
+def manifest_document(table: pd.DataFrame, provenance: dict) -> dict:
+    return {"provenance": provenance, "n": int(len(table)),
+            "images": json.loads(table.to_json(orient="records", force_ascii=False))}
+
+
+def export_zip(root: Path, rows: pd.DataFrame, destination, provenance: dict | None = None,
+               progress: Progress | None = None) -> None:
+    """A zip (to a path or a binary file object) holding rows' images under their relative paths
+    plus manifest.csv and manifest.json. Images are stored, not deflated: JPEG/PNG do not shrink."""
+    root = Path(root).expanduser().resolve()
+    sources = [resolve_inside(root, rel) for rel in rows["path"]]
+    names = [zip_member(rel) for rel in rows["path"]]
+    table = rows.assign(exported=names)
+    with zipfile.ZipFile(destination, "w", compression=zipfile.ZIP_STORED) as zf:
+        for n, (src, name) in enumerate(zip(sources, names)):
+            zf.write(src, name)
+            report(progress, n + 1, len(rows), stage="export (zip)", unit="file")
+        zf.writestr("manifest.csv", table.to_csv(index=False))
+        zf.writestr("manifest.json", json.dumps(manifest_document(table, {**(provenance or {}), "mode": "zip"}),
+                                                indent=1, ensure_ascii=False))
+
+
+def zip_member(rel: str) -> str:
+    """A manifest path as a zip member name, refusing any that would unpack outside the folder."""
+    rel_path = PurePosixPath(str(rel))
+    if rel_path.is_absolute() or not rel_path.parts or ".." in rel_path.parts:
+        raise PermissionError(f"refusing to zip {rel!r}: not a relative path")
+    return rel_path.as_posix()
 
 
 def inside_target(target: Path, rel: str) -> Path:
@@ -74,6 +121,18 @@ def _place(src: Path, dst: Path, mode: str) -> None:
         tmp.unlink(missing_ok=True)
         os.symlink(src, tmp)
         os.replace(tmp, dst)  # replaces a file or link at dst, never writes through it
+        return
+    if mode == "hardlink":
+        if dst.exists() and os.path.samefile(src, dst) and not dst.is_symlink():
+            return
+        tmp = dst.with_name(f".{dst.name}.link.tmp")
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(src, tmp)
+        except OSError as err:
+            raise OSError(f"cannot hard-link {src} into {dst.parent} ({err.strerror}): hard links need the "
+                          "export folder on the same file system as the images; use copy or symlink") from err
+        os.replace(tmp, dst)
         return
     src_stat = src.stat()
     if _same_copy(dst, src_stat):

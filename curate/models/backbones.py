@@ -57,6 +57,13 @@ def _resnet(factory):
     return build
 
 
+def resnet10(weights=None) -> torchvision.models.ResNet:
+    """ResNet-18 with one block per stage instead of two: half the compute, and still the stock
+    class, so its state_dict loads into `torchvision.models.resnet.ResNet(BasicBlock, [1, 1, 1, 1])`."""
+    return torchvision.models.resnet.ResNet(torchvision.models.resnet.BasicBlock, [1, 1, 1, 1])
+
+
+BACKBONES.register("resnet10")(_resnet(resnet10))
 for _name in ("resnet18", "resnet34", "resnet50"):
     BACKBONES.register(_name)(_resnet(getattr(torchvision.models, _name)))
 for _name in VIT_SIZES:

@@ -1,18 +1,44 @@
-"""`curate select`: save a named selection (ids ranked by a strategy) with its metadata."""
+"""`curate select`: save a named selection (ids ranked by a strategy, under constraints) with the
+strategy, parameters, seed and summary metrics next to it."""
 from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from curate import storage
-from curate.select import select as rank
-from curate.select.kcenter import coverage_radius
+from curate.data.manifest import labels as manifest_labels
+from curate.data.tags import ids_with_tag, read_tags
+from curate.select.constraints import Constraints, constrained_select
+from curate.select.filters import Filters, filter_mask
 from curate.steps.index import indexed_rows
+from curate.steps.scores import image_table
 from curate.workspace import Workspace, now, safe_name
+
+METRIC_SAMPLE = 100_000  # distance metrics are estimated on this many pool points beyond it
+BALANCE_CLUSTERS = 10
+
+
+@dataclass
+class SelectionRequest:
+    """Everything a selection depends on; saved with it, so it can be reproduced."""
+
+    n: float  # a count, or a fraction of the eligible pool when < 1
+    strategy: str = "kcenter"
+    seed: int = 0
+    params: dict = field(default_factory=dict)
+    filters: Filters = field(default_factory=Filters)
+    include: list[str] = field(default_factory=list)  # selection names or `tag:NAME` whose images must be in
+    exclude: list[str] = field(default_factory=list)  # selection names or `tag:NAME` whose images must stay out
+    include_ids: list[int] = field(default_factory=list)  # e.g. the app's basket
+    balance: str | None = None  # "label" | "cluster"
+    dedup: float | str | None = None  # cosine threshold, or "auto": the workspace's duplicate threshold
 
 
 def save_selection(ws: Workspace, name: str, ids: np.ndarray, strategy: str, params: dict, seed: int,
-                   scores: np.ndarray | None = None, metrics: dict | None = None) -> pd.DataFrame:
+                   scores: np.ndarray | None = None, metrics: dict | None = None,
+                   request: dict | None = None) -> pd.DataFrame:
     name = safe_name(name)
     ids = np.asarray(ids, dtype=np.int64)
     table = pd.DataFrame({"id": ids, "rank": np.arange(len(ids), dtype=np.int64),
@@ -20,20 +46,142 @@ def save_selection(ws: Workspace, name: str, ids: np.ndarray, strategy: str, par
                                               dtype=np.float64)})
     storage.write_parquet(ws.selections_dir / f"{name}.parquet", table)
     storage.write_json(ws.selections_dir / f"{name}.json", {"strategy": strategy, "parameters": params, "seed": seed,
-                                                            "n": int(len(ids)), "metrics": metrics or {}, "created": now()})
+                                                            "n": int(len(ids)), "metrics": metrics or {}, "created": now(),
+                                                            **({"request": request} if request else {})})
     return table
 
 
-def selection_metrics(vectors: np.ndarray, order: np.ndarray) -> dict:
-    """Summary figures saved with every selection (vectors: the pool; order: chosen rows)."""
-    return {"coverage_radius": coverage_radius(vectors, order), "pool": int(len(vectors))}
+def delete_selection(ws: Workspace, name: str) -> None:
+    for suffix in (".parquet", ".json"):
+        (ws.selections_dir / f"{safe_name(name)}{suffix}").unlink(missing_ok=True)
 
 
-def run_selection(ws: Workspace, n: int, strategy: str = "kcenter", name: str | None = None, seed: int = 0,
-                  **params) -> pd.DataFrame:
-    """Rank n images of the workspace with `strategy` and save them as selection `name`."""
+def rename_selection(ws: Workspace, old: str, new: str) -> None:
+    src, dst = ws.selections_dir / safe_name(old), ws.selections_dir / safe_name(new)
+    if dst.with_suffix(".parquet").exists():
+        raise FileExistsError(f"a selection named {new!r} exists already")
+    for suffix in (".json", ".parquet"):  # the parquet last: it is what makes a selection exist
+        src.with_suffix(suffix).rename(dst.with_suffix(suffix))
+
+
+def selection_metrics(vectors: np.ndarray, order: np.ndarray, groups: dict[str, np.ndarray] | None = None,
+                      seed: int = 0) -> dict:
+    """Summary figures saved with every selection. vectors: the pool; order: chosen rows; groups:
+    per-row keys (label, cluster) whose histograms are compared with the pool's."""
+    import faiss
+
+    x = np.ascontiguousarray(vectors, dtype=np.float32)
+    sample = np.arange(len(x)) if len(x) <= METRIC_SAMPLE else \
+        np.random.default_rng(seed).choice(len(x), METRIC_SAMPLE, replace=False)
+    index = faiss.IndexFlatL2(x.shape[1])
+    index.add(x[order])
+    d2, _ = index.search(x[sample], 1)
+    dist = np.sqrt(np.maximum(d2[:, 0], 0))
+    metrics = {"pool": int(len(x)), "n": int(len(order)), "coverage_radius": float(dist.max()),
+               "mean_distance_to_selected": float(dist.mean()),
+               "distances_estimated_on": int(len(sample))}
+    for name, keys in (groups or {}).items():
+        keys = np.asarray(keys).astype(str)
+        metrics[f"{name}_histogram"] = {"selected": _counts(keys[order]), "pool": _counts(keys)}
+    return metrics
+
+
+def kmeans_clusters(vectors: np.ndarray, k: int = BALANCE_CLUSTERS, seed: int = 0) -> np.ndarray:
+    """(N,) k-means cluster of every row (FAISS, trained on at most 256 points per cluster)."""
+    import faiss
+
+    x = np.ascontiguousarray(vectors, dtype=np.float32)
+    k = max(1, min(k, len(x)))
+    km = faiss.Kmeans(x.shape[1], k, niter=20, seed=seed, max_points_per_centroid=256, verbose=False)
+    km.train(x)
+    return km.index.search(x, 1)[1][:, 0]
+
+
+@dataclass
+class SelectionResult:
+    ids: np.ndarray  # image ids in priority order
+    metrics: dict
+    request: dict  # the request as saved (with the dedup threshold actually used)
+
+
+def compute_selection(ws: Workspace, req: SelectionRequest) -> SelectionResult:
+    """Rank images of the workspace with the request's strategy under its constraints (nothing saved)."""
+    manifest = image_table(ws)  # the manifest plus scores and duplicate flags, for the filters
     ids = indexed_rows(ws)
     vectors = np.asarray(ws.embeddings())[ids]
-    order = rank(vectors, n, strategy, seed=seed, **params)
-    metrics = selection_metrics(vectors, order)
-    return save_selection(ws, name or f"{strategy}_{len(order)}", ids[order], strategy, params, seed, metrics=metrics)
+    tags = read_tags(ws)
+    eligible = filter_mask(manifest, req.filters, tags)[ids]
+    position = np.full(len(manifest), -1)
+    position[ids] = np.arange(len(ids))
+
+    def rows_of(image_ids) -> np.ndarray:
+        p = position[np.asarray(list(image_ids), np.int64)]
+        return p[p >= 0]
+
+    include = rows_of([*req.include_ids, *[i for ref in req.include for i in _ref_ids(ws, ref, tags)]])
+    exclude = rows_of([i for ref in req.exclude for i in _ref_ids(ws, ref, tags)])
+    groups = _group_keys(manifest, ids, vectors, seed=req.seed)
+    if req.balance and req.balance not in groups:
+        raise ValueError("cannot balance by label: the images have no labels" if req.balance == "label"
+                         else f"balance must be 'label' or 'cluster', not {req.balance!r}")
+    constraints = Constraints(include=include, exclude=exclude, pool=eligible,
+                              balance=groups[req.balance] if req.balance else None,
+                              dedup=_dedup_threshold(ws, req.dedup))
+    pool_size = int(np.count_nonzero(constraints.eligible(len(ids)))) + len(include)
+    order = constrained_select(vectors, budget(req.n, pool_size), req.strategy, req.seed, constraints, **req.params)
+    if len(order) == 0:
+        raise ValueError("no image passes the filters and constraints: nothing to select")
+    in_pool = eligible.copy()
+    in_pool[include] = True
+    metrics = selection_metrics(vectors[in_pool], (np.cumsum(in_pool) - 1)[order],
+                                {name: np.asarray(keys)[in_pool] for name, keys in groups.items()}, seed=req.seed)
+    return SelectionResult(ids[order], metrics, {**asdict(req), "dedup_threshold": constraints.dedup})
+
+
+def run_selection(ws: Workspace, n: float, strategy: str = "kcenter", name: str | None = None, seed: int = 0,
+                  request: SelectionRequest | None = None, **params) -> pd.DataFrame:
+    """Compute a selection (see compute_selection) and save it as `name`. `n` < 1 is a fraction
+    of the eligible images."""
+    req = request or SelectionRequest(n=n, strategy=strategy, seed=seed, params=params)
+    result = compute_selection(ws, req)
+    return save_selection(ws, name or f"{req.strategy}_{len(result.ids)}", result.ids, req.strategy, req.params,
+                          req.seed, metrics=result.metrics, request=result.request)
+
+
+def budget(n: float, pool_size: int) -> int:
+    """A count from `n`: an integer count, or a fraction of the pool when 0 < n < 1."""
+    if n <= 0:
+        raise ValueError(f"n must be positive (a count, or a fraction below 1), got {n}")
+    return max(1, int(round(n * pool_size))) if n < 1 else int(n)
+
+
+def _ref_ids(ws: Workspace, ref: str, tags: pd.DataFrame) -> np.ndarray:
+    """Ids named by a selection name or `tag:NAME`."""
+    if ref.startswith("tag:"):
+        return ids_with_tag(ws, ref[4:], tags)
+    return ws.selection(ref)["id"].to_numpy(np.int64)
+
+
+def _group_keys(manifest: pd.DataFrame, ids: np.ndarray, vectors: np.ndarray, seed: int) -> dict:
+    keys = {"cluster": kmeans_clusters(vectors, seed=seed)}
+    labels = manifest_labels(manifest)
+    if labels is not None:
+        keys["label"] = np.asarray(labels, dtype=object)[ids].astype(str)
+    return keys
+
+
+def _dedup_threshold(ws: Workspace, dedup) -> float | None:
+    if dedup is None or dedup is False:
+        return None
+    if dedup == "auto" or dedup is True:
+        sidecar = ws.sidecar(ws.duplicates_file)
+        if sidecar.exists() and storage.read_json(sidecar).get("threshold") is not None:
+            return float(storage.read_json(sidecar)["threshold"])
+        from curate.quality import calibrated_threshold
+        return calibrated_threshold(np.asarray(ws.embeddings())[indexed_rows(ws)])
+    return float(dedup)
+
+
+def _counts(keys: np.ndarray) -> dict:
+    values, counts = np.unique(keys, return_counts=True)
+    return {str(v): int(c) for v, c in zip(values, counts)}

@@ -13,6 +13,7 @@ class TrainConfig:
     backbone: str = "resnet18"
     stem: str | None = None  # imagenet | small | small_pool; None: automatic from the image size
     image_size: int | None = None  # None: automatic from the images' median size
+    view_size: int | None = None  # side of the training views; None: image_size. Smaller trains faster
     minutes: float | None = None  # wall-clock budget; the schedule spans it
     epochs: float | None = None  # used when no minutes are given
     batch_size: int = 256

@@ -47,6 +47,16 @@ def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
     raise ValueError(f"optimizer must be sgd or adamw, not {cfg.optimizer!r}")
 
 
+def training_view_size(cfg: TrainConfig, image_size: int) -> int:
+    """Side of the views the tasks train on: smaller views cost less per step, and a ResNet's global
+    pool lets the encoder embed at full size afterwards (a ViT's position embeddings do not)."""
+    if cfg.view_size is None or cfg.view_size == image_size:
+        return image_size
+    if cfg.backbone.startswith("vit"):
+        raise ValueError(f"view_size must equal image_size ({image_size}) for a ViT backbone")
+    return cfg.view_size
+
+
 def batches(ids: np.ndarray, batch_size: int, rng: np.random.Generator):
     """Endless stream of sorted id batches, a fresh permutation per epoch (sorted = faster memmap reads)."""
     while True:
@@ -70,7 +80,7 @@ def train(images: np.ndarray, train_ids: np.ndarray, cfg: TrainConfig, out_dir: 
     autocast = autocast_factory(device, cfg.precision)
     torch.manual_seed(cfg.seed)
     backbone = build_backbone(BackboneSpec(cfg.backbone, cfg.stem or "small")).to(device)
-    tasks = MultiTask(cfg.tasks, backbone, images.shape[1]).to(device)
+    tasks = MultiTask(cfg.tasks, backbone, training_view_size(cfg, images.shape[1])).to(device)
     optimizer = make_optimizer(list(backbone.parameters()) + list(tasks.parameters()), cfg)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     budget_s = cfg.minutes * 60 if cfg.minutes is not None else None

@@ -1,0 +1,135 @@
+"""Background runs: a `curate` command in its own process, whose progress lives in the workspace.
+
+The app starts `curate run` this way, so the run goes on when the browser tab is closed or
+reloaded, and any session can show its progress or cancel it:
+
+    WS/job/job.json       the command, pid, start time
+    WS/job/progress.json  the latest progress report (stage, done, total, live figures), ~1/s
+    WS/job/status.json    written when the command ends: state (finished|failed|cancelled), exit code
+    WS/job/log.txt        the command's output
+
+`python -m curate.jobs WS -- ARGS...` is the wrapper that runs `curate ARGS...` and records its end.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Mapping
+
+from curate import storage
+from curate.workspace import now
+
+PROGRESS_ENV = "CURATE_PROGRESS_FILE"
+
+
+def job_dir(ws_path: str | Path) -> Path:
+    return Path(ws_path) / "job"
+
+
+def start(ws_path: str | Path, args: list[str]) -> dict:
+    """Start `curate ARGS` in the background for workspace `ws_path`; refuses while one is running."""
+    folder = job_dir(ws_path)
+    if status(ws_path).get("state") == "running":
+        raise RuntimeError(f"a run is already going on in {ws_path}: wait for it or cancel it")
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("progress.json", "status.json"):
+        (folder / name).unlink(missing_ok=True)
+    env = {**os.environ, PROGRESS_ENV: str(folder / "progress.json")}
+    with open(folder / "log.txt", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "curate.jobs", str(ws_path), "--", *args], stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                start_new_session=True)  # its own process group: survives the app, cancellable
+    job = {"pid": proc.pid, "args": args, "started": now(), "started_s": time.time()}
+    storage.write_json(folder / "job.json", job)
+    return job
+
+
+def status(ws_path: str | Path) -> dict:
+    """{"state": none|running|finished|failed|cancelled, "progress": {...}, "args", "log_tail", ...}."""
+    folder = job_dir(ws_path)
+    job = _read(folder / "job.json")
+    if not job:
+        return {"state": "none"}
+    out = {**job, "progress": _read(folder / "progress.json") or {}}
+    ended = _read(folder / "status.json")
+    if ended:
+        out.update(ended)
+    else:
+        out["state"] = "running" if _alive(job["pid"]) else "failed"
+    out["log_tail"] = _tail(folder / "log.txt")
+    return out
+
+
+def cancel(ws_path: str | Path) -> bool:
+    """Interrupt a running job (SIGINT: the trainer keeps its last checkpoint); True if one was running."""
+    job = status(ws_path)
+    if job["state"] != "running":
+        return False
+    storage.write_json(job_dir(ws_path) / "cancel.json", {"requested": now()})
+    os.killpg(job["pid"], signal.SIGINT)
+    return True
+
+
+def progress_writer(path: str | Path, every_s: float = 1.0):
+    """A `Progress` callback that writes the latest report to `path` (atomically, at most every `every_s`)."""
+    last = [0.0]
+
+    def update(done: int, total: int, info: Mapping[str, object]) -> None:
+        t = time.monotonic()
+        if t - last[0] < every_s and done < total:
+            return
+        last[0] = t
+        storage.write_json(path, {"done": done, "total": total, "updated_s": time.time(),
+                                  "info": {k: v for k, v in info.items() if isinstance(v, (int, float, str))}})
+    return update
+
+
+def _run(ws_path: str, args: list[str]) -> int:
+    from curate.cli import main
+
+    code = main(args)
+    folder = job_dir(ws_path)
+    cancelled = (folder / "cancel.json").exists()
+    state = "cancelled" if cancelled else "finished" if code == 0 else "failed"
+    (folder / "cancel.json").unlink(missing_ok=True)
+    storage.write_json(folder / "status.json", {"state": state, "returncode": code, "ended": now()})
+    return code
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    try:  # a reused pid belongs to another program; a zombie has ended
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _read(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, 2) - 8192))
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(text.replace("\r", "\n").splitlines()[-lines:])
+
+
+if __name__ == "__main__":
+    ws_arg, sep, *rest = sys.argv[1:]
+    sys.exit(_run(ws_arg, rest))

@@ -1,0 +1,48 @@
+"""`curate scores`: per-image embedding scores -> scores.parquet (id, uniqueness, typicality, outlier),
+and `image_table`, the manifest joined with every per-image column the workspace has (scores,
+duplicate groups, tags), which the selection filters and the app read."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from curate import storage
+from curate.data.tags import read_tags
+from curate.steps.index import indexed_rows
+from curate.workspace import Workspace, now
+
+SCORE_COLUMNS = ["uniqueness", "typicality", "outlier"]
+
+
+def compute_scores(ws: Workspace, k: int = 10) -> pd.DataFrame:
+    from curate.quality.scores import image_scores
+
+    ids = indexed_rows(ws)
+    table = image_scores(np.asarray(ws.embeddings())[ids], k=k)[SCORE_COLUMNS].assign(id=ids)
+    table = table[["id", *SCORE_COLUMNS]].reset_index(drop=True)
+    storage.write_parquet(ws.scores_file, table)
+    storage.write_json(ws.sidecar(ws.scores_file), {"k": k, "n": int(len(table)), "created": now(),
+                                                    "outliers": int(table["outlier"].sum())})
+    return table
+
+
+def image_table(ws: Workspace, manifest: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The manifest (row i = id i) with the scores, duplicate group/keeper and a `tags` column
+    (comma-separated) added where the workspace has them."""
+    table = (ws.manifest() if manifest is None else manifest).copy()
+    if ws.scores_file.exists():
+        scores = pd.read_parquet(ws.scores_file).set_index("id")
+        for col in SCORE_COLUMNS:
+            table[col] = scores[col].reindex(table["id"]).to_numpy()
+        table["outlier"] = table["outlier"].fillna(False).astype(bool)
+    dups = ws.duplicates()
+    if dups is not None and len(dups):
+        dups = dups.set_index("id")
+        table["duplicate_group"] = dups["group"].reindex(table["id"]).to_numpy()
+        table["duplicate_keeper"] = dups["keeper"].reindex(table["id"]).to_numpy()
+        table["duplicate"] = table["duplicate_group"].notna() & ~table["duplicate_keeper"].fillna(True).astype(bool)
+    tags = read_tags(ws)
+    if len(tags):
+        joined = tags.groupby("id")["tag"].agg(lambda t: ",".join(sorted(t)))
+        table["tags"] = joined.reindex(table["id"]).fillna("").to_numpy()
+    return table
