@@ -38,8 +38,10 @@ class BenchConfig:
     hnsw_ef: tuple[int, ...] = (16, 64)  # 16 is FAISS's default efSearch
     # 2-D map and selection
     umap_sizes: tuple[int, ...] = (10_000, 50_000)
-    kcenter_n: int = 1_000
+    kcenter_n: int = 1_000  # selection: n picks from a pool of kcenter_pool, every strategy
     kcenter_pool: int = 50_000
+    select_large: tuple[int, int] | None = (1_000_000, 10_000)  # (pool, n) on synthetic vectors
+    select_dim: int = 128  # width of the synthetic selection pools
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -60,5 +62,5 @@ def quick_config() -> BenchConfig:
     """Under 3 minutes on a 2-core CPU: a smoke run with the same code paths and smaller sizes."""
     return BenchConfig(quick=True, images=BUNDLED_IMAGES, n_images=2_000, train_seconds=15.0, train_batch=32,
                        limit_seconds=5.0, embed_limit_seconds=4.0, search_n=10_000, queries=300,
-                       umap_sizes=(2_000,), kcenter_n=200, kcenter_pool=10_000,
+                       umap_sizes=(2_000,), kcenter_n=200, kcenter_pool=10_000, select_large=None,
                        notes=["--quick: train batch 32 (default 256) so a 15 s budget holds several steps"])

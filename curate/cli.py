@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import logging
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from curate.quality.checks import QualityConfig
 
 log = logging.getLogger("curate")
 
@@ -42,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
         c.set_defaults(func=func)
         return c
 
-    c = command("run", cmd_run, "whole pipeline: scan, train, embed, index, 2-D map, duplicate scan", images=True)
+    c = command("run", cmd_run, "whole pipeline: scan, quality checks, train, embed, index, 2-D map, duplicates, "
+                                "scores", images=True)
     _train_options(c)
     command("scan", cmd_scan, "build or refresh the manifest", images=True)
     c = command("train", cmd_train, "self-supervised pretraining on the images", images=True)
@@ -84,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
     c = command("dedup", cmd_dedup, "exact and near-duplicate groups")
     c.add_argument("--threshold", type=float, default=None,
                    help="cosine similarity for near duplicates (default: calibrated on the data, see duplicates.json)")
+    c = command("quality", cmd_quality, "image-quality checks (dark, bright, blurry, low information, odd aspect "
+                                        "ratio, odd size, grayscale) as manifest columns")
+    for f in dataclasses.fields(QualityConfig):
+        c.add_argument(f"--{f.name.replace('_', '-')}", type=float, metavar="T",
+                       help=f"threshold of the {f.name} flag (default {f.default}, see curate/quality/checks.py)")
+    c = command("scores", cmd_scores, "per-image uniqueness, typicality and outlier scores from the embeddings")
+    c.add_argument("-k", type=int, default=10, help="neighbours per image (default 10)")
     c = command("export", cmd_export, "copy, link or list a selection into a folder")
     c.add_argument("--selection", required=True)
     c.add_argument("--to", type=Path, required=True)
@@ -211,12 +222,14 @@ def cmd_run(args):
 
     t = time.perf_counter()
     ws = cmd_scan(args)
+    _quality(ws, None)
     cmd_train(args, ws)
     cmd_embed(argparse.Namespace(**{**vars(args), "model": None}), ws)
     log.info("computing the 2-D map (UMAP)...")
     build_projection(ws)
     groups = dedup(ws)
     print(f"map -> {ws.projection_file}; {groups['group'].nunique() if len(groups) else 0} duplicate groups")
+    _scores(ws, 10)
     print(f"done in {(time.perf_counter() - t) / 60:.1f} min. Explore it: curate app -w {ws.path}")
 
 
@@ -291,6 +304,42 @@ def cmd_dedup(args):
     kinds = table.groupby("kind")["group"].nunique().to_dict() if len(table) else {}
     print(f"{kinds.get('exact', 0)} exact and {kinds.get('near', 0)} near-duplicate groups "
           f"({len(table)} images) at cosine >= {threshold:.3f} -> {ws.duplicates_file}")
+
+
+def cmd_quality(args):
+    from curate.steps.quality import saved_config
+    from curate.workspace import Workspace
+
+    ws = Workspace(args.workspace).require()
+    cfg = saved_config(ws) or QualityConfig()
+    for f in dataclasses.fields(QualityConfig):
+        if getattr(args, f.name) is not None:
+            setattr(cfg, f.name, getattr(args, f.name))
+    _quality(ws, cfg)
+
+
+def _quality(ws, cfg):
+    from curate.quality.checks import FLAG_COLUMNS
+    from curate.steps.quality import quality
+
+    with _bar("quality") as bar:
+        manifest = quality(ws, cfg, progress=bar)
+    counts = ", ".join(f"{int(manifest[f].sum())} {f}" for f in FLAG_COLUMNS)
+    print(f"quality checks: {counts} -> {ws.manifest_file} (thresholds in {ws.path / 'quality.json'})")
+
+
+def cmd_scores(args):
+    from curate.workspace import Workspace
+
+    _scores(Workspace(args.workspace).require(), args.k)
+
+
+def _scores(ws, k: int):
+    from curate.steps.scores import compute_scores
+
+    table = compute_scores(ws, k=k)
+    print(f"scores of {len(table)} images (uniqueness, typicality, {int(table['outlier'].sum())} outliers) "
+          f"-> {ws.scores_file}")
 
 
 def cmd_export(args):

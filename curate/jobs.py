@@ -50,7 +50,8 @@ def start(ws_path: str | Path, args: list[str]) -> dict:
 
 
 def status(ws_path: str | Path) -> dict:
-    """{"state": none|running|finished|failed|cancelled, "progress": {...}, "args", "log_tail", ...}."""
+    """{"state": none|running|finished|failed|cancelled, "progress": {...}, "args", "log_tail", ...};
+    a running job also says whether a cancel was asked for ("cancelling")."""
     folder = job_dir(ws_path)
     job = _read(folder / "job.json")
     if not job:
@@ -61,6 +62,7 @@ def status(ws_path: str | Path) -> dict:
         out.update(ended)
     else:
         out["state"] = "running" if _alive(job["pid"]) else "failed"
+        out["cancelling"] = out["state"] == "running" and (folder / "cancel.json").exists()
     out["log_tail"] = _tail(folder / "log.txt")
     return out
 

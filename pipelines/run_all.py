@@ -1,4 +1,4 @@
-"""Scan -> train -> embed -> index -> map -> dedup -> selections, driven by a YAML preset.
+"""Scan -> quality checks -> train -> embed -> index -> map -> dedup -> scores -> selections, driven by a YAML preset.
 
     python -m pipelines.run_all IMAGES -w WS [--preset pipelines/presets/quick.yaml] [--set train.minutes=5]
 """
@@ -14,7 +14,9 @@ from curate.progress import tqdm_progress
 from curate.steps.dedup import dedup
 from curate.steps.embed import embed
 from curate.steps.index import build_projection, build_workspace_index
+from curate.steps.quality import quality
 from curate.steps.scan import scan
+from curate.steps.scores import compute_scores
 from curate.steps.select import run_selection
 from curate.steps.train import train
 from curate.train.presets import config_from_dict
@@ -44,11 +46,13 @@ def run_all(images: Path, workspace: Path, preset: dict) -> None:
     with tqdm_progress("pipeline") as bar:
         ws, summary = scan(images, workspace, progress=bar)
         logging.info("scan: %s", summary.line())
+        quality(ws, progress=bar)
         train(ws, config_from_dict(preset.get("train", {})), progress=bar)
         embed(ws, progress=bar)
     build_workspace_index(ws)
     build_projection(ws, preset.get("map", {}).get("method", "auto"))
     dedup(ws, preset.get("dedup", {}).get("threshold"))
+    compute_scores(ws)
     for sel in preset.get("select", []):
         run_selection(ws, **sel)
 

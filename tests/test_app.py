@@ -136,11 +136,11 @@ def test_basket_add_from_search_then_clear(app):
     assert_clean(app)
     assert basket_caption(app) == "Basket: **12** images"
     assert len(app.session_state["basket"]) == 12
-    app.radio(key="search_source").set_value("From the basket").run()  # search again from a basket image
+    app.radio(key="search_source").set_value("Several images").run()  # more like the whole basket
     assert_clean(app)
     query, results = grid_captions(app)
-    assert query[0].startswith(f"#{app.session_state['basket'][-1]} ")
-    assert len(results) == 12
+    assert query[0].startswith(f"#{app.session_state['basket'][-1]} ") and len(query) == 12  # newest first
+    assert len(results) == 12 and not {int(c[1:].split()[0]) for c in results} & set(app.session_state["basket"])
     open_page(app, "Explore")
     basket_grid = grid_captions(app)[-1]
     assert len(basket_grid) == 12
@@ -197,7 +197,10 @@ def test_export_copies_a_selection(app, built_workspace, tmp_path):
     assert app.selectbox(key="export_source").value == "kcenter_100"
     assert app.get("download_button")[0].proto.label == "Download manifest CSV"
     app.text_input(key="export_target").set_value(str(tmp_path / "out"))
-    button(app, "Export").click().run()
+    button(app, "Review export").click().run()
+    assert_clean(app)
+    assert not (tmp_path / "out").exists()  # reviewed, nothing written yet
+    app.button(key="export_confirm").click().run()
     assert_clean(app)
     assert "Exported 100 images" in app.success[0].value
     files = sorted((tmp_path / "out").rglob("*.jpg"))
@@ -217,18 +220,20 @@ def test_download_csv_lists_the_selection_rows_in_rank_order(built_workspace):
     assert rows["path"].tolist() == ws.manifest()["path"].iloc[ids].tolist()
 
 
-def test_export_basket_saves_it_as_a_selection(monkeypatch, writable_workspace, tmp_path):
+def test_export_basket_lists_it_without_saving_a_selection(monkeypatch, writable_workspace, tmp_path):
     at = open_page(start(monkeypatch, writable_workspace), "Search")
     at.button(key="search_add").click().run()
     open_page(at, "Export")
     at.selectbox(key="export_source").set_value("\x00basket").run()
     at.radio(key="export_mode").set_value("list")
     at.text_input(key="export_target").set_value(str(tmp_path / "listed"))
-    button(at, "Export").click().run()
+    button(at, "Review export").click().run()
+    at.button(key="export_confirm").click().run()
     assert_clean(at)
-    basket = pd.read_parquet(writable_workspace / "selections" / "basket.parquet")
-    assert basket["id"].tolist() == at.session_state["basket"] and len(basket) == 12
-    assert len(pd.read_csv(tmp_path / "listed" / "manifest.csv")) == 12
+    listed = pd.read_csv(tmp_path / "listed" / "manifest.csv")
+    assert listed["id"].tolist() == at.session_state["basket"] and len(listed) == 12
+    assert json.loads((tmp_path / "listed" / "manifest.json").read_text())["provenance"]["source"] == "basket"
+    assert not (writable_workspace / "selections" / "basket.parquet").exists()
     assert not list((tmp_path / "listed").rglob("*.jpg"))  # list mode writes no image files
 
 
@@ -236,13 +241,14 @@ def test_export_refuses_a_target_inside_the_image_folder(app, built_workspace):
     open_page(app, "Export")
     inside = Workspace(built_workspace).root / "exported"
     app.text_input(key="export_target").set_value(str(inside))
-    button(app, "Export").click().run()
+    button(app, "Review export").click().run()
     assert "Refusing to export" in app.error[0].value and not app.exception
+    assert not any(b.key == "export_confirm" for b in app.button)
     assert not inside.exists()
 
 
 def test_duplicates_page_shows_groups_with_their_keeper(app, built_workspace):
-    open_page(app, "Duplicates")
+    open_page(app, "Duplicates & quality")
     table = pd.read_parquet(built_workspace / "duplicates.parquet")
     assert metrics(app)["Groups"] == str(table["group"].nunique())
     assert metrics(app)["Removable (non-keepers)"] == f"{int((~table['keeper']).sum()):,}"

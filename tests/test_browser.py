@@ -1,8 +1,12 @@
-"""The app in a real headless Chromium: the WebGL map draws, a lasso fills the basket, a search shows
-neighbour images. Screenshots of every page land in tests/artifacts/ (look at them)."""
+"""The app in a real headless Chromium, used as a person would: the WebGL map draws, a lasso fills the
+basket, a search by id and one by an uploaded file show neighbour images, a selection is previewed and
+saved, and the basket is exported to a folder whose files are then checked on disk. Screenshots of every
+page and the browser-side timings (page first paint, search results) land in tests/artifacts/."""
 from __future__ import annotations
 
+import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -45,14 +49,20 @@ def wait_until_serving(url: str, server: subprocess.Popen, timeout: float = 60) 
 
 
 @pytest.fixture
-def app_url(built_workspace):
+def app_ws(built_workspace_copy) -> Path:
+    """The test saves a selection, so it works on a copy of the shared workspace."""
+    return built_workspace_copy.path
+
+
+@pytest.fixture
+def app_url(app_ws):
     """`streamlit run app.py -- --workspace WS` on a free port; always terminated afterwards."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "CURATE_WORKSPACE"}  # the CLI argument must do it
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-         "--", "--workspace", str(built_workspace)],
+         "--", "--workspace", str(app_ws)],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         url = f"http://127.0.0.1:{port}"
@@ -67,10 +77,14 @@ def app_url(built_workspace):
             server.wait()
 
 
-def open_page(page, title: str) -> None:
-    """Go to a page through the sidebar (same session, so the basket survives) and wait for its title."""
+def open_page(page, title: str, timings: dict | None = None) -> None:
+    """Go to a page through the sidebar (same session, so the basket survives) and wait for its title;
+    the seconds from the click to the title being drawn go into `timings`."""
+    t = time.perf_counter()
     page.locator('[data-testid="stSidebarNav"] a', has_text=title).click()
     page.get_by_role("heading", name=title, exact=True).wait_for(timeout=30_000)
+    if timings is not None:
+        timings[f"first_paint_s/{title}"] = round(time.perf_counter() - t, 3)
 
 
 def wait_idle(page) -> None:
@@ -104,9 +118,10 @@ def lasso(page, box) -> None:
     page.mouse.up()
 
 
-def test_app_in_chromium(app_url):
+def test_app_in_chromium(app_url, app_ws, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
+    timings: dict[str, float] = {}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
@@ -116,7 +131,7 @@ def test_app_in_chromium(app_url):
             expect(page.locator('[data-testid="stMetric"]').first).to_contain_text("Images")
             shoot(page, "overview")
 
-            open_page(page, "Explore")
+            open_page(page, "Explore", timings)
             plot = page.locator(".js-plotly-plot").first
             plot.wait_for(timeout=30_000)
             expect(plot.locator("canvas").first).to_be_attached()  # Scattergl draws with WebGL on canvases
@@ -128,23 +143,59 @@ def test_app_in_chromium(app_url):
             expect(page.locator('[data-testid="stSidebar"]')).not_to_contain_text("Basket: 0", timeout=30_000)
             shoot(page, "explore_basket")
 
-            open_page(page, "Search")
+            open_page(page, "Search", timings)
             id_input = page.locator('[data-testid="stNumberInput"] input').first
+            wait_idle(page)
+            t = time.perf_counter()
             id_input.fill("7")
             id_input.press("Enter")
             expect(page.get_by_text("#7 ·").first).to_be_visible(timeout=30_000)
             results = page.locator('[data-testid="stImage"] img')
             expect(results).to_have_count(13, timeout=30_000)  # the query image and its 12 neighbours
+            timings["search_by_id_s"] = round(time.perf_counter() - t, 3)
             shoot(page, "search")
 
-            open_page(page, "Select")
+            from curate.workspace import Workspace
+            ws = Workspace(app_ws)
+            upload_id = 42
+            upload = ws.image_path(upload_id)
+            page.get_by_text("Upload an image", exact=True).click()
+            wait_idle(page)
+            t = time.perf_counter()
+            page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(upload))
+            expect(page.locator('[data-testid="stImage"] img')).to_have_count(13, timeout=60_000)
+            timings["search_by_upload_s"] = round(time.perf_counter() - t, 3)
+            # the uploaded file is image 42 itself: it comes first, at (nearly) zero distance
+            expect(page.get_by_text(re.compile(rf"^#{upload_id} · .* · d=0\.0")).first).to_be_visible(timeout=30_000)
+            shoot(page, "search_upload")
+
+            open_page(page, "Select", timings)
             page.get_by_role("button", name="Preview").click()
             expect(page.get_by_text("Coverage radius")).to_be_visible(timeout=60_000)
+            wait_idle(page)
+            page.get_by_label("Selection name").fill("browser_pick")
+            page.get_by_role("button", name="Save selection").click()
+            expect(page.get_by_text("browser_pick").first).to_be_visible(timeout=30_000)
+            assert (app_ws / "selections" / "browser_pick.parquet").exists()
             shoot(page, "select")
 
-            for title in ("Duplicates", "Export"):
-                open_page(page, title)
-                shoot(page, title.lower())
+            open_page(page, "Duplicates & quality", timings)
+            shoot(page, "duplicates")
+
+            open_page(page, "Export", timings)
+            target = tmp_path / "exported"
+            page.get_by_label("Target folder").fill(str(target))
+            page.get_by_role("button", name="Review export").click()
+            expect(page.get_by_text("This will write into")).to_be_visible(timeout=30_000)
+            shoot(page, "export")
+            page.get_by_role("button", name="Write").click()
+            expect(page.get_by_text(re.compile(r"^Exported [0-9,]+ images"))).to_be_visible(timeout=60_000)
+            exported = json.loads((target / "manifest.json").read_text())
+            images = sorted(target.rglob("*.jpg"))
+            assert 0 < len(images) == len(exported["images"]) and all(f.stat().st_size > 0 for f in images)
+            assert {str(f.relative_to(target)) for f in images} == {r["path"] for r in exported["images"]}
             assert not page.locator('[data-testid="stException"]').count()
         finally:
             browser.close()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "browser_timings.json").write_text(json.dumps(timings, indent=1))

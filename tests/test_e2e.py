@@ -34,6 +34,26 @@ def test_run_writes_every_contract_file(cli_workspace):
     assert np.isfinite(np.load(cli_workspace / "projection_umap.npy")).all()
     config = json.loads((cli_workspace / "model/config.json").read_text())
     assert config["holdout"]["fraction"] == 0.1 and config["tasks"][0]["name"] == "simclr"
+    # `run` also ran the quality checks and the embedding scores
+    assert {"sharpness", "blurry", "grayscale"} <= set(manifest.columns) and manifest["sharpness"].notna().all()
+    scores = pd.read_parquet(cli_workspace / "scores.parquet")
+    assert len(scores) == 2000 and scores["uniqueness"].notna().all() and scores["outlier"].sum() < 200
+
+
+def test_quality_thresholds_and_scores_from_the_cli(cli_workspace, capsys):
+    ws = str(cli_workspace)
+    sharpness = pd.read_parquet(cli_workspace / "manifest.parquet")["sharpness"]
+    cut = float(sharpness.quantile(0.25))
+    assert main(["quality", "-w", ws, "--blurry", str(cut)]) == 0
+    assert "blurry" in capsys.readouterr().out
+    manifest = pd.read_parquet(cli_workspace / "manifest.parquet")
+    assert manifest["blurry"].sum() == (sharpness < cut).sum() > 0
+    assert json.loads((cli_workspace / "quality.json").read_text())["config"]["blurry"] == cut
+    assert main(["quality", "-w", ws]) == 0  # a rerun keeps the saved thresholds
+    assert pd.read_parquet(cli_workspace / "manifest.parquet")["blurry"].sum() == manifest["blurry"].sum()
+    assert main(["scores", "-w", ws, "-k", "5"]) == 0
+    assert "outliers" in capsys.readouterr().out
+    assert json.loads((cli_workspace / "scores.json").read_text())["k"] == 5
 
 
 def test_search_by_id_and_by_image(cli_workspace, bundled_images, capsys):
@@ -71,7 +91,7 @@ def test_select_with_constraints_tags_and_zip_export(cli_workspace, tmp_path, ca
     assert main(["tag", "-w", ws, "bad", "--ids", "3", "--remove"]) == 0
     tags = pd.read_parquet(cli_workspace / "tags.parquet")
     assert sorted(tags.loc[tags.tag == "bad", "id"]) == [0, 1, 2]
-    assert main(["select", "-w", ws, "--n", "0.02", "--strategy", "random", "--balance", "label", "--exclude",
+    assert main(["select", "-w", ws, "--n", "0.5", "--strategy", "random", "--balance", "label", "--exclude",
                  "tag:bad", "--include", "pick", "--label", "cat", "--label", "dog", "--dedup", "--name", "pets"]) == 0
     assert "selection 'pets'" in capsys.readouterr().out
     sel = pd.read_parquet(cli_workspace / "selections/pets.parquet")

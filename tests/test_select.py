@@ -18,7 +18,8 @@ def test_every_strategy_returns_a_prefix_ranking(name):
     x = _points()
     full = curate.select(x, 50, name, seed=3)
     assert len(full) == 50 and len(set(full.tolist())) == 50 and full.min() >= 0 and full.max() < len(x)
-    assert np.array_equal(curate.select(x, 20, name, seed=3), full[:20])  # any budget is a prefix
+    if not getattr(STRATEGIES.get(name), "budget_dependent", False):  # e.g. typiclust: n clusters for n picks
+        assert np.array_equal(curate.select(x, 20, name, seed=3), full[:20])  # any budget is a prefix
 
 
 def test_kcenter_is_within_twice_the_optimal_radius():

@@ -96,6 +96,8 @@ def scan_folder(root: str | Path, previous: pd.DataFrame | None = None, workers:
     Unchanged files (same size and mtime) are not re-read. Ids of known paths are kept (a path
     that comes back gets its old id); new paths get fresh ids after the largest ever used, in
     path order; vanished paths keep their row with status `removed`. Row i of the result is id i.
+    Columns other steps added to `previous` (quality metrics and flags) are kept for unchanged and
+    removed rows and left missing (NaN / NA) for new and changed ones, which must be measured again.
     """
     root = Path(root)
     if not root.is_dir():
@@ -115,7 +117,7 @@ def scan_folder(root: str | Path, previous: pd.DataFrame | None = None, workers:
             log.warning("skipped %s: %s", row["path"], row["status"])
 
     removed_rows = _removed(previous, {entry.rel for entry in listed})
-    manifest = _frame(kept + fresh + removed_rows)
+    manifest = _frame(kept + fresh + removed_rows, previous)
     summary = ScanSummary(
         total=len(listed),
         ok=int((manifest["status"] == "ok").sum()),
@@ -222,8 +224,24 @@ def _removed(previous: pd.DataFrame, present: set[str]) -> list[dict]:
             for row in gone.to_dict("records")]
 
 
-def _frame(rows: list[dict]) -> pd.DataFrame:
+def _frame(rows: list[dict], previous: pd.DataFrame) -> pd.DataFrame:
+    extra = [c for c in previous.columns if c not in MANIFEST_COLUMNS]
     if not rows:
         return empty_manifest()
-    manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS).sort_values("id").reset_index(drop=True)
-    return manifest.astype(empty_manifest().dtypes.to_dict())
+    manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS + extra).sort_values("id").reset_index(drop=True)
+    manifest = manifest.astype(empty_manifest().dtypes.to_dict())
+    for col in extra:  # back to the previous dtype, made nullable where new rows leave holes
+        manifest[col] = _restore(manifest[col], previous[col].dtype)
+    return manifest
+
+
+def _restore(values: pd.Series, dtype) -> pd.Series:
+    """`values` (object or float after the round trip through dicts) as `dtype`, or a nullable kin of it."""
+    if pd.api.types.is_bool_dtype(dtype):
+        dtype = "boolean"
+    elif pd.api.types.is_integer_dtype(dtype):
+        dtype = "Int64"
+    try:
+        return values.astype(dtype)
+    except (TypeError, ValueError):  # a column another tool wrote with values we cannot coerce: leave as is
+        return values

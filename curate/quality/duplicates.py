@@ -62,12 +62,17 @@ def calibrated_threshold(vectors: np.ndarray, low: float = 0.9, high: float = 0.
     return float(np.clip(median + 5 * mad, low, high))
 
 
-def groups_table(exact: list[list[int]], near: list[list[int]], ids: np.ndarray, pixels: np.ndarray) -> pd.DataFrame:
-    """The duplicates.parquet table: id, group, kind, keeper (largest image of each group).
+def groups_table(exact: list[list[int]], near: list[list[int]], ids: np.ndarray, pixels: np.ndarray,
+                 sharpness: np.ndarray | None = None) -> pd.DataFrame:
+    """The duplicates.parquet table: id, group, kind, keeper (the suggested image to keep).
 
-    An image in an exact group is not listed again in a near group; near groups are numbered after
-    exact ones. `ids` and `pixels` are per row (what the group indices refer to).
+    The keeper is the largest image of each group (pixel count); among equally large ones the
+    sharpest (`sharpness`, higher is sharper, NaN for unmeasured rows), then the lowest row. An
+    image in an exact group is not listed again in a near group; near groups are numbered after
+    exact ones. `ids`, `pixels` and `sharpness` are per row (what the group indices refer to).
     """
+    sharp = np.full(len(ids), -np.inf) if sharpness is None else np.nan_to_num(
+        np.asarray(sharpness, np.float64), nan=-np.inf)
     rows, in_exact = [], set()
     for kind, groups in (("exact", exact), ("near", near)):
         for members in groups:
@@ -75,7 +80,7 @@ def groups_table(exact: list[list[int]], near: list[list[int]], ids: np.ndarray,
             if len(members) < 2:
                 continue
             group = len({r["group"] for r in rows})
-            keeper = max(members, key=lambda m: (pixels[m], -m))
+            keeper = max(members, key=lambda m: (pixels[m], sharp[m], -m))
             for m in members:
                 rows.append({"id": int(ids[m]), "group": group, "kind": kind, "keeper": m == keeper})
                 if kind == "exact":

@@ -63,7 +63,7 @@ def evaluate(ws: Workspace, random_baseline: bool = True, progress: Progress | N
     opts = options or EvalOptions(random_baseline=random_baseline, layers=not quick, invariance=not quick)
     started, rss_start, timer = time.perf_counter(), current_rss_mb(), StageTimer(progress)
     manifest = ws.manifest()
-    split, holdout, names = _split(ws, manifest)
+    split, holdout, names = labelled_split(ws, manifest)
     report = {"protocol": PROTOCOL, "holdout_fraction": holdout["fraction"], "train_images": int(split.train.sum()),
               "test_images": int(split.test.sum()), "classes": split.n_classes, "created": now(),
               "held_out_during_training": holdout["during_training"], "skipped": {}}
@@ -80,7 +80,7 @@ def evaluate(ws: Workspace, random_baseline: bool = True, progress: Progress | N
     return report
 
 
-def _split(ws: Workspace, manifest) -> tuple[protocol.LabelledSplit, dict, np.ndarray]:
+def labelled_split(ws: Workspace, manifest) -> tuple[protocol.LabelledSplit, dict, np.ndarray]:
     """The held-out split training used (model/config.json), class indices, and the label names (N,)."""
     names = manifest_labels(manifest)
     if names is None:

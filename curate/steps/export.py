@@ -2,12 +2,14 @@
 folder or a zip, with manifests that record where it came from."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from curate.export import export_files, export_zip
+from curate.export import EXPORT_MODES, export_files, export_zip
+from curate.export.folder import inside_target, zip_member
 from curate.progress import Progress
 from curate.workspace import Workspace, now
 
@@ -57,3 +59,42 @@ def zip_selection(ws: Workspace, destination, selection: str | None = None, ids=
     rows = selection_rows(ws, selection) if selection else export_rows(ws, ids)
     export_zip(ws.root, rows, destination, provenance(ws, selection, len(rows)), progress)
     return len(rows)
+
+
+@dataclass
+class ExportPlan:
+    """What an export would write, worked out before anything is written (for a confirmation step)."""
+
+    target: Path  # resolved folder (or the zip's name for a zip)
+    mode: str  # copy | symlink | hardlink | list | zip
+    n: int  # images exported (readable ones only)
+    image_bytes: int  # total size of those images on disk
+    files: list[str]  # relative paths written under target, images first (first `preview` of them)
+    manifests: list[str]  # the manifest files written next to them
+    existing: int  # entries already in target (left alone unless they have the same path)
+
+
+def plan_export(ws: Workspace, target: str | Path, mode: str, selection: str | None = None, ids=None,
+                preview: int = 10) -> ExportPlan:
+    """The export of a selection (or of `ids`) into `target` with `mode`, without writing anything.
+
+    Raises ValueError for a target inside the image folder or the workspace (a later scan would
+    take exported files for new images; the workspace is curate's own), or an unknown mode.
+    """
+    if mode not in (*EXPORT_MODES, "zip"):
+        raise ValueError(f"export mode must be one of {', '.join(EXPORT_MODES)} or zip, not {mode!r}")
+    rows = selection_rows(ws, selection) if selection else export_rows(ws, ids if ids is not None else [])
+    sizes = ws.manifest()["bytes"].iloc[rows["id"].to_numpy()].to_numpy(np.float64, na_value=0)
+    if mode == "zip":
+        return ExportPlan(Path(target), mode, len(rows), int(sizes.sum()), [zip_member(p) for p in rows["path"][:preview]],
+                          ["manifest.csv", "manifest.json"], 0)
+    folder = Path(target).expanduser().resolve()
+    for inside, what in ((ws.root, "the image folder"), (ws.path, "the workspace")):
+        if folder.is_relative_to(inside):
+            raise ValueError(f"refusing to export into {folder}: it lies inside {what} ({inside}). "
+                             "Choose a folder outside the image folder and the workspace.")
+    files = [] if mode == "list" else [inside_target(folder, p).relative_to(folder).as_posix()
+                                       for p in rows["path"][:preview]]
+    existing = sum(1 for _ in folder.iterdir()) if folder.is_dir() else 0
+    return ExportPlan(folder, mode, len(rows), int(sizes.sum()), files,
+                      ["manifest.csv", "manifest.parquet", "manifest.json"], existing)

@@ -18,11 +18,17 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from curate.select import select as rank
+from curate.data.tags import read_tags
+from curate.index.query import multi_search
+from curate.project.maps import pca_2d
+from curate.select.filters import Filters
 from curate.session import OpenWorkspace, open_workspace
+from curate.steps.compare import compare_selections
 from curate.steps.index import indexed_rows
-from curate.steps.select import selection_metrics
+from curate.steps.scores import image_table as full_image_table
+from curate.steps.select import SelectionRequest, compute_selection, kmeans_clusters
 from curate.ui import map_figure, thumbnails
+from curate.ui.map_view import CLUSTER, SELECTIONS, MapView, chart
 from curate.workspace import Workspace, resolve_inside, safe_name
 
 
@@ -72,23 +78,6 @@ def _projection(path: str, key: tuple) -> np.ndarray:
     xy = Workspace(path).projection()
     xy.setflags(write=False)
     return xy
-
-
-def map_chart(ws: Workspace, highlight: str | None = None, members: tuple[int, ...] = ()) -> map_figure.MapChart:
-    """The Explore scatter: coloured by label, or (when `highlight` names a group) by membership of `members`."""
-    key = stamp(ws.projection_file, ws.manifest_file)
-    return _map_chart(str(ws.path), key, highlight, members)
-
-
-@st.cache_resource(max_entries=8, show_spinner="Drawing the map…")
-def _map_chart(path: str, key: tuple, highlight: str | None, members: tuple[int, ...]) -> map_figure.MapChart:
-    ws = Workspace(path)
-    xy, table = _projection(path, stamp(ws.projection_file)), _manifest(path, stamp(ws.manifest_file))
-    if highlight is None:
-        groups = map_figure.groups_by_label(table["label"], xy)
-    else:
-        groups = map_figure.groups_by_membership(np.asarray(members, dtype=np.int64), xy, highlight)
-    return map_figure.scatter(xy, groups)
 
 
 # --- small tables (cache_data) -----------------------------------------------------------------
@@ -190,16 +179,165 @@ def _upload_vector(path: str, search_key: tuple, encoder_key: tuple, data: bytes
     return _searcher_with_encoder(path, search_key, encoder_key).embed_file(io.BytesIO(data))
 
 
-def ranking(ws: Workspace, strategy: str, n: int, seed: int) -> dict:
-    """A selection preview: ids (priority order), coverage radius, pool size, seconds taken."""
-    return _ranking(str(ws.path), _search_files(ws), strategy, int(n), int(seed))
+# --- overview / explore --------------------------------------------------------------------------
+def workspaces_near(current: str | None) -> list[str]:
+    """Workspaces (folders holding workspace.json) beside `current` and in ./workspaces, sorted."""
+    folders = [Path.cwd() / "workspaces"] + ([Workspace(current).path.parent] if current else [])
+    return _workspaces_in(tuple(dict.fromkeys(str(f) for f in folders)))
+
+
+@st.cache_data(ttl=10, max_entries=16, show_spinner=False)  # short: a run started elsewhere shows up soon
+def _workspaces_in(folders: tuple[str, ...]) -> list[str]:
+    found = []
+    for folder in folders:
+        try:
+            found += [str(meta.parent.resolve()) for meta in Path(folder).glob("*/workspace.json")]
+        except OSError:  # unreadable folder: nothing to offer from it
+            continue
+    return sorted(set(found))
+
+
+def _table_files(ws: Workspace) -> tuple[int, ...]:
+    return stamp(ws.manifest_file, ws.scores_file, ws.duplicates_file, ws.tags_file)
+
+
+def image_table(ws: Workspace) -> pd.DataFrame:
+    """The manifest plus scores, duplicate group and tags (`curate.steps.scores.image_table`; shared, read-only)."""
+    return _image_table(str(ws.path), _table_files(ws))
+
+
+@st.cache_resource(max_entries=2, show_spinner="Reading scores, duplicates and tags…")
+def _image_table(path: str, key: tuple) -> pd.DataFrame:
+    ws = Workspace(path)
+    return full_image_table(ws, _manifest(path, stamp(ws.manifest_file)))
+
+
+def tags(ws: Workspace) -> pd.DataFrame:
+    """tags.parquet: one row per (id, tag)."""
+    return _tags(str(ws.path), stamp(ws.tags_file))
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def _tags(path: str, key: tuple) -> pd.DataFrame:
+    return read_tags(Workspace(path))
+
+
+def tag_counts(ws: Workspace) -> pd.DataFrame:
+    """tag, images: one row per tag, most used first."""
+    counts = tags(ws)["tag"].value_counts()
+    return counts.rename_axis("tag").reset_index(name="images")
+
+
+def map_xy(ws: Workspace, projection: str) -> np.ndarray:
+    """(N, 2) map, NaN rows for images without an embedding: the saved UMAP, or a PCA of the embeddings."""
+    if projection == "pca":
+        return _pca_map(str(ws.path), stamp(ws.embeddings_file))
+    return _projection(str(ws.path), stamp(ws.projection_file))
+
+
+@st.cache_resource(max_entries=2, show_spinner="Projecting the embeddings (PCA)…")
+def _pca_map(path: str, key: tuple) -> np.ndarray:
+    ws = Workspace(path)
+    ids = indexed_rows(ws)
+    out = np.full((len(ws.embeddings()), 2), np.nan, np.float32)
+    out[ids] = pca_2d(np.asarray(ws.embeddings())[ids])
+    out.setflags(write=False)
+    return out
+
+
+def clusters(ws: Workspace, k: int) -> np.ndarray:
+    """(N,) k-means cluster of every id's embedding, -1 for images without one (read-only)."""
+    return _clusters(str(ws.path), stamp(ws.embeddings_file), int(k))
+
+
+@st.cache_resource(max_entries=4, show_spinner="Clustering the embeddings (k-means)…")
+def _clusters(path: str, key: tuple, k: int) -> np.ndarray:
+    ws = Workspace(path)
+    ids = indexed_rows(ws)
+    out = np.full(len(ws.embeddings()), -1, np.int64)
+    out[ids] = kmeans_clusters(np.asarray(ws.embeddings())[ids], k)
+    out.setflags(write=False)
+    return out
+
+
+def explore_chart(ws: Workspace, view: MapView) -> map_figure.MapChart:
+    """The Explore map for `view`, rebuilt only when the view or a file it reads changes."""
+    map_file = ws.embeddings_file if view.projection == "pca" else ws.projection_file
+    extra = stamp(ws.embeddings_file) if view.colour == CLUSTER else ()
+    if view.colour == SELECTIONS:
+        files = sorted(ws.selections_dir.glob("*.parquet"))
+        extra = (tuple(f.name for f in files), stamp(*files))
+    return _explore_chart(str(ws.path), _table_files(ws) + stamp(map_file), extra, view)
+
+
+@st.cache_resource(max_entries=8, show_spinner="Drawing the map…")
+def _explore_chart(path: str, key: tuple, extra: tuple, view: MapView) -> map_figure.MapChart:
+    ws = Workspace(path)
+    groups = clusters(ws, view.clusters) if view.colour == CLUSTER else None
+    chosen = ({name: ws.selection(name)["id"].to_numpy() for name in ws.selection_names()}
+              if view.colour == SELECTIONS else None)
+    return chart(image_table(ws), map_xy(ws, view.projection), view, tags(ws), groups, chosen)
+
+
+# --- search / select / quality -------------------------------------------------------------------
+def similar(ws: Workspace, positives: tuple[int, ...] = (), negatives: tuple[int, ...] = (),
+            vector: np.ndarray | None = None, mode: str = "mean", negative_weight: float = 1.0,
+            k: int = 100) -> pd.DataFrame:
+    """The k images most like the positive ids (plus an uploaded image's `vector`) and least like the
+    negatives, best first, the query images left out: id, path, label, score, distance
+    (`curate.index.query.multi_search`; distance = sqrt(2 - 2 score), exact for a single positive)."""
+    return _similar(str(ws.path), _search_files(ws), tuple(int(i) for i in positives),
+                    tuple(int(i) for i in negatives), vector, mode, float(negative_weight), int(k))
+
+
+@st.cache_data(max_entries=32, show_spinner="Searching…")
+def _similar(path: str, key: tuple, positives: tuple, negatives: tuple, vector: np.ndarray | None, mode: str,
+             negative_weight: float, k: int) -> pd.DataFrame:
+    session = _searcher(path, key)
+    vectors = session.embeddings
+    for i in positives + negatives:
+        if not 0 <= i < len(vectors):
+            raise ValueError(f"no image with id {i}: ids go from 0 to {len(vectors) - 1}")
+        if not vectors[i].any():
+            raise ValueError(f"image {i} has no embedding (status: {session.manifest['status'].iloc[i]}): "
+                             "leave it out of the query")
+    query = vectors[list(positives)]
+    if vector is not None:
+        query = np.vstack([query, np.asarray(vector, np.float32)[None]])
+    scores, ids = multi_search(session.index, vectors, query, vectors[list(negatives)] if negatives else None,
+                               k, mode, negative_weight, exclude=positives + negatives)
+    rows = session.manifest.iloc[ids]
+    return pd.DataFrame({"id": ids, "path": rows["path"].to_numpy(), "label": rows["label"].to_numpy(),
+                         "score": scores, "distance": np.sqrt(np.clip(2 - 2 * scores, 0, None))})
+
+
+def _selection_files(ws: Workspace) -> tuple:
+    files = sorted(ws.selections_dir.glob("*.parquet"))
+    return tuple(f.name for f in files), stamp(*files)
+
+
+def selection_preview(ws: Workspace, request: dict) -> dict:
+    """`compute_selection` for `request` (SelectionRequest fields, filters as a dict): ids (priority
+    order), metrics, request as it would be saved, seconds. Re-run when any file it reads changes."""
+    key = _search_files(ws) + stamp(ws.tags_file, ws.duplicates_file, ws.sidecar(ws.duplicates_file), ws.scores_file)
+    return _selection_preview(str(ws.path), key + _selection_files(ws), request)
 
 
 @st.cache_data(max_entries=16, show_spinner="Ranking images…")
-def _ranking(path: str, key: tuple, strategy: str, n: int, seed: int) -> dict:
-    pool = indexed_rows(Workspace(path))  # the same pool `curate select` ranks: ids with an embedding
-    vectors = _searcher(path, key).embeddings[pool]
+def _selection_preview(path: str, key: tuple, request: dict) -> dict:
+    req = SelectionRequest(**{**request, "filters": Filters(**request.get("filters", {}))})
     start = time.perf_counter()
-    order = rank(vectors, n, strategy, seed=seed)
-    seconds = time.perf_counter() - start
-    return {"ids": pool[order], "metrics": selection_metrics(vectors, order), "seconds": seconds}
+    result = compute_selection(Workspace(path), req)
+    return {"ids": result.ids, "metrics": result.metrics, "request": result.request,
+            "seconds": time.perf_counter() - start}
+
+
+def comparison(ws: Workspace, a: str, b: str) -> dict:
+    """`compare_selections` of saved selections a and b (overlap, Jaccard, metrics of each on the same pool)."""
+    files = [ws.selections_dir / f"{safe_name(name)}.parquet" for name in (a, b)]
+    return _comparison(str(ws.path), _search_files(ws) + stamp(*files), a, b)
+
+
+@st.cache_data(max_entries=8, show_spinner="Comparing the selections…")
+def _comparison(path: str, key: tuple, a: str, b: str) -> dict:
+    return compare_selections(Workspace(path), a, b)

@@ -46,7 +46,8 @@ def run_page(render: Callable[[Workspace], None]) -> None:
 
 def show_no_workspace() -> None:
     st.info(
-        "**No workspace is open.** Enter a workspace folder in the sidebar, or start the app on one:\n\n"
+        "**No workspace is open.** Pick or enter a workspace folder in the sidebar, create one from a folder "
+        "of images on the Overview page, or start the app on one:\n\n"
         "1. build a workspace from a folder of images: `curate run IMAGES -w WS`\n"
         "2. open it: `curate app -w WS` (or `streamlit run app.py -- --workspace WS`, "
         f"or set `{state.WORKSPACE_ENV}=WS`)",

@@ -1,9 +1,10 @@
 """The Explore page's 2-D map as a plotly WebGL scatter (pure plotly, no streamlit).
 
-One trace per colour group (a label, or in/out of a selection); each trace remembers the manifest
-ids of its points so a lasso/box selection, which plotly reports as (trace, point index), maps back
-to ids. Hover shows only the id and the group (no per-point text arrays), which keeps 50,000-point
-figures small.
+One trace per colour group (a label, a cluster, a tag, in/out of a selection), or one trace coloured
+by a continuous score; each trace remembers the manifest ids of its points so a lasso/box selection,
+which plotly reports as (trace, point index), maps back to ids. Hover shows only the id, the group or
+the score (no per-point text arrays), which keeps 50,000-point figures small. `keep` arguments are
+(N,) bool masks of the images that pass the page's filters (None: all).
 """
 from __future__ import annotations
 
@@ -42,14 +43,15 @@ class MapChart:
         return list(dict.fromkeys(out))
 
 
-def mapped_ids(xy: np.ndarray) -> np.ndarray:
-    """Ids with a map position (rows without an embedding are NaN and left out)."""
-    return np.flatnonzero(np.isfinite(xy).all(axis=1))
+def mapped_ids(xy: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
+    """Ids with a map position (rows without an embedding are NaN and left out) that `keep` allows."""
+    mapped = np.isfinite(xy).all(axis=1)
+    return np.flatnonzero(mapped if keep is None else mapped & keep)
 
 
-def groups_by_label(labels: pd.Series, xy: np.ndarray) -> list[Group]:
-    """One group per label, largest first; beyond MAX_GROUPS the rest become "other"."""
-    ids = mapped_ids(xy)
+def groups_by_label(labels: pd.Series, xy: np.ndarray, keep: np.ndarray | None = None) -> list[Group]:
+    """One group per label, in name order; beyond MAX_GROUPS the rarest become "other"."""
+    ids = mapped_ids(xy, keep)
     names = labels.iloc[ids].astype(object).where(labels.iloc[ids].notna(), "(no label)").to_numpy()
     counts = pd.Series(names).value_counts()
     kept = list(counts.index[:MAX_GROUPS - 1] if len(counts) > MAX_GROUPS else counts.index)
@@ -60,11 +62,31 @@ def groups_by_label(labels: pd.Series, xy: np.ndarray) -> list[Group]:
     return groups
 
 
-def groups_by_membership(members: np.ndarray, xy: np.ndarray, name: str) -> list[Group]:
+def groups_by_membership(members: np.ndarray, xy: np.ndarray, name: str, keep: np.ndarray | None = None,
+                         rest: str = "other") -> list[Group]:
     """Two groups: everything else (grey, drawn first) and the members of `name` (on top)."""
-    ids = mapped_ids(xy)
+    ids = mapped_ids(xy, keep)
     inside = np.isin(ids, members)
-    return [Group("other", ids[~inside], OTHER_COLOUR), Group(name, ids[inside], "#d62728")]
+    return [Group(rest, ids[~inside], OTHER_COLOUR), Group(name, ids[inside], "#d62728")]
+
+
+def groups_by_category(values: pd.Series, xy: np.ndarray, keep: np.ndarray | None = None,
+                       missing: str = "none") -> list[Group]:
+    """One group per distinct value (row i = id i), largest first; missing or empty values form a grey
+    `missing` group drawn first (underneath), and beyond MAX_GROUPS the rarest values become "other"."""
+    ids = mapped_ids(xy, keep)
+    names = values.iloc[ids].astype(object)
+    absent = (names.isna() | (names.astype(str) == "")).to_numpy()
+    names = names.astype(str).to_numpy()
+    counts = pd.Series(names[~absent]).value_counts(sort=False)
+    counts = counts.iloc[np.lexsort((counts.index.to_numpy(str), -counts.to_numpy()))]  # size, then name
+    kept = list(counts.index[:MAX_GROUPS - 1] if len(counts) > MAX_GROUPS else counts.index)
+    groups = [Group(missing, ids[absent], OTHER_COLOUR)] if absent.any() else []
+    groups += [Group(name, ids[~absent & (names == name)], PALETTE[i % len(PALETTE)]) for i, name in enumerate(kept)]
+    rest = ~absent & ~np.isin(names, kept)
+    if rest.any():
+        groups.append(Group("other", ids[rest], "#8c8c8c"))
+    return groups
 
 
 def marker_size(n_points: int) -> float:
@@ -79,9 +101,27 @@ def scatter(xy: np.ndarray, groups: list[Group]) -> MapChart:
                            customdata=g.ids, marker={"size": size, "color": g.colour, "opacity": 0.75},
                            hovertemplate="id %{customdata}<extra>%{fullData.name}</extra>")
               for g in groups]
-    figure = go.Figure(traces)
+    return MapChart(_layout(go.Figure(traces)), tuple(g.ids for g in groups))
+
+
+def _layout(figure: go.Figure) -> go.Figure:
     figure.update_layout(dragmode="lasso", height=620, margin={"l": 10, "r": 10, "t": 30, "b": 10},
                          legend={"itemsizing": "constant"},
                          xaxis={"visible": False}, yaxis={"visible": False, "scaleanchor": "x"},
                          uirevision="map", plot_bgcolor="white")
-    return MapChart(figure, tuple(g.ids for g in groups))
+    return figure
+
+
+def continuous(xy: np.ndarray, values: np.ndarray, name: str, keep: np.ndarray | None = None) -> MapChart:
+    """One trace coloured by `values` ((N,) float, row i = id i; NaN rows are left out) on a colour bar."""
+    ids = mapped_ids(xy, keep)
+    ids = ids[np.isfinite(values[ids])]
+    v = values[ids]
+    low, high = np.percentile(v, [1, 99]) if len(v) else (0.0, 1.0)  # a few extreme values keep the scale readable
+    trace = go.Scattergl(x=xy[ids, 0], y=xy[ids, 1], mode="markers", name=f"{name} ({len(ids):,})",
+                         customdata=ids,
+                         marker={"size": marker_size(len(ids)), "color": v, "colorscale": "Viridis", "opacity": 0.8,
+                                 "cmin": float(low), "cmax": float(max(high, low + 1e-6)),
+                                 "colorbar": {"title": {"text": name}, "thickness": 12}, "showscale": True},
+                         hovertemplate=f"id %{{customdata}}<br>{name} %{{marker.color:.3f}}<extra></extra>")
+    return MapChart(_layout(go.Figure([trace])), (ids,))

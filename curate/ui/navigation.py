@@ -1,13 +1,15 @@
-"""The app's pages and its sidebar (workspace folder, basket)."""
+"""The app's pages and its sidebar (workspace picker and folder, basket, tags)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import streamlit as st
 
-from curate.ui import state
+from curate.ui import cache, state, tagging
+from curate.ui.guard import errors_as_messages
 
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
+PICK_KEY = "workspace_pick"
 
 # (file, title, icon, url path): one module per page under curate/ui/pages/
 PAGES = (
@@ -15,7 +17,7 @@ PAGES = (
     ("explore_page.py", "Explore", ":material/scatter_plot:", "explore"),
     ("search_page.py", "Search", ":material/image_search:", "search"),
     ("select_page.py", "Select", ":material/checklist:", "select"),
-    ("duplicates_page.py", "Duplicates", ":material/content_copy:", "duplicates"),
+    ("duplicates_page.py", "Duplicates & quality", ":material/content_copy:", "duplicates"),
     ("export_page.py", "Export", ":material/download:", "export"),
 )
 
@@ -27,12 +29,38 @@ def pages() -> list[st.Page]:
 
 
 def sidebar() -> None:
-    """Workspace folder input and the basket summary, shown on every page."""
+    """Workspace picker and folder input, the basket summary and the tags, shown on every page."""
     with st.sidebar:
-        st.text_input("Workspace folder", key=state.WORKSPACE_KEY, placeholder="/path/to/WS",
-                      help="A folder made by `curate run IMAGES -w WS`. Press Enter to open it.")
+        workspace_picker()
         basket = state.basket()
         st.caption(f"Basket: **{len(basket):,}** image{'s' if len(basket) != 1 else ''}")
         if basket and st.button("Clear basket", key="sidebar_clear_basket", icon=":material/delete:"):
             state.clear_basket()
             st.rerun()
+        ws = state.current_workspace()
+        if ws is not None and ws.exists():
+            with errors_as_messages():
+                st.subheader("Tags")
+                tagging.tag_list(ws)
+                tagging.tag_box(ws, basket, key="sidebar_tag", what="the basket")
+
+
+def workspace_picker() -> None:
+    """A list of the workspaces found nearby, and the folder input (the open workspace is its value)."""
+    state.apply_next()
+    current = str(st.session_state.get(state.WORKSPACE_KEY) or "").strip()
+    found = cache.workspaces_near(current or None)
+    if found:
+        here = str(state.current_workspace().path) if current else None
+        st.session_state[PICK_KEY] = here if here in found else None  # follow the folder input
+        st.selectbox("Workspace", found, key=PICK_KEY, index=None, placeholder="Pick a workspace…",
+                     format_func=lambda p: Path(p).name, on_change=_open_picked,
+                     help="Workspaces beside the open one and in ./workspaces.")
+    st.text_input("Workspace folder", key=state.WORKSPACE_KEY, placeholder="/path/to/WS",
+                  help="A folder made by `curate run IMAGES -w WS` (or from Overview). Press Enter to open it.")
+
+
+def _open_picked() -> None:
+    picked = st.session_state.get(PICK_KEY)
+    if picked:
+        st.session_state[state.WORKSPACE_KEY] = picked

@@ -14,6 +14,7 @@ from curate.workspace import Workspace
 WORKSPACE_ENV = "CURATE_WORKSPACE"
 WORKSPACE_KEY = "workspace_input"  # the sidebar text input's key: its value is the open workspace
 BASKET_KEY = "basket"
+NEXT_WORKSPACE_KEY = "workspace_next"  # a workspace to open on the next run (set after the input is drawn)
 
 
 def workspace_from_args(argv: list[str], environ: Mapping[str, str]) -> str | None:
@@ -33,6 +34,17 @@ def workspace_from_args(argv: list[str], environ: Mapping[str, str]) -> str | No
 def init_workspace(initial: str | None) -> None:
     """Seed the workspace input once per session; afterwards the user's entry wins."""
     st.session_state.setdefault(WORKSPACE_KEY, initial or "")
+
+
+def open_next(path: str) -> None:
+    """Open workspace `path` on the next run (a widget's value cannot change once it is drawn this run)."""
+    st.session_state[NEXT_WORKSPACE_KEY] = str(path)
+
+
+def apply_next() -> None:
+    """Move a workspace asked for by `open_next` into the workspace input; call before drawing the input."""
+    if NEXT_WORKSPACE_KEY in st.session_state:
+        st.session_state[WORKSPACE_KEY] = st.session_state.pop(NEXT_WORKSPACE_KEY)
 
 
 def current_workspace() -> Workspace | None:
@@ -57,3 +69,12 @@ def add_to_basket(ids: Iterable[int]) -> int:
 
 def clear_basket() -> None:
     st.session_state[BASKET_KEY] = []
+
+
+def remove_from_basket(ids: Iterable[int]) -> int:
+    """Take ids out of the basket; returns how many were in it."""
+    gone = {int(i) for i in ids}
+    current = basket()
+    kept = [i for i in current if i not in gone]
+    st.session_state[BASKET_KEY] = kept
+    return len(current) - len(kept)

@@ -1,51 +1,102 @@
-"""Duplicates: exact and near-duplicate groups side by side, the keeper (largest image) marked."""
+"""Duplicates & quality: duplicate groups side by side (keeper marked, the rest excluded in one click)
+and the image-quality checks as galleries, with threshold sliders that recount live."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
-from curate.ui import cache, state
-from curate.ui.gallery import id_captions, show_grid
+from curate.data.tags import add_tag, remove_tag
+from curate.quality.checks import FLAG_COLUMNS, METRIC_COLUMNS, QualityConfig, flags
+from curate.steps.quality import quality, saved_config
+from curate.ui import cache, charts, state
+from curate.ui.gallery import MAX_GRID, id_captions, show_grid, show_more_note
 from curate.ui.guard import run_page
 from curate.workspace import Workspace
 
+VIEWS = ("Duplicates", "Quality checks")
 GROUPS_PER_PAGE = 10
 MEMBERS_SHOWN = 12  # of one group: a huge near-duplicate cluster is summarised, not drawn in full
+DUPLICATE_TAG = "duplicate"  # what "exclude the rest" tags; selections exclude `tag:duplicate`
+# flag -> (metric it thresholds, flagged when "below"/"above"/"outside", slider min, max, step)
+CHECKS = {
+    "dark": ("brightness_p99", "below", 0.0, 1.0, 0.01),
+    "bright": ("brightness_p05", "above", 0.0, 1.0, 0.01),
+    "blurry": ("sharpness", "below", 0.0, 1.5, 0.01),
+    "low_information": ("entropy", "below", 0.0, 8.0, 0.1),
+    "odd_aspect_ratio": ("aspect_ratio", "above", 1.0, 10.0, 0.1),
+    "odd_size": ("size_ratio", "outside", 1.0, 20.0, 0.5),
+    "grayscale": ("channel_spread", "below", 0.0, 0.5, 0.005),
+}
 
 
 def render(ws: Workspace) -> None:
-    st.title("Duplicates")
+    st.title("Duplicates & quality")
+    view = st.segmented_control("Show", VIEWS, default=VIEWS[0], key="dq_view") or VIEWS[0]
+    if view == VIEWS[0]:
+        duplicates_view(ws)
+    else:
+        quality_view(ws)
+
+
+# --- duplicates ----------------------------------------------------------------------------------
+def duplicates_view(ws: Workspace) -> None:
     table = cache.duplicates(ws)
     if table is None:
         st.info(f"No duplicate scan yet: run `curate dedup -w {ws.path}`.", icon=":material/info:")
         return
     meta = cache.json_file(ws.sidecar(ws.duplicates_file)) or {}
-    show_summary(table, meta)
+    tags = cache.tags(ws)
+    tagged = set(tags.loc[tags["tag"] == DUPLICATE_TAG, "id"].tolist())
+    show_summary(table, meta, tagged)
     if table.empty:
         st.success("No duplicates found.", icon=":material/check_circle:")
         return
+    bulk_actions(ws, table, tagged)
     kind = st.segmented_control("Kind", ["all", "exact", "near"], default="all", key="dup_kind") or "all"
     groups = group_sizes(table, kind)
     pages = max(1, -(-len(groups) // GROUPS_PER_PAGE))
     page = int(st.number_input(f"Page (of {pages})", 1, pages, 1, key="dup_page")) if pages > 1 else 1
     for group in groups.index[(page - 1) * GROUPS_PER_PAGE:page * GROUPS_PER_PAGE]:
-        show_group(ws, table[table["group"] == group])
-    if st.button("Add all non-keepers to the basket", key="dup_add", icon=":material/add_shopping_cart:",
-                 help="Collect the images a de-duplicated dataset would drop, e.g. to inspect or export them."):
-        added = state.add_to_basket(table.loc[~table["keeper"], "id"])
-        st.toast(f"Added {added:,} new image(s) to the basket.")
-        st.rerun()
+        show_group(ws, table[table["group"] == group], tagged)
 
 
-def show_summary(table: pd.DataFrame, meta: dict) -> None:
-    cols = st.columns(4)
+def show_summary(table: pd.DataFrame, meta: dict, tagged: set[int]) -> None:
+    cols = st.columns(5)
     cols[0].metric("Groups", f"{table['group'].nunique():,}")
     cols[1].metric("Images in groups", f"{len(table):,}")
     cols[2].metric("Removable (non-keepers)", f"{int((~table['keeper']).sum()):,}")
-    cols[3].metric("Near threshold", f"{meta['threshold']:.3f}" if "threshold" in meta else "?",
-                   help="Cosine similarity above which two images count as near duplicates. Unless set with "
-                        "`curate dedup --threshold`, it is calibrated on the data: the median similarity of each image "
-                        "to its nearest neighbour plus 5 robust standard deviations, within [0.9, 0.995].")
+    cols[3].metric(f"Tagged “{DUPLICATE_TAG}”", f"{len(tagged):,}",
+                   help=f"Excluded images: selections leave them out with Exclude → tag:{DUPLICATE_TAG}.")
+    cols[4].metric("Near threshold", f"{meta['threshold']:.3f}" if meta.get("threshold") is not None else "?",
+                   help="Cosine similarity above which two images count as near duplicates.")
+    if meta.get("threshold") is not None:
+        how = ("calibrated on this data: for each image, the cosine similarity to its nearest neighbour; the "
+               "threshold is their median plus 5 robust standard deviations (MAD), clipped to [0.9, 0.995], so only "
+               "pairs far more alike than typical neighbours count" if meta.get("calibrated", True)
+               else "set by hand with `curate dedup --threshold`")
+        st.caption(f"Near duplicates: cosine ≥ {meta['threshold']:.3f}, {how}. Exact duplicates have the same bytes. "
+                   "The keeper of each group is its largest image (ties: the sharpest).")
+
+
+def bulk_actions(ws: Workspace, table: pd.DataFrame, tagged: set[int]) -> None:
+    rest = table.loc[~table["keeper"], "id"]
+    cols = st.columns(3)
+    if cols[0].button(f"Exclude all {len(rest):,} non-keepers", key="dup_exclude_all", icon=":material/block:",
+                      help=f"Tag every non-keeper “{DUPLICATE_TAG}”."):
+        added = add_tag(ws, rest, DUPLICATE_TAG)
+        st.toast(f"Tagged {added:,} image(s) “{DUPLICATE_TAG}”.")
+        st.rerun()
+    if cols[1].button("Add all non-keepers to the basket", key="dup_add", icon=":material/add_shopping_cart:",
+                      help="Collect the images a de-duplicated dataset would drop, e.g. to inspect or export them."):
+        added = state.add_to_basket(rest)
+        st.toast(f"Added {added:,} new image(s) to the basket.")
+        st.rerun()
+    if tagged and cols[2].button(f"Clear the “{DUPLICATE_TAG}” tag ({len(tagged):,})", key="dup_untag",
+                                 icon=":material/undo:"):
+        removed = remove_tag(ws, None, DUPLICATE_TAG)
+        st.toast(f"Untagged {removed:,} image(s).")
+        st.rerun()
 
 
 def group_sizes(table: pd.DataFrame, kind: str) -> pd.Series:
@@ -54,16 +105,105 @@ def group_sizes(table: pd.DataFrame, kind: str) -> pd.Series:
     return rows.groupby("group").size().sort_values(ascending=False, kind="stable")
 
 
-def show_group(ws: Workspace, members: pd.DataFrame) -> None:
+def show_group(ws: Workspace, members: pd.DataFrame, tagged: set[int]) -> None:
     members = members.sort_values("keeper", ascending=False, kind="stable")  # keeper first
-    kind = str(members["kind"].iloc[0])
-    st.markdown(f"**Group {int(members['group'].iloc[0])}** · {kind} · {len(members):,} images")
+    group = int(members["group"].iloc[0])
+    rest = members.loc[~members["keeper"], "id"].tolist()
+    left, right = st.columns([4, 1])
+    left.markdown(f"**Group {group}** · {members['kind'].iloc[0]} · {len(members):,} images")
+    done = all(i in tagged for i in rest)
+    if right.button("Rest excluded" if done else "Exclude the rest", key=f"dup_exclude_{group}",
+                    icon=":material/block:", disabled=done,
+                    help=f"Keep the ★ image, tag the other {len(rest):,} “{DUPLICATE_TAG}”."):
+        added = add_tag(ws, rest, DUPLICATE_TAG)
+        st.toast(f"Group {group}: tagged {added:,} image(s) “{DUPLICATE_TAG}”.")
+        st.rerun()
     ids = members["id"].to_numpy()[:MEMBERS_SHOWN]
     keepers = members["keeper"].to_numpy()[:MEMBERS_SHOWN]
-    captions = [f"★ keep {c}" if keep else c for c, keep in zip(id_captions(ws, ids), keepers)]
-    show_grid(ws, ids, captions)
+    captions = [f"★ keep {c}" if keep else (f"⊘ {c}" if i in tagged else c)
+                for i, c, keep in zip(ids, id_captions(ws, ids), keepers)]
+    show_grid(ws, ids, captions, key=f"dup_group_{group}")
     if len(members) > MEMBERS_SHOWN:
         st.caption(f"… and {len(members) - MEMBERS_SHOWN:,} more in this group.")
+
+
+# --- quality -------------------------------------------------------------------------------------
+def quality_view(ws: Workspace) -> None:
+    table = cache.manifest(ws)
+    if not all(col in table.columns for col in METRIC_COLUMNS):
+        offer_to_compute(ws)
+        return
+    thresholds(ws, table)
+
+
+def offer_to_compute(ws: Workspace) -> None:
+    st.info("The quality checks (dark, bright, blurry, low information, odd aspect ratio, odd size, greyscale) "
+            f"have not been computed for this workspace. They read every image once (`curate quality -w {ws.path}` "
+            "does the same).", icon=":material/info:")
+    if not st.button("Compute quality checks", key="quality_run", type="primary", icon=":material/play_arrow:"):
+        return
+    bar = st.progress(0.0, text="Measuring images…")
+
+    def report(done: int, total: int, info) -> None:
+        bar.progress(done / max(total, 1), text=f"Measuring images… {done:,} / {total:,}")
+
+    quality(ws, progress=report)
+    bar.empty()
+    st.rerun()
+
+
+@st.fragment
+def thresholds(ws: Workspace, table: pd.DataFrame) -> None:
+    """Sliders per check; counts, chart and gallery follow them at once (a fragment: only this reruns)."""
+    saved = saved_config(ws) or QualityConfig()
+    st.caption("Move a threshold to see how many images it flags; nothing is written until you save.")
+    values = {}
+    cols = st.columns(4)
+    for i, (flag, (metric, side, low, high, step)) in enumerate(CHECKS.items()):
+        default = float(min(max(getattr(saved, flag), low), high))
+        values[flag] = cols[i % 4].slider(f"{flag}: {metric} {side}", low, high, default, step, key=f"quality_{flag}")
+    cfg = QualityConfig(**values)
+    metrics = table[list(METRIC_COLUMNS)]
+    flagged = flags(metrics, cfg)
+    counts = {f: int(flagged[f].sum()) for f in FLAG_COLUMNS}
+    before = {f: int(v.sum()) for f, v in flags(metrics, saved).items()}
+    cols = st.columns(len(FLAG_COLUMNS))
+    for col, flag in zip(cols, FLAG_COLUMNS):
+        col.metric(flag, f"{counts[flag]:,}", delta=counts[flag] - before[flag] or None, delta_color="off")
+    st.plotly_chart(charts.flag_bars(counts, before, FLAG_COLUMNS), key="quality_chart")
+    if st.button("Save these thresholds", key="quality_save", icon=":material/save:", disabled=cfg == saved,
+                 help="Rewrite the flags in the manifest (nothing is re-measured): selections that skip flagged "
+                      "images then use them."):
+        quality(ws, cfg)
+        st.rerun()
+    gallery(ws, table, flagged, counts)
+
+
+def gallery(ws: Workspace, table: pd.DataFrame, flagged: pd.DataFrame, counts: dict) -> None:
+    cols = st.columns(2)
+    check = cols[0].selectbox("Images flagged", FLAG_COLUMNS, format_func=lambda f: f"{f} ({counts[f]:,})",
+                              key="quality_check")
+    labels = sorted(table["label"].dropna().unique().tolist())
+    only = cols[1].multiselect("Labels", labels, key="quality_labels", placeholder="all labels", disabled=not labels)
+    metric, side = CHECKS[check][:2]
+    hit = flagged[check].fillna(False).to_numpy(bool)
+    if only:
+        hit &= table["label"].isin(only).to_numpy()
+    ids = np.flatnonzero(hit)
+    values = table[metric].to_numpy(np.float64, na_value=np.nan)[ids]
+    severity = {"below": values, "above": -values, "outside": -np.abs(np.log(np.maximum(values, 1e-9)))}[side]
+    ids = ids[np.argsort(severity, kind="stable")]  # the clearest cases first
+    if not len(ids):
+        st.success(f"No image is flagged {check} at this threshold.", icon=":material/check_circle:")
+        return
+    value_of = dict(zip(ids.tolist(), table[metric].to_numpy(np.float64, na_value=np.nan)[ids]))
+    captions = [f"{c} · {value_of[i]:.3g}" for i, c in zip(ids.tolist(), id_captions(ws, ids[:MAX_GRID]))]
+    shown = show_grid(ws, ids, captions, key=f"quality_gallery_{check}")
+    show_more_note(shown, len(ids))
+    if st.button(f"Add these {len(ids):,} to the basket", key="quality_add", icon=":material/add_shopping_cart:"):
+        added = state.add_to_basket(ids)
+        st.toast(f"Added {added:,} new image(s) to the basket.")
+        st.rerun()
 
 
 if __name__ == "__main__":

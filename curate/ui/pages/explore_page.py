@@ -1,36 +1,63 @@
-"""Explore: the 2-D map of all images; lasso or box a region to see it and collect it in the basket."""
+"""Explore: the 2-D map of all images, coloured and filtered by what the workspace knows about them
+(labels, clusters, scores, quality flags, duplicates, tags, selections); lasso, box or click points
+to see them, tag them, collect them in the basket."""
 from __future__ import annotations
+
+import zlib
 
 import numpy as np
 import streamlit as st
 
-from curate.ui import cache, state
-from curate.ui.gallery import MAX_GRID, show_grid, show_more_note
+from curate.ui import cache, state, tagging
+from curate.ui.gallery import MAX_GRID, id_captions, show_grid, show_more_note
 from curate.ui.guard import errors_as_messages, run_page
+from curate.ui.map_figure import mapped_ids
+from curate.ui.map_view import (BASKET, CLUSTER, DUPLICATE, LABEL, QUALITY, RANGE_COLUMNS, SELECTIONS, TAG, MapView,
+                                has_scores, hideable_flags, quality_flags, score_bounds)
 from curate.workspace import Workspace
 
-LABEL = "label"
-BASKET = "basket"
+SCORES = ("uniqueness", "typicality", "outlier")
+OPTIONS = {LABEL: "label", CLUSTER: "k-means cluster", "uniqueness": "uniqueness", "typicality": "typicality",
+           "outlier": "outlier", QUALITY: "quality flag", DUPLICATE: "duplicate group", TAG: "tag",
+           SELECTIONS: "saved selections", BASKET: "in the basket"}
+PROJECTION_NAMES = {"umap": "UMAP", "pca": "PCA"}
+FILTER_KEYS = ("explore_f_labels", "explore_f_flags", "explore_f_tags", "explore_f_skip_tags")
 
 
 def render(ws: Workspace) -> None:
     st.title("Explore")
-    colour_by = st.selectbox("Colour by", colour_options(ws), format_func=describe_option, key="explore_colour",
-                             help="Labels (class sub-folders), or whether an image belongs to a selection.")
-    map_panel(ws, colour_by)
+    projections = [p for p, f in (("umap", ws.projection_file), ("pca", ws.embeddings_file)) if f.exists()]
+    if not projections:
+        st.warning(f"No map yet: build one with `curate run IMAGES -w {ws.path}` (or start a run from Overview).")
+        return
+    table = cache.image_table(ws)
+    left, mid, right = st.columns([1, 2, 1])
+    projection = left.selectbox("Map", projections, format_func=PROJECTION_NAMES.get, key="explore_projection",
+                                help="UMAP: the map saved by `curate run`; PCA: the two main axes of the embeddings.")
+    colour = mid.selectbox("Colour by", colour_options(ws), format_func=describe_option, key="explore_colour",
+                           help="What the workspace knows about each image; scores, quality flags and duplicates "
+                                "can be computed here when missing.")
+    k = int(right.number_input("Clusters (k)", 2, 100, 10, key="explore_k")) if colour == CLUSTER else 10
+    missing = missing_step(ws, table, colour)
+    if missing:
+        compute_panel(ws, missing)
+        colour = LABEL  # until the step has run
+    members = members_of(ws, colour)
+    view = MapView(projection=projection, colour=colour, clusters=k, members=members,
+                   member_name=describe_option(colour) if colour == BASKET or colour.startswith("selection:") else "",
+                   **filter_form(ws, table))
+    map_panel(ws, view)
     st.divider()
     basket_panel(ws)
 
 
 def colour_options(ws: Workspace) -> list[str]:
-    return [LABEL, BASKET] + [f"selection:{name}" for name in ws.selection_names()]
+    return list(OPTIONS) + [f"selection:{name}" for name in ws.selection_names()]
 
 
 def describe_option(option: str) -> str:
-    if option == LABEL:
-        return "label"
-    if option == BASKET:
-        return "in the basket"
+    if option in OPTIONS:
+        return OPTIONS[option]
     return f"in selection “{option.split(':', 1)[1]}”"
 
 
@@ -42,34 +69,131 @@ def members_of(ws: Workspace, option: str) -> tuple[int, ...]:
     return ()
 
 
+def missing_step(ws: Workspace, table, colour: str) -> str | None:
+    """The step that writes what `colour` needs, when it has not run yet."""
+    if colour in SCORES and not has_scores(table):
+        return "scores"
+    if colour == QUALITY and not quality_flags(table):
+        return "quality"
+    if colour == DUPLICATE and cache.duplicates(ws) is None:
+        return "dedup"
+    return None
+
+
+STEPS = {  # step: (what is missing, button)
+    "scores": ("No uniqueness / typicality / outlier scores yet.", "Compute scores"),
+    "quality": ("No quality flags (dark, blurry, ...) yet.", "Run quality checks"),
+    "dedup": ("No duplicate scan yet (`curate dedup` makes one).", "Find duplicates"),
+}
+
+
+def compute_panel(ws: Workspace, step: str) -> None:
+    """Say what is missing (the map is coloured by label meanwhile) and offer to compute it."""
+    what, label = STEPS[step]
+    left, right = st.columns([3, 1])
+    left.info(f"{what} The map is coloured by label until then.", icon=":material/info:")
+    if right.button(label, key=f"explore_compute_{step}", type="primary"):
+        with errors_as_messages():
+            run_step(ws, step)
+            st.rerun()
+
+
+def run_step(ws: Workspace, step: str) -> None:
+    if step == "scores":
+        from curate.steps.scores import compute_scores
+
+        with st.spinner("Scoring every image against its neighbours…"):
+            compute_scores(ws)
+    elif step == "quality":
+        from curate.steps.quality import quality
+
+        bar = st.progress(0.0, text="Checking image quality…")
+        quality(ws, progress=lambda done, total, info: bar.progress(
+            min(1.0, done / max(total, 1)), text=f"Checking image quality: {done:,} / {total:,}"))
+    else:
+        from curate.steps.dedup import dedup
+
+        with st.spinner("Looking for duplicates…"):
+            dedup(ws)
+
+
+def filter_form(ws: Workspace, table) -> dict:
+    """Labels, flags, tags and score ranges to keep; applied together by one button (no rerun per click)."""
+    ok = table["status"].astype(str) == "ok"
+    options = {"explore_f_labels": sorted(table.loc[ok, "label"].dropna().astype(str).unique()),
+               "explore_f_flags": hideable_flags(table),
+               "explore_f_tags": cache.tag_counts(ws)["tag"].tolist()}
+    options["explore_f_skip_tags"] = options["explore_f_tags"]
+    for key in FILTER_KEYS:  # drop stale choices (a tag removed since) before the widget checks them
+        if key in st.session_state and any(v not in options[key] for v in st.session_state[key]):
+            st.session_state[key] = [v for v in st.session_state[key] if v in options[key]]
+    bounds = {c: b for c in RANGE_COLUMNS if (b := score_bounds(table, c)) is not None}
+    active = any(st.session_state.get(k) for k in FILTER_KEYS) or any(
+        tuple(st.session_state.get(f"explore_f_{c}", b)) != b for c, b in bounds.items())
+    with st.expander("Filters" + (" (on)" if active else ""), expanded=active, icon=":material/filter_alt:"):
+        with st.form("explore_filters", border=False):
+            left, right = st.columns(2)
+            labels = left.multiselect("Labels", options["explore_f_labels"], key="explore_f_labels",
+                                      placeholder="all labels")
+            flags = right.multiselect("Hide images flagged", options["explore_f_flags"], key="explore_f_flags",
+                                      placeholder="hide none", help="Quality flags (after the quality checks), "
+                                      "`outlier` (after scoring) and `duplicate` (non-keepers of duplicate groups).")
+            tags = left.multiselect("Only images tagged", options["explore_f_tags"], key="explore_f_tags",
+                                    placeholder="any or no tag")
+            skip_tags = right.multiselect("Hide images tagged", options["explore_f_skip_tags"],
+                                          key="explore_f_skip_tags", placeholder="hide none")
+            ranges = []
+            for column, (low, high) in bounds.items():
+                key = f"explore_f_{column}"
+                value = st.session_state.get(key)
+                if value is not None and not (low <= value[0] <= value[1] <= high):
+                    del st.session_state[key]  # the scores were recomputed: the old range may not fit
+                chosen = st.slider(f"{column} between", low, high, (low, high), step=0.01, key=key)
+                if tuple(chosen) != (low, high):
+                    ranges.append((column, float(chosen[0]), float(chosen[1])))
+            if not bounds:
+                st.caption("Score ranges appear here once the images are scored (colour by uniqueness to do it).")
+            st.form_submit_button("Apply filters", key="explore_f_apply", icon=":material/filter_alt:")
+    return {"labels": tuple(labels), "skip_flags": tuple(flags), "tags": tuple(tags), "skip_tags": tuple(skip_tags),
+            "ranges": tuple(ranges)}
+
+
 @st.fragment
-def map_panel(ws: Workspace, colour_by: str) -> None:
-    """The scatter and what is selected on it; a new lasso reruns only this fragment."""
+def map_panel(ws: Workspace, view: MapView) -> None:
+    """The scatter and what is selected on it; a new lasso or click reruns only this fragment."""
     with errors_as_messages():
-        highlight = None if colour_by == LABEL else describe_option(colour_by)
-        chart = cache.map_chart(ws, highlight, members_of(ws, colour_by))
+        chart = cache.explore_chart(ws, view)
         shown = sum(len(ids) for ids in chart.trace_ids)
-        st.caption(f"{shown:,} images on the map. Drag a lasso (or pick box select in the chart's toolbar) "
-                   "to select; double-click to reset.")
-        event = st.plotly_chart(chart.figure, key="explore_map", on_select="rerun", selection_mode=("lasso", "box"),
+        total = len(mapped_ids(cache.map_xy(ws, view.projection)))
+        hidden = f" ({total - shown:,} hidden by the filters)" if shown < total else ""
+        st.caption(f"{shown:,} of {total:,} images on the map{hidden}. Drag a lasso (or pick box select in the "
+                   "chart's toolbar) or click a point to select; double-click to reset.")
+        key = f"explore_map_{zlib.crc32(repr(view).encode()):08x}"  # a new view starts with no stale selection
+        event = st.plotly_chart(chart.figure, key=key, on_select="rerun", selection_mode=("points", "box", "lasso"),
                                 config={"displaylogo": False, "scrollZoom": True})
         selected_panel(ws, chart.ids_of(event.selection.points if event else []))
 
 
 def selected_panel(ws: Workspace, ids: list[int]) -> None:
     if not ids:
-        st.info("Nothing selected yet: lasso a region of the map.", icon=":material/gesture:")
+        st.info("Nothing selected yet: lasso a region of the map, or click a point.", icon=":material/gesture:")
         return
-    left, right = st.columns([3, 1])
+    in_basket = set(state.basket()).intersection(ids)
+    left, mid, right = st.columns([2, 1, 1])
     left.subheader(f"{len(ids):,} selected")
-    if right.button(f"Add {len(ids):,} to basket", key="explore_add", icon=":material/add_shopping_cart:",
-                    type="primary"):
+    if mid.button(f"Add {len(ids):,} to basket", key="explore_add", icon=":material/add_shopping_cart:",
+                  type="primary"):
         added = state.add_to_basket(ids)
         st.toast(f"Added {added:,} new image(s) to the basket.")
         st.rerun(scope="app")  # the sidebar's basket count lives outside this fragment
+    if in_basket and right.button(f"Remove {len(in_basket):,} from basket", key="explore_unbasket",
+                                  icon=":material/remove_shopping_cart:"):
+        state.remove_from_basket(in_basket)
+        st.rerun(scope="app")
     sample = np.asarray(ids)[np.linspace(0, len(ids) - 1, min(len(ids), MAX_GRID)).astype(int)]
     shown = show_grid(ws, sample, limit=MAX_GRID)  # evenly spread over the selection, not just its first trace
     show_more_note(shown, len(ids))
+    tagging.tag_box(ws, ids, key="explore_tag", what=f"the {len(ids):,} selected")
 
 
 def basket_panel(ws: Workspace) -> None:
@@ -82,8 +206,20 @@ def basket_panel(ws: Workspace) -> None:
     if right.button("Clear basket", key="explore_clear", icon=":material/delete:"):
         state.clear_basket()
         st.rerun()
-    shown = show_grid(ws, np.asarray(ids)[::-1], limit=MAX_GRID)  # newest first
+    newest = [int(i) for i in ids[::-1]][:MAX_GRID]
+    shown = show_grid(ws, newest, limit=MAX_GRID)
     show_more_note(shown, len(ids))
+    captions = dict(zip(newest, id_captions(ws, newest)))
+    if any(i not in captions for i in st.session_state.get("explore_remove_ids", [])):  # removed or scrolled off
+        st.session_state["explore_remove_ids"] = [i for i in st.session_state["explore_remove_ids"] if i in captions]
+    with st.form("explore_basket_remove", border=False):
+        drop = st.multiselect("Remove from the basket", newest, format_func=captions.get, key="explore_remove_ids",
+                              placeholder="pick images shown above")
+        remove = st.form_submit_button("Remove from basket", key="explore_remove", icon=":material/remove:")
+    if remove and drop:
+        removed = state.remove_from_basket(drop)
+        st.toast(f"Removed {removed:,} image(s) from the basket.")
+        st.rerun()
 
 
 if __name__ == "__main__":

@@ -1,23 +1,29 @@
-"""Export: write a selection (or the basket) to a folder, or download its manifest rows as CSV."""
+"""Export: a selection (or the basket) to a folder (copy / symlink / hardlink / list) or as a zip
+download. A folder export is reviewed first: what will be written, where, how much, and only a
+second click writes it."""
 from __future__ import annotations
 
+import io
+import os
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from curate import storage
 from curate.export.folder import EXPORT_MODES
-from curate.steps.export import export_selection
-from curate.steps.select import save_selection
+from curate.steps.export import ExportPlan, export_ids, export_selection, plan_export, zip_selection
 from curate.ui import cache, state
 from curate.ui.guard import run_page
 from curate.workspace import Workspace
 
-BASKET_SELECTION = "basket"  # the basket is saved under this selection name before exporting
-MODE_HELP = {"copy": "copy the image files", "symlink": "link to the originals (no extra space)",
-             "list": "only write manifest.csv"}
 BASKET_OPTION = "\x00basket"  # cannot collide with a selection name (those are safe file names)
+DESTINATIONS = ("Folder", "Zip download")
+MODE_HELP = {"copy": "copy the image files", "symlink": "link to the originals (no extra space)",
+             "hardlink": "hard-link the originals (same file system only; no extra space)",
+             "list": "only write the manifest files"}
+MAX_ZIP_MB = int(os.environ.get("CURATE_MAX_ZIP_MB", "200"))  # a zip download is built in memory: beyond, use a folder
+PLAN_KEY = "export_plan"  # {"source", "mode", "target"} of the folder export awaiting confirmation
+GO_KEY = "export_go"  # set by the confirm button's callback: the next run writes the plan
 
 
 def render(ws: Workspace) -> None:
@@ -31,13 +37,12 @@ def render(ws: Workspace) -> None:
     st.caption(f"{len(ids):,} images.")
     table = cache.manifest(ws)
     st.download_button("Download manifest CSV", lambda: manifest_csv(table, ids), file_name=f"{source_name(source)}.csv",
-                       mime="text/csv", key="export_csv", icon=":material/table:")  # built only when clicked
-    with st.form("export_form"):
-        mode = st.radio("Mode", EXPORT_MODES, format_func=lambda m: f"{m}: {MODE_HELP[m]}", key="export_mode")
-        target = st.text_input("Target folder", key="export_target", placeholder="/path/to/export")
-        submitted = st.form_submit_button("Export", type="primary", icon=":material/download:")
-    if submitted:
-        run_export(ws, source, ids, target, mode)
+                       mime="text/csv", key="export_csv", icon=":material/table:", on_click="ignore")  # built when clicked
+    destination = st.segmented_control("Destination", DESTINATIONS, default=DESTINATIONS[0], key="export_dest")
+    if destination == DESTINATIONS[1]:
+        zip_download(ws, source, ids)
+    else:
+        folder_export(ws, source, ids)
 
 
 def describe(option: str) -> str:
@@ -45,13 +50,19 @@ def describe(option: str) -> str:
 
 
 def source_name(option: str) -> str:
-    return BASKET_SELECTION if option == BASKET_OPTION else option
+    return "basket" if option == BASKET_OPTION else option
 
 
 def source_ids(ws: Workspace, option: str) -> list[int]:
     if option == BASKET_OPTION:
         return state.basket()
     return [int(i) for i in cache.selection(ws, option)["id"]]
+
+
+def make_plan(ws: Workspace, option: str, ids: list[int], target: str | Path, mode: str) -> ExportPlan:
+    if option == BASKET_OPTION:
+        return plan_export(ws, target, mode, ids=ids)
+    return plan_export(ws, target, mode, selection=option)
 
 
 def manifest_csv(manifest: pd.DataFrame, ids: list[int]) -> bytes:
@@ -61,29 +72,109 @@ def manifest_csv(manifest: pd.DataFrame, ids: list[int]) -> bytes:
     return rows.assign(rank=range(len(rows))).to_csv(index=False).encode()
 
 
-def run_export(ws: Workspace, option: str, ids: list[int], target: str, mode: str) -> None:
-    if not target.strip():
-        st.error("Enter a target folder to export into.")
+# --- folder --------------------------------------------------------------------------------------
+def folder_export(ws: Workspace, source: str, ids: list[int]) -> None:
+    with st.form("export_form"):
+        mode = st.radio("Mode", EXPORT_MODES, format_func=lambda m: f"{m}: {MODE_HELP[m]}", key="export_mode")
+        target = st.text_input("Target folder", key="export_target", placeholder="/path/to/export")
+        if st.form_submit_button("Review export", type="primary", icon=":material/fact_check:"):
+            if not target.strip():
+                st.error("Enter a target folder to export into.")
+                st.session_state.pop(PLAN_KEY, None)
+            else:
+                st.session_state[PLAN_KEY] = {"source": source, "mode": mode, "target": target.strip()}
+    request = st.session_state.get(PLAN_KEY)
+    if request and request["source"] == source:
+        confirm(ws, source, ids, request)
+
+
+def confirm(ws: Workspace, source: str, ids: list[int], request: dict) -> None:
+    """Show exactly what the export will write, and write it only on a second click."""
+    try:
+        plan = make_plan(ws, source, ids, request["target"], request["mode"])
+    except ValueError as err:  # a target inside the image folder or the workspace
+        st.session_state.pop(PLAN_KEY, None)
+        st.error(str(err)[0].upper() + str(err)[1:], icon=":material/error:")
         return
-    folder = Path(target.strip()).expanduser().resolve()
-    if folder.is_relative_to(ws.root) or folder.is_relative_to(ws.path):
-        st.error(f"Refusing to export into {folder}: it lies inside the image folder or the workspace. "
-                 "Choose a folder outside both.")
+    if st.session_state.pop(GO_KEY, False):  # confirmed on the previous click: write, and show the outcome only
+        run_export(ws, source, ids, plan)
         return
-    name = source_name(option)
-    if option == BASKET_OPTION:
-        save_selection(ws, BASKET_SELECTION, ids, strategy="basket", params={}, seed=0)
+    with st.container(border=True):
+        st.markdown(f"**This will write into `{plan.target}`**")
+        cols = st.columns(4)
+        cols[0].metric("Images", f"{plan.n:,}")
+        cols[1].metric("Mode", plan.mode)
+        cols[2].metric("Image data", size_text(plan.image_bytes),
+                       help="Total size of the images; only copy duplicates it on disk.")
+        cols[3].metric("Already in the folder", f"{plan.existing:,}",
+                       help="Existing entries are kept; files at the same paths are replaced (identical ones are left).")
+        written = plan.files + (["…"] if plan.n > len(plan.files) and plan.files else []) + plan.manifests
+        st.code("\n".join(written), language=None)
+        left, right = st.columns(2)
+        left.button(f"Write {plan.n:,} images to {plan.target.name or plan.target}", key="export_confirm",
+                    type="primary", icon=":material/download:", on_click=confirmed)
+        if right.button("Cancel", key="export_cancel"):
+            st.session_state.pop(PLAN_KEY, None)
+            st.rerun()
+
+
+def confirmed() -> None:
+    st.session_state[GO_KEY] = True
+
+
+def run_export(ws: Workspace, option: str, ids: list[int], plan: ExportPlan) -> None:
     bar = st.progress(0.0, text="Exporting…")
 
     def report(done: int, total: int, info) -> None:
         bar.progress(done / max(total, 1), text=f"Exporting… {done:,} / {total:,}")
 
-    csv = export_selection(ws, name, folder, mode, progress=report)
+    try:
+        if option == BASKET_OPTION:
+            csv = export_ids(ws, ids, plan.target, plan.mode, progress=report, source="basket")
+        else:
+            csv = export_selection(ws, option, plan.target, plan.mode, progress=report)
+    except OSError as err:  # e.g. hard links across file systems, a full disk
+        bar.empty()
+        st.error(f"The export stopped: {err}", icon=":material/error:")
+        return
     bar.empty()
-    exported = storage.read_json(csv.with_name("export.json"))["n"]
-    st.success(f"Exported {exported:,} images of “{name}” to {folder} ({mode}); manifest: {csv}",
+    st.session_state.pop(PLAN_KEY, None)
+    st.success(f"Exported {plan.n:,} images of {describe(option)} to {plan.target} ({plan.mode}); manifest: {csv}",
                icon=":material/check_circle:")
 
+
+# --- zip -----------------------------------------------------------------------------------------
+def zip_download(ws: Workspace, source: str, ids: list[int]) -> None:
+    name = f"{source_name(source)}.zip"
+    plan = make_plan(ws, source, ids, name, "zip")
+    with st.container(border=True):
+        st.markdown(f"**{name}**: {plan.n:,} images, {size_text(plan.image_bytes)}, stored uncompressed "
+                    "(JPEG and PNG do not shrink) with manifest.csv and manifest.json.")
+        written = plan.files + (["…"] if plan.n > len(plan.files) and plan.files else []) + plan.manifests
+        st.code("\n".join(written), language=None)
+    if plan.image_bytes > MAX_ZIP_MB * 10**6:
+        st.warning(f"{size_text(plan.image_bytes)} is too much for a download (the zip is built in memory; the "
+                   f"limit is {MAX_ZIP_MB} MB). Choose Destination → Folder to export it to a folder instead.",
+                   icon=":material/warning:")
+        return
+    selection, chosen = (None, list(ids)) if source == BASKET_OPTION else (source, None)
+    st.download_button(f"Download {name}", lambda: zip_bytes(ws, selection, chosen), file_name=name,
+                       mime="application/zip", key="export_zip", type="primary", icon=":material/folder_zip:",
+                       on_click="ignore")  # the zip is built only when clicked
+
+
+def zip_bytes(ws: Workspace, selection: str | None, ids: list[int] | None) -> bytes:
+    buffer = io.BytesIO()
+    zip_selection(ws, buffer, selection=selection, ids=ids)
+    return buffer.getvalue()
+
+
+def size_text(n_bytes: int) -> str:
+    """`1.2 MB`: decimal units, as file managers show them."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n_bytes >= scale:
+            return f"{n_bytes / scale:,.1f} {unit}"
+    return f"{n_bytes:,} B"
 
 if __name__ == "__main__":
     run_page(render)

@@ -1,12 +1,13 @@
-"""Overview: what is in the workspace, how the encoder was trained, how good it is."""
+"""Overview: what is in the workspace, how the encoder was trained, how good it is; and building a new
+workspace from a folder of images with a background run (its progress survives a page reload)."""
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
 from curate.evaluate.summary import summary_rows
-from curate.ui import cache
-from curate.ui.guard import run_page
+from curate.ui import cache, runs, state
+from curate.ui.guard import errors_as_messages, show_no_workspace
 from curate.workspace import Workspace
 
 MAX_LABEL_BARS = 50
@@ -18,8 +19,28 @@ EVAL_PLOTS = [("summary", "Trained vs random weights"), ("layer_probes", "Per-la
               ("training_curves", "Training losses"), ("embedding_map", "2-D map by label")]
 
 
-def render(ws: Workspace) -> None:
+def main() -> None:
+    """The open workspace (if any) and its run, then the form that starts a new run."""
     st.title("Overview")
+    ws = state.current_workspace()
+    job = "none"
+    with errors_as_messages():
+        if ws is not None:
+            job = runs.job_panel(ws.path)
+        if ws is None:
+            show_no_workspace()
+        elif ws.exists():
+            render(ws)
+        elif job != "running":
+            ws.require()  # raises the message that says how to create it
+    st.divider()
+    with st.expander("Build a new workspace from a folder of images", expanded=ws is None or not ws.exists(),
+                     icon=":material/add_circle:"):
+        with errors_as_messages():
+            runs.new_run_form(ws)
+
+
+def render(ws: Workspace) -> None:
     st.caption(f"Workspace `{ws.path}` · images from `{ws.root}`")
     table = cache.manifest(ws)
     if table.empty:
@@ -143,4 +164,4 @@ def show_eval_plots(ws: Workspace, names: dict[str, str]) -> None:
 
 
 if __name__ == "__main__":
-    run_page(render)
+    main()

@@ -1,0 +1,110 @@
+"""`curate quality`: per-image quality metrics and flags, written as columns of manifest.parquet.
+
+Incremental and resumable: only usable rows without metrics are measured (a rescan drops the
+metrics of changed files), in chunks, and the manifest is rewritten atomically after each chunk,
+so an interrupted run keeps what it measured. Flags are re-derived for every row on each run (the
+size median moves as images come and go) from the thresholds given, which are saved in quality.json.
+"""
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from curate import storage
+from curate.data.images import ImageError
+from curate.data.manifest import ok_mask
+from curate.progress import Progress, report
+from curate.quality.checks import (ANALYSIS_SIDE, FLAG_COLUMNS, IMAGE_METRICS, QualityConfig, flags, measure_file,
+                                   shape_metrics)
+from curate.workspace import Workspace, now, resolve_inside
+
+log = logging.getLogger(__name__)
+CHUNK = 4096  # images measured between two manifest writes
+
+
+def quality_file(ws: Workspace) -> Path:
+    return ws.path / "quality.json"
+
+
+def quality(ws: Workspace, cfg: QualityConfig | None = None, progress: Progress | None = None, workers: int = 4,
+            chunk: int = CHUNK) -> pd.DataFrame:
+    """Measure what is missing, flag every row with `cfg`, save; returns the manifest with the new columns."""
+    cfg = QualityConfig() if cfg is None else cfg
+    manifest = with_quality_columns(ws.manifest())
+    todo = np.flatnonzero(ok_mask(manifest) & manifest["entropy"].isna().to_numpy())
+    failed = 0
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:  # Pillow and numpy release the GIL
+        for start in range(0, len(todo), chunk):
+            rows = todo[start:start + chunk]
+            paths = [_path(ws.root, rel) for rel in manifest["path"].iloc[rows]]
+            values = np.full((len(rows), len(IMAGE_METRICS)), np.nan, np.float32)
+            for i, result in enumerate(pool.map(_measure, paths)):
+                if result is None:
+                    failed += 1
+                else:
+                    values[i] = result
+                report(progress, start + i + 1, len(todo), stage="quality", unit="img")
+            for j, col in enumerate(IMAGE_METRICS):
+                manifest.loc[rows, col] = values[:, j]  # row i is id i, so positions are labels
+            _save(ws, manifest, cfg)
+    if not len(todo):
+        _save(ws, manifest, cfg)  # thresholds or the size median may have changed
+    if failed:
+        log.warning("%d images could not be decoded for the quality checks: they changed since the scan, "
+                    "run `curate scan` again", failed)
+    counts = {f: int(manifest[f].sum()) for f in FLAG_COLUMNS}
+    storage.write_json(quality_file(ws), {"config": cfg.to_dict(), "analysis_side": ANALYSIS_SIDE,
+                                          "measured": int(len(todo) - failed), "failed": failed,
+                                          "checked": int(manifest["entropy"].notna().sum()), "flagged": counts,
+                                          "created": now()})
+    return manifest
+
+
+def saved_config(ws: Workspace) -> QualityConfig | None:
+    """The thresholds the last `quality` run used, or None if it never ran."""
+    file = quality_file(ws)
+    return QualityConfig.from_dict(storage.read_json(file)["config"]) if file.exists() else None
+
+
+def with_quality_columns(manifest: pd.DataFrame) -> pd.DataFrame:
+    """A copy with every image-metric column present: NaN where not measured yet and for rows that
+    are not usable (a removed file keeps its row, not its measurements)."""
+    manifest = manifest.copy()
+    usable = ok_mask(manifest)
+    for col in IMAGE_METRICS:
+        values = manifest[col].to_numpy(np.float32, na_value=np.nan) if col in manifest else np.nan
+        manifest[col] = np.where(usable, values, np.nan).astype("float32")
+    return manifest
+
+
+def _measure(path: Path | None) -> np.ndarray | None:
+    if path is None:
+        return None
+    try:
+        return measure_file(path)
+    except ImageError as err:
+        log.debug("quality: cannot decode %s: %s", path, err)
+        return None
+
+
+def _path(root: Path, rel: str) -> Path | None:
+    try:
+        return resolve_inside(root, rel)
+    except PermissionError:
+        return None
+
+
+def _save(ws: Workspace, manifest: pd.DataFrame, cfg: QualityConfig) -> None:
+    """Refresh shape metrics and flags of every row in place, then write the manifest atomically."""
+    usable = ok_mask(manifest)
+    shape = shape_metrics(manifest["width"].to_numpy(), manifest["height"].to_numpy(), usable)
+    for col in shape:
+        manifest[col] = np.where(usable, shape[col].to_numpy(), np.nan).astype("float32")
+    flagged = flags(manifest, cfg)
+    for col in FLAG_COLUMNS:
+        manifest[col] = flagged[col]
+    ws.save_manifest(manifest)

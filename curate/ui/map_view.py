@@ -1,0 +1,129 @@
+"""What the Explore map shows: which images (filters) and how they are coloured (pure: no streamlit).
+
+A `MapView` is small, frozen and hashable, so the cached chart is keyed by it (plus the files'
+modification times): moving a slider back, or another session asking for the same view, reuses
+the figure instead of rebuilding it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from curate.quality.checks import FLAG_COLUMNS
+from curate.select.filters import Filters, filter_mask
+from curate.steps.scores import SCORE_COLUMNS
+from curate.ui import map_figure
+
+# colour options that need a column of `image_table` (and the step that writes it)
+LABEL, CLUSTER, QUALITY, DUPLICATE, TAG, SELECTIONS, BASKET = (
+    "label", "cluster", "quality", "duplicate", "tag", "selections", "basket")
+CONTINUOUS = ("uniqueness", "typicality")  # scores drawn on a colour bar
+RANGE_COLUMNS = CONTINUOUS  # scores the filters bound with a slider
+PROJECTIONS = ("umap", "pca")
+
+
+@dataclass(frozen=True)
+class MapView:
+    projection: str = "umap"
+    colour: str = LABEL  # one of the names above, a score column, or "selection:NAME"
+    clusters: int = 10  # k of the k-means colouring
+    members: tuple[int, ...] = ()  # ids of the highlighted group (basket or one selection)
+    member_name: str = ""
+    labels: tuple[str, ...] = ()  # keep only these labels (empty: all)
+    skip_flags: tuple[str, ...] = ()  # hide images with any of these flags (quality, outlier, duplicate)
+    tags: tuple[str, ...] = ()  # keep only images with one of these tags
+    skip_tags: tuple[str, ...] = ()  # hide images with any of these tags
+    ranges: tuple[tuple[str, float, float], ...] = ()  # (score column, low, high): keep values inside
+
+
+def quality_flags(table: pd.DataFrame) -> list[str]:
+    """The quality-check flag columns the manifest has (none before `curate quality`)."""
+    return [f for f in FLAG_COLUMNS if f in table.columns]
+
+
+def hideable_flags(table: pd.DataFrame) -> list[str]:
+    """Flags the filters can hide: quality flags, `outlier` (scores) and `duplicate` (non-keepers)."""
+    return quality_flags(table) + [f for f in ("outlier", "duplicate") if f in table.columns]
+
+
+def has_scores(table: pd.DataFrame) -> bool:
+    return all(c in table.columns for c in SCORE_COLUMNS)
+
+
+def keep_mask(table: pd.DataFrame, view: MapView, tags: pd.DataFrame) -> np.ndarray:
+    """(N,) bool: readable images that pass the view's filters (row i = id i)."""
+    f = Filters(labels=list(view.labels), skip_flags=list(view.skip_flags), tags=list(view.tags),
+                skip_tags=list(view.skip_tags))
+    keep = filter_mask(table, f, tags)
+    for column, low, high in view.ranges:
+        values = table[column].to_numpy(np.float64, na_value=np.nan)
+        keep &= (values >= low) & (values <= high)  # NaN (no score) fails both: hidden once a range is set
+    return keep
+
+
+def chart(table: pd.DataFrame, xy: np.ndarray, view: MapView, tags: pd.DataFrame,
+          clusters: np.ndarray | None = None, selections: dict[str, np.ndarray] | None = None) -> map_figure.MapChart:
+    """The map of `view`: `table` is `image_table` (row i = id i), `xy` the (N, 2) map, `clusters` the
+    (N,) k-means cluster of each id (-1: none) when colouring by cluster, `selections` name -> ids."""
+    keep = keep_mask(table, view, tags)
+    colour = view.colour
+    if colour in CONTINUOUS:
+        return map_figure.continuous(xy, table[colour].to_numpy(np.float64, na_value=np.nan), colour, keep)
+    if colour == LABEL:
+        groups = map_figure.groups_by_label(table["label"], xy, keep)
+    elif colour == "outlier":
+        groups = map_figure.groups_by_membership(np.flatnonzero(table["outlier"].to_numpy(bool)), xy, "outlier",
+                                                 keep, rest="not an outlier")
+    elif colour == CLUSTER:
+        names = pd.Series(np.where(clusters >= 0, [f"cluster {c}" for c in clusters], None), dtype=object)
+        groups = map_figure.groups_by_category(names, xy, keep, missing="no embedding")
+    elif colour == QUALITY:
+        groups = map_figure.groups_by_category(flag_names(table, quality_flags(table)), xy, keep, missing="no flag")
+    elif colour == DUPLICATE:
+        groups = map_figure.groups_by_category(duplicate_names(table), xy, keep, missing="no duplicate")
+    elif colour == TAG:
+        groups = map_figure.groups_by_category(table.get("tags", pd.Series("", index=table.index)), xy, keep,
+                                               missing="untagged")
+    elif colour == SELECTIONS:
+        groups = map_figure.groups_by_category(joined_names(len(table), selections or {}), xy, keep,
+                                               missing="in no selection")
+    else:  # the basket or one selection
+        groups = map_figure.groups_by_membership(np.asarray(view.members, np.int64), xy, view.member_name, keep)
+    return map_figure.scatter(xy, groups)
+
+
+def flag_names(table: pd.DataFrame, flags: list[str]) -> pd.Series:
+    """Each row's raised flags joined with "+" (None when it has none)."""
+    return joined_names(len(table), {flag: np.flatnonzero(table[flag].fillna(False).to_numpy(bool))
+                                     for flag in flags}, order=flags)
+
+
+def duplicate_names(table: pd.DataFrame) -> pd.Series:
+    """`group G` for images in a duplicate group, None for the rest."""
+    if "duplicate_group" not in table.columns:
+        return pd.Series(None, index=table.index, dtype=object)
+    group = table["duplicate_group"]
+    return pd.Series(np.where(group.notna(), "group " + group.astype("Int64").astype(str), None), index=table.index,
+                     dtype=object)
+
+
+def joined_names(n: int, members: dict[str, np.ndarray], order: list[str] | None = None) -> pd.Series:
+    """For each of `n` ids, the names of the `members` sets holding it joined with "+" (None: none)."""
+    out = np.full(n, "", dtype=object)
+    for name in order or sorted(members):
+        ids = np.asarray(members[name], np.int64)
+        ids = ids[(ids >= 0) & (ids < n)]
+        out[ids] = np.where(out[ids] == "", name, out[ids] + "+" + name)
+    return pd.Series(np.where(out == "", None, out), dtype=object)
+
+
+def score_bounds(table: pd.DataFrame, column: str) -> tuple[float, float] | None:
+    """(low, high) of a score column rounded outwards to 2 decimals (slider ends), None if it has no values."""
+    values = table[column].to_numpy(np.float64, na_value=np.nan) if column in table.columns else np.array([])
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return None
+    low, high = np.floor(values.min() * 100) / 100, np.ceil(values.max() * 100) / 100
+    return float(low), float(max(high, low + 0.01))

@@ -1,0 +1,128 @@
+"""Background runs from the app: build a workspace from a folder of images, follow the run, cancel it.
+
+The run is a `curate.jobs` process (`curate run IMAGES -w WS ...`); what is shown here is read from
+the workspace's job/ files, so the progress survives a page reload and every session sees (and can
+cancel) the same run. A polling fragment redraws only the progress panel while the run goes on.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from curate import jobs
+from curate.pretext import TASKS
+from curate.ui import cache, state
+from curate.workspace import Workspace
+
+POLL_S = 2.0  # seconds between two looks at the progress file
+DEFAULT_MINUTES = 10.0
+DEFAULT_TASK = "simclr"
+FIGURE_NAMES = {"loss": "Loss", "img_s": "Images / s", "eta": "Time left"}  # live figures of the progress file
+
+
+def run_command(images: str, target: str, minutes: float, tasks: list[str]) -> tuple[Path, list[str]]:
+    """(workspace folder, `curate` arguments) of a run on `images`; ValueError saying what to fix."""
+    if not images.strip():
+        raise ValueError("Enter the folder of images to build the workspace from.")
+    folder = Path(images.strip()).expanduser().resolve()
+    if not folder.is_dir():
+        raise ValueError(f"Image folder not found: {folder}. Enter an existing folder of images.")
+    if not tasks:
+        raise ValueError(f"Pick at least one pretext task ({DEFAULT_TASK} is a good default).")
+    ws = Workspace(target.strip() or Path.cwd() / "workspaces" / folder.name)
+    if ws.path == folder or ws.path.is_relative_to(folder):
+        raise ValueError(f"The workspace {ws.path} would lie inside the image folder: choose a folder outside it.")
+    if ws.exists() and ws.root != folder:
+        raise ValueError(f"{ws.path} is already the workspace of {ws.root}: choose another workspace folder.")
+    if not ws.exists() and ws.path.is_dir() and any(p.name != "job" for p in ws.path.iterdir()):
+        raise ValueError(f"{ws.path} is a folder with other files in it: choose a new or empty folder.")
+    args = ["run", str(folder), "-w", str(ws.path), "--minutes", f"{minutes:g}"]
+    for task in tasks:
+        args += ["--task", task]
+    return ws.path, args
+
+
+def new_run_form(ws: Workspace | None) -> None:
+    """Folder of images, workspace folder, budget and tasks; Start launches `curate run` in the background."""
+    suggested = str(ws.path) if ws is not None and not ws.exists() else ""
+    with st.form("new_run"):
+        images = st.text_input("Folder of images", key="run_images", placeholder="/path/to/images",
+                               help="Searched recursively; class sub-folders become labels.")
+        target = st.text_input("Workspace folder", value=suggested, key="run_workspace",
+                               placeholder="default: ./workspaces/<name of the image folder>",
+                               help="A new or empty folder, or the image folder's existing workspace (trains again).")
+        left, right = st.columns([1, 2])
+        minutes = left.number_input("Training budget (minutes)", min_value=0.1, max_value=24 * 60.0,
+                                    value=DEFAULT_MINUTES, step=1.0, key="run_minutes",
+                                    help="Wall-clock time of self-supervised training; embedding and the map follow.")
+        tasks = right.multiselect("Pretext tasks", TASKS.names(), default=[DEFAULT_TASK], key="run_tasks",
+                                  help="Several tasks train one encoder together, with equal weights.")
+        start = st.form_submit_button("Start run", key="run_start", type="primary", icon=":material/play_arrow:")
+    if not start:
+        return
+    try:
+        path, args = run_command(images, target, float(minutes), list(tasks))
+        jobs.start(path, args)
+    except (ValueError, RuntimeError, OSError) as err:  # RuntimeError: a run is already going on there
+        st.error(str(err), icon=":material/error:")
+        return
+    state.open_next(str(path))
+    st.rerun()
+
+
+def job_panel(path: Path) -> str:
+    """The run of workspace `path`: live while it goes on, its outcome once it ended; returns its state."""
+    job = jobs.status(path)
+    if job["state"] == "running":
+        st.fragment(_live, run_every=POLL_S)(path)
+    elif job["state"] != "none":
+        _ended(job)
+    return job["state"]
+
+
+def _live(path: Path) -> None:
+    job = jobs.status(path)
+    if job["state"] != "running":
+        st.rerun(scope="app")  # the run ended: redraw the whole page with what it wrote
+    st.subheader("Run in progress", anchor=False)
+    st.caption(f"`curate {' '.join(job.get('args', []))}` · started {job.get('started', '?')}")
+    progress = job.get("progress") or {}
+    info = dict(progress.get("info") or {})
+    stage, unit = info.pop("stage", "starting"), info.pop("unit", "")
+    done, total = int(progress.get("done", 0)), int(progress.get("total", 0))
+    st.progress(min(1.0, done / total) if total else 0.0,
+                text=f"{stage}: {done:,} / {total:,} {unit}" if total else f"{stage}…")
+    if info:
+        for col, (name, value) in zip(st.columns(len(info)), info.items()):
+            col.metric(FIGURE_NAMES.get(name, name), f"{value:.4g}" if isinstance(value, float) else str(value))
+    log = cache.train_log(Workspace(path))
+    if "loss" in log.columns and len(log) >= 2 and str(stage).startswith("train"):
+        st.line_chart(log.set_index("step")[["loss"]], height=200, x_label="step", y_label="loss")
+    st.code(job.get("log_tail") or "(no output yet)", language=None)
+    if job.get("cancelling"):
+        st.caption("Cancel requested: the run stops after its current step and keeps what it finished.")
+    else:  # a callback: it runs before the fragment redraws, which then says the cancel is under way
+        st.button("Cancel run", key="job_cancel", icon=":material/stop_circle:", on_click=_cancel, args=(path,))
+
+
+def _cancel(path: Path) -> None:
+    try:
+        jobs.cancel(path)
+    except ProcessLookupError:  # it ended between the last look and the click: nothing left to stop
+        pass
+
+
+def _ended(job: dict) -> None:
+    command = f"`curate {' '.join(job.get('args', []))}`"
+    when = job.get("ended", "?")
+    if job["state"] == "finished":
+        st.success(f"The last run finished ({when}): {command}", icon=":material/check_circle:")
+    elif job["state"] == "cancelled":
+        st.warning(f"The last run was cancelled ({when}): {command}. What it finished is kept; "
+                   "start it again below to go on.", icon=":material/stop_circle:")
+    else:
+        st.error(f"The last run failed (exit code {job.get('returncode', '?')}): {command}. "
+                 "Its log below says why; fix that and start it again.", icon=":material/error:")
+    with st.expander("Log of the last run"):
+        st.code(job.get("log_tail") or "(no output)", language=None)
