@@ -2,6 +2,7 @@
 CIFAR-10 minus a held-out split, scored by weighted kNN on the held-out images.
 
     python -m bench.ssl_quality [--recipe simclr --recipe byol ...] [--minutes 5] [--bank 10000]
+    python -m bench.ssl_quality --all-tasks --minutes 2       # every registered task with its preset
 
 A recipe is a preset name (curate/pretext/presets) optionally followed by overrides,
 e.g. `simclr,stem=small,batch_size=512`. Prints a markdown table and writes
@@ -30,6 +31,8 @@ from curate.train.config import auto_stem
 from curate.train.presets import config_from_dict, load_preset
 from curate.transforms.views import IMAGENET_MEAN, IMAGENET_STD
 
+from bench.measure import PeakMemory
+
 REPO = Path(__file__).resolve().parent.parent
 log = logging.getLogger("bench.ssl_quality")
 
@@ -57,6 +60,7 @@ def score(backbone, images, bank, test, y) -> float:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--recipe", action="append", help="preset[,key=value...] (repeatable; default simclr)")
+    p.add_argument("--all-tasks", action="store_true", help="add every registered pretext task (its preset)")
     p.add_argument("--minutes", type=float, default=5.0, help="training budget per recipe")
     p.add_argument("--images", type=Path, default=REPO.parent / "shared" / "data" / "cifar10-train")
     p.add_argument("--bank", type=int, default=10_000, help="kNN bank: this many training images")
@@ -75,16 +79,22 @@ def main(argv=None) -> None:
     bank = np.sort(np.random.default_rng(0).choice(train_ids, min(args.bank, len(train_ids)), replace=False))
 
     rows = []
-    for recipe in args.recipe or ["simclr"]:
+    recipes = list(args.recipe or ([] if args.all_tasks else ["simclr"]))
+    if args.all_tasks:
+        from curate.pretext import TASKS
+        recipes += [t for t in TASKS.names() if t not in recipes]
+    for recipe in recipes:
         cfg = recipe_config(recipe, args.minutes, 32)
         log.info("%s: training %.1f min", recipe, args.minutes)
         out = args.workdir / "runs" / recipe.replace(",", "_").replace("=", "-")
         t = time.perf_counter()
-        result = train(images, train_ids, cfg, out)
+        with PeakMemory() as mem:  # training only: its own high-water mark
+            result = train(images, train_ids, cfg, out)
         acc = score(result.backbone, images, bank, test, y)
-        rows.append({"recipe": recipe, "minutes": args.minutes, "steps": result.steps,
+        rows.append({"recipe": recipe, "backbone": cfg.backbone, "minutes": args.minutes, "steps": result.steps,
                      "images_seen": result.images_seen, "train img/s": round(result.images_per_s, 1),
-                     "knn_top1": round(acc, 4), "wall_s": round(time.perf_counter() - t, 1)})
+                     "peak_rss_mb": round(mem.rss_mb), "knn_top1": round(acc, 4),
+                     "wall_s": round(time.perf_counter() - t, 1)})
         log.info("%s: kNN %.2f%%", recipe, 100 * acc)
 
     header = list(rows[0])

@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _train_options(c: argparse.ArgumentParser) -> None:
     c.add_argument("--preset", help="training preset: a task name (its recipe in curate/pretext/presets) or a YAML file")
     c.add_argument("--task", action="append", metavar="NAME[:WEIGHT]", help="pretext task, repeatable (default simclr)")
-    c.add_argument("--backbone", help="backbone architecture (default resnet18)")
+    c.add_argument("--backbone", help="backbone architecture (default: the preset's, resnet10 for simclr)")
     c.add_argument("--image-size", type=int, help="training resolution (default: from the images)")
     budget = c.add_mutually_exclusive_group()
     budget.add_argument("--minutes", type=float, help="wall-clock training budget (default 10)")
@@ -136,8 +136,8 @@ def _train_config(args, ws):
 
     tasks = [parse_task(t) for t in args.task] if args.task else None
     # no --preset: the recipe of the (first) task asked for, since e.g. vicreg diverges under simclr's SGD
-    preset = args.preset or (tasks[0].name if tasks else None)
-    cfg = config_from_dict(load_preset(preset) if preset else {})
+    preset = args.preset or (tasks[0].name if tasks else "simclr")
+    cfg = config_from_dict(load_preset(preset))
     if tasks:
         preset_params = {t.name: t.params for t in cfg.tasks}  # `--task NAME:W` keeps the preset's settings of NAME
         cfg.tasks = [TaskSpec(t.name, t.weight, dict(preset_params.get(t.name, {}))) for t in tasks]

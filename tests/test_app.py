@@ -79,7 +79,7 @@ def test_overview_shows_counts_model_and_labels(app, built_workspace):
     assert shown["Images"] == f"{len(manifest):,}" == "2,000"
     assert shown["OK"] == "2,000" and shown["Skipped"] == "0"
     assert shown["Selections"] == "1"
-    assert shown["Architecture"] == "resnet18" and shown["Image size"] == "32 px"
+    assert shown["Architecture"] == "resnet10" and shown["Image size"] == "32 px"
     groups = pd.read_parquet(built_workspace / "duplicates.parquet")["group"].nunique()
     assert shown["Duplicate groups"] == str(groups)
     assert any("Every image was readable" in s.value for s in app.success)

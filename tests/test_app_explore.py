@@ -182,7 +182,7 @@ def test_a_run_started_in_the_app_goes_on_in_the_background_and_finishes(monkeyp
     assert_clean(at)
     assert "The last run finished" in at.success[0].value
     shown = {m.label: m.value for m in at.metric}
-    assert shown["Images"] == "200" and shown["OK"] == "200" and shown["Architecture"] == "resnet18"
+    assert shown["Images"] == "200" and shown["OK"] == "200" and shown["Architecture"] == "resnet10"
     open_page(at, "Explore")
     assert plotted(at) == (200, 200)
 

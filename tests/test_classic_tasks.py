@@ -12,7 +12,8 @@ from curate.models.decoder import ConvDecoder
 from curate.models.feature_map import backbone_feature_map
 from curate.pretext.colorization import ab_target, lab_to_rgb, rgb_to_lab
 from curate.pretext.inpainting import random_box_mask
-from curate.pretext.jigsaw import Jigsaw, crop_patches, grid_positions, permutation_set
+from curate.pretext.jigsaw import Jigsaw, permutation_set
+from curate.transforms.patches import crop_patches, grid_positions
 from curate.pretext.relative_position import OFFSETS, pair_positions
 from curate.transforms import ViewConfig, normalize
 

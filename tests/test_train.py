@@ -49,11 +49,16 @@ def test_resume_continues_from_checkpoint(cache, tmp_path):
             break
 
 
-def test_exported_backbone_loads_into_stock_torchvision(cache, tmp_path):
-    result = train(cache, np.arange(len(cache)), TrainConfig(epochs=0.2, batch_size=32, stem="small"), tmp_path)
+@pytest.mark.parametrize("backbone", ["resnet10", "resnet18"])
+def test_exported_backbone_loads_into_stock_torchvision(cache, tmp_path, backbone):
+    cfg = TrainConfig(epochs=0.2, batch_size=32, stem="small", backbone=backbone)
+    result = train(cache, np.arange(len(cache)), cfg, tmp_path)
     torch.save(result.backbone.state_dict(), tmp_path / "encoder.pt")
     # the README's recipe, with plain torchvision
-    model = torchvision.models.resnet18()
+    if backbone == "resnet10":
+        model = torchvision.models.ResNet(torchvision.models.resnet.BasicBlock, [1, 1, 1, 1])
+    else:
+        model = torchvision.models.resnet18()
     model.conv1 = torch.nn.Conv2d(3, 64, 3, 1, 1, bias=False)
     model.maxpool, model.fc = torch.nn.Identity(), torch.nn.Identity()
     model.load_state_dict(torch.load(tmp_path / "encoder.pt", weights_only=True))

@@ -21,8 +21,7 @@ import torch.nn.functional as F
 from curate.models.heads import mlp
 from curate.pretext.base import TASKS, PretextTask
 from curate.transforms import ViewConfig, make_views, normalize
-
-GRID = 3
+from curate.transforms.patches import GRID, crop_patches, grid_positions, tile_size
 
 
 @functools.lru_cache(maxsize=8)
@@ -52,37 +51,6 @@ def permutation_set(n: int, seed: int = 0) -> torch.Tensor:
     if not 1 <= n <= 1000:
         raise ValueError(f"number of permutations must be in 1..1000, not {n}")
     return torch.from_numpy(_permutation_set(n, seed).astype(np.int64))
-
-
-def tile_size(image_size: int, fraction: float) -> int:
-    """Side of a tile: `fraction` of a grid cell (image_size // 3), at least 1 pixel."""
-    return max(1, int(image_size // GRID * fraction))
-
-
-def grid_positions(batch: int, image_size: int, tile: int, generator=None,
-                   device=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-left corners (tops, lefts), each (B, 9) long, of one tile per cell of a centred 3x3 grid.
-
-    Cells are image_size // 3 pixels, in row-major order; each tile (tile <= cell) sits at a uniform
-    random integer offset in [0, cell - tile] inside its cell, drawn per sample and per cell, so
-    neighbouring tiles are separated by a random gap of 0 .. 2 * (cell - tile) pixels.
-    """
-    cell = image_size // GRID
-    if not 1 <= tile <= cell:
-        raise ValueError(f"tile must be in 1..{cell} for {image_size}-pixel images, not {tile}")
-    origin = (image_size - GRID * cell) // 2
-    k = torch.arange(GRID * GRID, device=device)
-    jitter = torch.randint(0, cell - tile + 1, (2, batch, GRID * GRID), generator=generator, device=device)
-    return origin + (k // GRID) * cell + jitter[0], origin + (k % GRID) * cell + jitter[1]
-
-
-def crop_patches(x: torch.Tensor, tops: torch.Tensor, lefts: torch.Tensor, size: int) -> torch.Tensor:
-    """(B, C, H, W) images, (B, K) corners -> (B, K, C, size, size) square patches (one gather)."""
-    r = torch.arange(size, device=x.device)
-    rows = (tops.unsqueeze(-1) + r).unsqueeze(-1)  # (B, K, size, 1)
-    cols = (lefts.unsqueeze(-1) + r).unsqueeze(-2)  # (B, K, 1, size)
-    b = torch.arange(x.shape[0], device=x.device).view(-1, 1, 1, 1)
-    return x.permute(0, 2, 3, 1)[b, rows, cols].permute(0, 1, 4, 2, 3)  # gather as (B, K, s, s, C)
 
 
 @TASKS.register("jigsaw")

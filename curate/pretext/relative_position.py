@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from curate.models.heads import mlp
 from curate.pretext.base import TASKS, PretextTask
-from curate.pretext.jigsaw import GRID, crop_patches, grid_positions, tile_size
+from curate.transforms.patches import GRID, crop_patches, grid_positions, tile_size
 from curate.transforms import ViewConfig, make_views, normalize
 
 CENTRE = GRID * GRID // 2

@@ -4,9 +4,10 @@ delta of it; each pick is the image whose ball holds the most images not yet cov
 
 delta comes from the data, as in the paper: the largest delta at which >= 95% of balls are
 "pure", i.e. hold only images of their centre's k-means pseudo-class. Balls are capped at the
-`max_degree` nearest images (memory stays N x max_degree at 1M images); purity is measured on
-the same capped balls. Once everything is covered, a fresh covering pass starts in which only
-the chosen images count as covered (the paper falls back to random picks there).
+`max_degree` nearest images (by default as many as 20M entries in all allow, 32 to 1,000, so
+memory stays bounded at 1M images); purity is measured on the same capped balls. Once everything
+is covered, a fresh covering pass starts in which only the chosen images count as covered (the
+paper falls back to random picks there).
 
 Pick it for small labelling budgets (tens to a few thousand labels): it takes the centres of
 dense, well-separated regions first, where a label teaches most. For large budgets prefer
@@ -19,21 +20,32 @@ import numpy as np
 from curate.select.base import STRATEGIES
 
 PURITY = 0.95  # the paper's alpha
+EDGE_BUDGET = 20_000_000  # ball entries kept in memory (~240 MB of similarities and ids)
+MAX_BALL = 1_000
+
+
+def auto_max_degree(n_rows: int) -> int:
+    """Cap on listed neighbours per ball: as many as EDGE_BUDGET allows, 32..1,000. The cap must be
+    well above typical ball sizes for the greedy to tell dense regions apart: with every ball
+    capped at the same size the first picks are ties, broken at random."""
+    return int(min(MAX_BALL, max(32, EDGE_BUDGET // max(n_rows, 1))))
 
 
 @STRATEGIES.register("probcover")
 def probcover(vectors: np.ndarray, n: int, seed: int = 0, delta: float | None = None, classes: int = 10,
-              max_degree: int = 32, purity: float = PURITY, include: np.ndarray | None = None) -> np.ndarray:
+              max_degree: int | None = None, purity: float = PURITY, include: np.ndarray | None = None) -> np.ndarray:
     """(n,) int64 ranking. delta: cosine-distance radius (default: `choose_delta`); classes:
-    k-means pseudo-classes for the purity rule; include: rows already chosen (their balls count
-    as covered; not returned). `seed` seeds k-means, the neighbour search and tie-breaks."""
+    k-means pseudo-classes for the purity rule; max_degree: neighbours listed per ball (default
+    `auto_max_degree`); include: rows already chosen (their balls count as covered; not
+    returned). `seed` seeds k-means, the neighbour search and tie-breaks."""
     from curate.quality.scores import knn  # lazy: faiss and numba load on first use
     from curate.select._coverage import lazy_greedy
 
     x = np.ascontiguousarray(vectors, dtype=np.float32)
     include = np.unique(np.asarray(include, np.int64)) if include is not None else None
     n = min(int(n), len(x) - (0 if include is None else len(include)))
-    sims, ids = knn(x, max_degree, seed=seed)
+    max_degree = auto_max_degree(len(x)) if max_degree is None else int(max_degree)
+    sims, ids = knn(x, min(max_degree, len(x) - 1), seed=seed)
     if delta is None:
         delta = choose_delta(x, sims, ids, classes, purity, seed)
     indptr, cover = ball_graph(sims, ids, delta)
