@@ -1,6 +1,6 @@
 """The app as a person meets it: first paint of every page and search latency, in headless Chromium.
 
-    python -m bench.app_speed --workspace WS [--searches 10] [--port 8599]
+    python -m bench.app_speed --workspace WS [--searches 10] [--port 8599] [--screenshots DIR]
 
 Serves `app.py` on the workspace with `streamlit run` (a real server), drives Debian's
 /usr/bin/chromium through Playwright, and measures in the browser:
@@ -56,7 +56,17 @@ def idle(page) -> None:
     page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(timeout=120_000)
 
 
-def measure(url: str, searches: int) -> dict:
+def shoot(page, folder: Path | None, name: str) -> None:
+    """A full-page screenshot once every thumbnail has arrived (not part of any timing)."""
+    if folder is None:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    page.wait_for_function("Array.from(document.images).every(img => img.complete)", timeout=60_000)
+    page.wait_for_timeout(800)  # let charts paint
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+
+
+def measure(url: str, searches: int, screenshots: Path | None = None) -> dict:
     from playwright.sync_api import sync_playwright
 
     out: dict = {}
@@ -75,6 +85,7 @@ def measure(url: str, searches: int) -> dict:
                 page.get_by_role("heading", name=title, exact=True).wait_for(timeout=120_000)
                 out[f"first paint: {title}"] = time.perf_counter() - t
                 idle(page)
+                shoot(page, screenshots, title.split()[0].lower())
             page.locator('[data-testid="stSidebarNav"] a', has_text="Search").click()
             page.get_by_role("heading", name="Search", exact=True).wait_for(timeout=120_000)
             idle(page)
@@ -89,6 +100,7 @@ def measure(url: str, searches: int) -> dict:
                 page.wait_for_function("Array.from(document.images).every(img => img.complete)", timeout=60_000)
                 latencies.append(time.perf_counter() - t)
                 idle(page)
+            shoot(page, screenshots, "search_results")
             out["search (median)"] = statistics.median(latencies)
             out["search (max)"] = max(latencies)
         finally:
@@ -107,6 +119,7 @@ def main(argv=None) -> None:
     p.add_argument("--workspace", type=Path, required=True)
     p.add_argument("--searches", type=int, default=10)
     p.add_argument("--port", type=int, default=None)
+    p.add_argument("--screenshots", type=Path, help="save a screenshot of every page here")
     args = p.parse_args(argv)
     from curate.workspace import Workspace
 
@@ -114,7 +127,7 @@ def main(argv=None) -> None:
     port = args.port or free_port()
     server = serve(args.workspace, port)
     try:
-        timings = measure(f"http://127.0.0.1:{port}", args.searches)
+        timings = measure(f"http://127.0.0.1:{port}", args.searches, args.screenshots)
     finally:
         server.terminate()
         server.wait(timeout=30)

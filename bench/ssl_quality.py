@@ -46,7 +46,9 @@ def recipe_config(recipe: str, minutes: float, image_size: int):
         d[key.strip()] = yaml.safe_load(value)
     cfg = config_from_dict(d)
     cfg.minutes, cfg.epochs, cfg.holdout, cfg.image_size = minutes, None, 0.1, image_size
-    cfg.stem = cfg.stem or auto_stem(image_size)
+    if not cfg.stem:
+        from curate.models.vit import VIT_SIZES, vit_stem
+        cfg.stem = vit_stem(image_size) if cfg.backbone in VIT_SIZES else auto_stem(image_size)
     return cfg
 
 
