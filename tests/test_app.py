@@ -17,29 +17,7 @@ from curate.ui.map_figure import groups_by_label, scatter
 from curate.ui.navigation import PAGES
 from curate.workspace import Workspace
 
-REPO = Path(__file__).resolve().parent.parent
-PAGE_FILES = {title: f"curate/ui/pages/{file}" for file, title, _, _ in PAGES}
-
-
-def start(monkeypatch, workspace: Path | None) -> AppTest:
-    """The app as `streamlit run app.py` would start it, on `workspace` via $CURATE_WORKSPACE."""
-    if workspace is None:
-        monkeypatch.delenv("CURATE_WORKSPACE", raising=False)
-    else:
-        monkeypatch.setenv("CURATE_WORKSPACE", str(workspace))
-    return AppTest.from_file(str(REPO / "app.py"), default_timeout=60).run()
-
-
-def open_page(at: AppTest, title: str) -> AppTest:
-    at.switch_page(PAGE_FILES[title]).run()
-    assert_clean(at)
-    assert [t.value for t in at.title] == [title]
-    return at
-
-
-def assert_clean(at: AppTest) -> None:
-    assert not at.exception, [e.message for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
+from tests.apptest_helpers import assert_clean, open_page, start
 
 
 def metrics(at: AppTest) -> dict[str, str]:

@@ -24,28 +24,9 @@ from curate.session import open_workspace
 from curate.steps.dedup import dedup
 from curate.steps.quality import saved_config
 from curate.steps.select import SelectionRequest, compute_selection, run_selection
-from curate.ui.navigation import PAGES
 from curate.workspace import Workspace
 
-REPO = Path(__file__).resolve().parent.parent
-TITLES = {file: title for file, title, _, _ in PAGES}
-
-
-def start(monkeypatch, workspace) -> AppTest:
-    monkeypatch.setenv("CURATE_WORKSPACE", str(Path(getattr(workspace, "path", workspace))))
-    return AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
-
-
-def open_page(at: AppTest, file: str) -> AppTest:
-    at.switch_page(f"curate/ui/pages/{file}").run()
-    assert_clean(at)
-    assert [t.value for t in at.title] == [TITLES[file]]
-    return at
-
-
-def assert_clean(at: AppTest) -> None:
-    assert not at.exception, [e.message for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
+from tests.apptest_helpers import assert_clean, open_page, start
 
 
 def captions(at: AppTest) -> list[list[str]]:

@@ -19,37 +19,11 @@ from curate import jobs
 from curate.project.maps import pca_2d
 from curate.quality.checks import FLAG_COLUMNS
 from curate.steps.index import indexed_rows
-from curate.ui.navigation import PAGES
 from curate.ui.pages.explore_page import colour_options
 from curate.workspace import Workspace
 
-REPO = Path(__file__).resolve().parent.parent
-PAGE_FILES = {title: f"curate/ui/pages/{file}" for file, title, _, _ in PAGES}
+from tests.apptest_helpers import assert_clean, open_page, start
 RUN_TIMEOUT_S = 600
-
-
-def start(monkeypatch, workspace: Path | None, basket: list[int] | None = None) -> AppTest:
-    """The app on `workspace` (via $CURATE_WORKSPACE), optionally with ids already in the basket."""
-    if workspace is None:
-        monkeypatch.delenv("CURATE_WORKSPACE", raising=False)
-    else:
-        monkeypatch.setenv("CURATE_WORKSPACE", str(workspace))
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
-    if basket is not None:
-        at.session_state["basket"] = list(basket)
-    return at.run()
-
-
-def open_page(at: AppTest, title: str) -> AppTest:
-    at.switch_page(PAGE_FILES[title]).run()
-    assert_clean(at)
-    assert [t.value for t in at.title] == [title]
-    return at
-
-
-def assert_clean(at: AppTest) -> None:
-    assert not at.exception, [e.message for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
 
 
 def traces(at: AppTest) -> list[dict]:
