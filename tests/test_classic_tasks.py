@@ -13,7 +13,7 @@ from curate.models.feature_map import backbone_feature_map
 from curate.pretext.colorization import ab_target, lab_to_rgb, rgb_to_lab
 from curate.pretext.inpainting import random_box_mask
 from curate.pretext.jigsaw import Jigsaw, permutation_set
-from curate.transforms.patches import crop_patches, grid_positions
+from curate.transforms.patches import MIN_BACKBONE_INPUT, crop_patches, grid_positions, upsample_patches
 from curate.pretext.relative_position import OFFSETS, pair_positions
 from curate.transforms import ViewConfig, normalize
 
@@ -55,10 +55,33 @@ def test_jigsaw_views_are_the_tiles_in_the_labelled_order():
     task.views = ViewConfig(size=30, scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=0.0, jitter=0.0, grayscale=0.0)
     images = _images()
     views, labels = task.build_views(images, torch.Generator().manual_seed(3))
-    assert len(views) == 9 and views[0].shape == (4, 3, 10, 10)
-    tiles = crop_patches(normalize(images), *grid_positions(4, 30, 10), 10)  # the identity view, cut in place
+    assert len(views) == 9 and views[0].shape == (4, 3, MIN_BACKBONE_INPUT, MIN_BACKBONE_INPUT)
+    tiles = upsample_patches(crop_patches(normalize(images), *grid_positions(4, 30, 10), 10))  # identity, cut in place
     for i, view in enumerate(views):
         assert torch.allclose(view, tiles[torch.arange(4), task.permutations[labels, i]], atol=1e-4)
+
+
+def test_upsampled_patches_keep_their_content():
+    flat = torch.rand(2, 9, 3, 1, 1).expand(2, 9, 3, 8, 8)  # one colour per patch
+    up = upsample_patches(flat)
+    assert up.shape == (2, 9, 3, 16, 16) and torch.allclose(up, flat[..., :1, :1].expand_as(up))
+    noise = torch.rand(2, 9, 3, 8, 8)
+    assert torch.allclose(upsample_patches(noise).mean((-1, -2)), noise.mean((-1, -2)), atol=0.02)
+    assert upsample_patches(torch.rand(1, 2, 3, 20, 20)).shape[-1] == 20  # large enough: untouched
+
+
+@pytest.mark.parametrize("task_name", ["jigsaw", "relative_position"])
+def test_patch_tasks_keep_the_last_resnet_stage_at_2x2_or_more(task_name):
+    """Regression: the 7-8 px patches of 32 px images reached the last ResNet stage as 1x1 maps,
+    where torch's CPU bf16 conv backward returns garbage (inf, 1e29) weight gradients now and then;
+    a 1-minute jigsaw run gave a NaN encoder (kNN at chance)."""
+    from curate.pretext import MultiTask, TaskSpec
+    backbone = build_backbone(BackboneSpec("resnet10", "small_pool"))
+    tasks = MultiTask([TaskSpec(task_name)], backbone, 32)
+    seen = []
+    backbone.layer4.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].shape[-2:]))
+    tasks.step_losses(backbone, _images(b=8, s=32), torch.Generator().manual_seed(1))
+    assert seen and min(min(shape) for shape in seen) >= 2, seen
 
 
 def test_relative_position_pairs_sit_at_the_stated_offsets():

@@ -72,3 +72,42 @@ def test_time_budget_is_respected(cache, tmp_path):
     step_s = 32 / result.images_per_s
     # it trains until the 6 s budget is spent, and starts no step after that
     assert 6.0 <= elapsed < 6.0 + 2 * step_s + 1.0
+
+
+def _nan_gradient(out: torch.Tensor) -> torch.Tensor:
+    """Zero in the forward pass, NaN in the backward one (the unselected branch of where() still
+    back-propagates 0 * d sqrt(-1)): a finite loss whose gradients are not."""
+    return torch.where(out.float() > 1e30, torch.sqrt(-out.float().abs() - 1), 0.0).sum()
+
+
+def _inject_nan_gradients(monkeypatch, every: int):
+    from curate.pretext.rotation import Rotation
+    original, calls = Rotation.loss, {"n": 0}
+
+    def loss(self, out, targets):
+        losses = original(self, out, targets)
+        calls["n"] += 1
+        if calls["n"] % every == 0:
+            losses["loss"] = losses["loss"] + _nan_gradient(out)
+        return losses
+    monkeypatch.setattr(Rotation, "loss", loss)
+
+
+def test_non_finite_gradients_skip_the_update(cache, tmp_path, monkeypatch):
+    _inject_nan_gradients(monkeypatch, every=2)
+    cfg = TrainConfig(tasks=[TaskSpec("rotation")], epochs=1.0, batch_size=32, stem="small")
+    result = train(cache, np.arange(len(cache)), cfg, tmp_path)
+    assert (result.steps, result.skipped_steps) == (6, 5)  # every other call poisoned; skips are not steps
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    for part in ("backbone", "tasks"):
+        assert all(torch.isfinite(v).all() for v in state[part].values() if v.is_floating_point()), part
+
+
+def test_persistently_non_finite_gradients_stop_training_with_a_checkpoint(cache, tmp_path, monkeypatch):
+    _inject_nan_gradients(monkeypatch, every=1)
+    cfg = TrainConfig(tasks=[TaskSpec("rotation")], epochs=50.0, batch_size=32, stem="small")
+    with pytest.raises(FloatingPointError, match="non-finite for 20 steps in a row"):
+        train(cache, np.arange(len(cache)), cfg, tmp_path)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert state["step"] == 0
+    assert all(torch.isfinite(v).all() for v in state["backbone"].values() if v.is_floating_point())

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from curate.models.heads import mlp
 from curate.pretext.base import TASKS, PretextTask
 from curate.transforms import ViewConfig, make_views, normalize
-from curate.transforms.patches import GRID, crop_patches, grid_positions, tile_size
+from curate.transforms.patches import GRID, crop_patches, grid_positions, tile_size, upsample_patches
 
 
 @functools.lru_cache(maxsize=8)
@@ -74,13 +74,13 @@ class Jigsaw(PretextTask):
         self.views = ViewConfig(size=image_size, scale=(cfg.min_scale, 1.0), jitter=0.5, grayscale=0.2)
 
     def build_views(self, images, generator=None):
-        """9 views, each (B, 3, tile, tile): views[i] is the tile of grid cell permutations[label][i]."""
+        """9 views, each (B, 3, t, t) with t = max(tile, MIN_BACKBONE_INPUT): views[i] is the tile of grid cell permutations[label][i]."""
         b, device = images.shape[0], images.device
         x = normalize(make_views(images, self.views, generator))
         tops, lefts = grid_positions(b, self.image_size, self.tile, generator, device)
         label = torch.randint(0, len(self.permutations), (b,), generator=generator, device=device)
         order = self.permutations.to(device)[label]  # (B, 9)
-        tiles = crop_patches(x, tops.gather(1, order), lefts.gather(1, order), self.tile)
+        tiles = upsample_patches(crop_patches(x, tops.gather(1, order), lefts.gather(1, order), self.tile))
         return list(tiles.unbind(1)), label
 
     def forward(self, backbone, views):

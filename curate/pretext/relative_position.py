@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from curate.models.heads import mlp
 from curate.pretext.base import TASKS, PretextTask
-from curate.transforms.patches import GRID, crop_patches, grid_positions, tile_size
+from curate.transforms.patches import GRID, crop_patches, grid_positions, tile_size, upsample_patches
 from curate.transforms import ViewConfig, make_views, normalize
 
 CENTRE = GRID * GRID // 2
@@ -54,11 +54,11 @@ class RelativePosition(PretextTask):
         self.views = ViewConfig(size=image_size, scale=(cfg.min_scale, 1.0), jitter=0.5, grayscale=0.2)
 
     def build_views(self, images, generator=None):
-        """[centre, neighbour], each (B, 3, patch, patch); target: the neighbour's position label (B,)."""
+        """[centre, neighbour], each (B, 3, p, p) with p = max(patch, MIN_BACKBONE_INPUT); target: the neighbour's position label (B,)."""
         x = normalize(make_views(images, self.views, generator))
         labels = torch.randint(0, len(NEIGHBOURS), (x.shape[0],), generator=generator, device=x.device)
         tops, lefts = pair_positions(labels, self.image_size, self.patch, generator)
-        patches = crop_patches(x, tops, lefts, self.patch)
+        patches = upsample_patches(crop_patches(x, tops, lefts, self.patch))
         return [patches[:, 0], patches[:, 1]], labels
 
     def forward(self, backbone, views):

@@ -35,6 +35,7 @@ class TrainResult:
     elapsed_s: float
     images_per_s: float
     last_losses: dict
+    skipped_steps: int = 0  # updates skipped for non-finite gradients
 
 
 def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -55,6 +56,15 @@ def training_view_size(cfg: TrainConfig, image_size: int) -> int:
     if cfg.backbone.startswith("vit"):
         raise ValueError(f"view_size must equal image_size ({image_size}) for a ViT backbone")
     return cfg.view_size
+
+
+# consecutive optimiser steps skipped for non-finite gradients before training gives up
+MAX_SKIPPED_STEPS = 20
+
+
+def grads_finite(params) -> bool:
+    """True when every gradient is finite (NaN/inf in any one would poison the weights and momenta)."""
+    return all(bool(torch.isfinite(p.grad).all()) for p in params if p.grad is not None)
 
 
 def batches(ids: np.ndarray, batch_size: int, rng: np.random.Generator):
@@ -82,6 +92,7 @@ def train(images: np.ndarray, train_ids: np.ndarray, cfg: TrainConfig, out_dir: 
     backbone = build_backbone(BackboneSpec(cfg.backbone, cfg.stem or "small")).to(device)
     tasks = MultiTask(cfg.tasks, backbone, training_view_size(cfg, images.shape[1])).to(device)
     optimizer = make_optimizer(list(backbone.parameters()) + list(tasks.parameters()), cfg)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     budget_s = cfg.minutes * 60 if cfg.minutes is not None else None
     total_steps = None if budget_s else max(1, int(cfg.epochs * len(train_ids) / cfg.batch_size))
@@ -109,6 +120,7 @@ def train(images: np.ndarray, train_ids: np.ndarray, cfg: TrainConfig, out_dir: 
     backbone.train(), tasks.train()
     stream = batches(np.asarray(train_ids), cfg.batch_size, rng)
     start, last_ckpt, logs, seen_this_run = time.perf_counter(), time.perf_counter(), {}, 0
+    skipped, skipped_in_a_row = 0, 0
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(log_file, "a") as log_fh:
         while True:
@@ -127,6 +139,17 @@ def train(images: np.ndarray, train_ids: np.ndarray, cfg: TrainConfig, out_dir: 
                 raise FloatingPointError(f"loss became {loss.item()} at step {step}: lower --lr or use --precision fp32")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            # A finite loss can still give non-finite gradients (e.g. a CPU bf16 kernel writing garbage
+            # into the padding taps of a 1x1 feature map): skip that update, as a GradScaler would.
+            if not grads_finite(params):
+                skipped, skipped_in_a_row = skipped + 1, skipped_in_a_row + 1
+                log.warning("step %d: non-finite gradients, update skipped (%d so far)", step, skipped)
+                if skipped_in_a_row >= MAX_SKIPPED_STEPS:
+                    save_checkpoint(elapsed)
+                    raise FloatingPointError(f"gradients non-finite for {skipped_in_a_row} steps in a row at step "
+                                             f"{step}: lower --lr or use --precision fp32")
+                continue
+            skipped_in_a_row = 0
             optimizer.step()
             tasks.on_step_end(backbone, frac)
             step += 1
@@ -134,7 +157,7 @@ def train(images: np.ndarray, train_ids: np.ndarray, cfg: TrainConfig, out_dir: 
             speed = seen_this_run / max(1e-9, time.perf_counter() - start)
             if step % 10 == 0 or step == 1:
                 entry = {"step": step, "elapsed_s": round(elapsed, 2), "lr": optimizer.param_groups[0]["lr"],
-                         "images_per_s": round(speed, 1), **{k: round(float(v.detach()), 5) for k, v in logs.items()}}
+                         "images_per_s": round(speed, 1), "skipped_steps": skipped, **{k: round(float(v.detach()), 5) for k, v in logs.items()}}
                 log_fh.write(json.dumps(entry) + "\n")
                 log_fh.flush()
             eta = (budget_s - elapsed) if budget_s else (total_steps - step) * cfg.batch_size / max(speed, 1e-9)
@@ -147,4 +170,4 @@ def train(images: np.ndarray, train_ids: np.ndarray, cfg: TrainConfig, out_dir: 
     elapsed = elapsed_before + run_s
     save_checkpoint(elapsed)
     return TrainResult(backbone.eval(), step, step * cfg.batch_size, elapsed, seen_this_run / run_s,
-                       {k: float(v.detach()) for k, v in logs.items()})
+                       {k: float(v.detach()) for k, v in logs.items()}, skipped)

@@ -3,8 +3,14 @@ position tasks (and usable by any patch-based task)."""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 GRID = 3
+# Smallest side at which a patch is fed to the backbone. A ResNet with the small_pool stem halves a
+# 32 px image's 8 px tiles to a 1x1 map before its last stage, and torch's CPU bf16 convolution
+# backward returns garbage weight gradients (inf, 1e29) for a stride-2 3x3 conv on a 1x1 map
+# (measured with torch 2.14): it silently ruined jigsaw encoders. At 16 px the deepest map is 2x2.
+MIN_BACKBONE_INPUT = 16
 
 
 def tile_size(image_size: int, fraction: float) -> int:
@@ -36,3 +42,12 @@ def crop_patches(x: torch.Tensor, tops: torch.Tensor, lefts: torch.Tensor, size:
     cols = (lefts.unsqueeze(-1) + r).unsqueeze(-2)  # (B, K, 1, size)
     b = torch.arange(x.shape[0], device=x.device).view(-1, 1, 1, 1)
     return x.permute(0, 2, 3, 1)[b, rows, cols].permute(0, 1, 4, 2, 3)  # gather as (B, K, s, s, C)
+
+
+def upsample_patches(patches: torch.Tensor, side: int = MIN_BACKBONE_INPUT) -> torch.Tensor:
+    """(B, K, C, s, s) -> (B, K, C, side, side), bilinear, when s < side; larger patches are returned as is."""
+    b, k, c, s, _ = patches.shape
+    if s >= side:
+        return patches
+    up = F.interpolate(patches.reshape(b * k, c, s, s), size=(side, side), mode="bilinear", align_corners=False)
+    return up.reshape(b, k, c, side, side)
