@@ -94,6 +94,9 @@ def progress_writer(path: str | Path, every_s: float = 1.0):
 def _run(ws_path: str, args: list[str]) -> int:
     from curate.cli import main
 
+    # A shell without job control starts background programs with SIGINT ignored, and children inherit
+    # that: restore Python's handler so `cancel` interrupts the run however the app was launched.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     code = main(args)
     folder = job_dir(ws_path)
     cancelled = (folder / "cancel.json").exists()

@@ -1,6 +1,7 @@
 """Background runs (curate.jobs): a real `curate` process, its progress file, its end state, cancel."""
 from __future__ import annotations
 
+import signal
 import time
 
 import pytest
@@ -47,7 +48,12 @@ def test_a_failing_command_ends_failed_with_its_message(tmp_path):
 
 def test_cancel_interrupts_a_training_run(small_images, tmp_path):
     ws = tmp_path / "ws"
-    jobs.start(ws, ["train", str(small_images), "-w", str(ws), "--minutes", "5", "--batch-size", "32"])
+    # Start it as `nohup curate app &` from a script would: the launcher ignores SIGINT and children inherit that.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        jobs.start(ws, ["train", str(small_images), "-w", str(ws), "--minutes", "5", "--batch-size", "32"])
+    finally:
+        signal.signal(signal.SIGINT, previous)
     end = time.time() + 180
     while not str(jobs.status(ws)["progress"].get("info", {}).get("stage", "")).startswith("train"):
         assert time.time() < end and jobs.status(ws)["state"] == "running", jobs.status(ws)["log_tail"]
