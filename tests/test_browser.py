@@ -94,10 +94,19 @@ def wait_idle(page) -> None:
 
 
 def images_loaded(page) -> None:
-    """Wait for every thumbnail to arrive, then check none is broken (each decodes to real pixels)."""
-    page.wait_for_function("Array.from(document.images).every(img => img.complete)", timeout=30_000)
-    broken = page.eval_on_selector_all('[data-testid="stImage"] img', "imgs => imgs.filter(i => !i.naturalWidth).length")
-    assert broken == 0, f"{broken} thumbnails failed to load"
+    """Wait until every thumbnail has arrived and decodes to real pixels.
+
+    Polled rather than checked once: right after a rerun the DOM can briefly hold the previous
+    run's <img> elements, whose media URLs Streamlit has already released, until React swaps
+    them. A thumbnail that is really broken stays broken and fails after the timeout."""
+    all_good = """() => { const imgs = Array.from(document.querySelectorAll('[data-testid="stImage"] img'));
+                         return Array.from(document.images).every(i => i.complete)
+                                && imgs.every(i => i.naturalWidth > 0); }"""
+    try:
+        page.wait_for_function(all_good, timeout=30_000)
+    except Exception:
+        broken = page.eval_on_selector_all('[data-testid="stImage"] img', "imgs => imgs.filter(i => !i.naturalWidth).length")
+        raise AssertionError(f"{broken} thumbnails failed to load") from None
 
 
 def shoot(page, name: str) -> None:
