@@ -3,6 +3,9 @@ CIFAR-10 minus a held-out split, scored by weighted kNN on the held-out images.
 
     python -m bench.ssl_quality [--recipe simclr --recipe byol ...] [--minutes 5] [--bank 10000]
     python -m bench.ssl_quality --all-tasks --minutes 2       # every registered task with its preset
+    python -m bench.ssl_quality --floor-only                  # just the random-weights row
+
+Every run ends with the floor: the default backbone with random weights, scored the same way.
 
 A recipe is a preset name (curate/pretext/presets) optionally followed by overrides,
 e.g. `simclr,stem=small,batch_size=512`. Prints a markdown table and writes
@@ -18,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 import yaml
 
 from curate.data.cache import image_cache
@@ -25,6 +29,7 @@ from curate.data.manifest import labels as manifest_labels, ok_mask
 from curate.data.split import holdout_mask
 from curate.embed import embed_images
 from curate.evaluate import weighted_knn
+from curate.models import BackboneSpec, build_backbone
 from curate.steps.scan import scan
 from curate.train import train
 from curate.train.config import auto_stem
@@ -63,6 +68,7 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--recipe", action="append", help="preset[,key=value...] (repeatable; default simclr)")
     p.add_argument("--all-tasks", action="store_true", help="add every registered pretext task (its preset)")
+    p.add_argument("--floor-only", action="store_true", help="score only the random-weights floor (no training)")
     p.add_argument("--minutes", type=float, default=5.0, help="training budget per recipe")
     p.add_argument("--images", type=Path, default=REPO.parent / "shared" / "data" / "cifar10-train")
     p.add_argument("--bank", type=int, default=10_000, help="kNN bank: this many training images")
@@ -81,7 +87,7 @@ def main(argv=None) -> None:
     bank = np.sort(np.random.default_rng(0).choice(train_ids, min(args.bank, len(train_ids)), replace=False))
 
     rows = []
-    recipes = list(args.recipe or ([] if args.all_tasks else ["simclr"]))
+    recipes = [] if args.floor_only else list(args.recipe or ([] if args.all_tasks else ["simclr"]))
     if args.all_tasks:
         from curate.pretext import TASKS
         recipes += [t for t in TASKS.names() if t not in recipes]
@@ -98,6 +104,15 @@ def main(argv=None) -> None:
                      "peak_rss_mb": round(mem.rss_mb), "knn_top1": round(acc, 4),
                      "wall_s": round(time.perf_counter() - t, 1)})
         log.info("%s: kNN %.2f%%", recipe, 100 * acc)
+
+    # The floor every task has to clear: the default backbone with random weights, same protocol.
+    cfg = recipe_config("simclr", args.minutes, 32)
+    torch.manual_seed(0)
+    untrained = build_backbone(BackboneSpec(cfg.backbone, cfg.stem)).eval()
+    acc = score(untrained, images, bank, test, y)
+    rows.append({"recipe": "(random weights, no training)", "backbone": cfg.backbone, "minutes": 0, "steps": 0,
+                 "images_seen": 0, "train img/s": None, "peak_rss_mb": None, "knn_top1": round(acc, 4), "wall_s": 0})
+    log.info("random weights: kNN %.2f%%", 100 * acc)
 
     header = list(rows[0])
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
