@@ -11,7 +11,7 @@ from curate.quality.scores import image_scores, knn, outliers
 from curate.select import STRATEGIES
 from curate.select.facility_location import facility_location_greedy, objective, similarity_graph
 from curate.select.kcenter import coverage_radius, kcenter_greedy
-from curate.select.probcover import ball_coverage, choose_delta
+from curate.select.probcover import ball_coverage, choose_delta, purity_delta
 
 
 
@@ -163,6 +163,13 @@ def test_probcover_covers_more_than_random(pool):
     ours = ball_coverage(pool, curate.select(pool, 20, "probcover"), delta)
     random = [ball_coverage(pool, curate.select(pool, 20, "random", seed=s), delta) for s in range(5)]
     assert ours > max(random)
+
+
+def test_probcover_delta_is_at_least_the_typical_20th_neighbour_distance(pool):
+    sims, ids = knn(pool, 32)
+    floor = float(np.median(1.0 - sims[:, 19]))
+    assert choose_delta(pool, sims, ids) >= floor - 1e-6
+    assert choose_delta(pool, sims, ids, min_ball=0) == purity_delta(pool, sims, ids)
 
 
 def test_probcover_keeps_going_after_full_coverage():

@@ -50,7 +50,7 @@ def probcover(vectors: np.ndarray, n: int, seed: int = 0, delta: float | None = 
     x = np.ascontiguousarray(vectors, dtype=np.float32)
     include = np.unique(np.asarray(include, np.int64)) if include is not None else None
     n = min(int(n), len(x) - (0 if include is None else len(include)))
-    max_degree = auto_max_degree(len(x)) if max_degree is None else max(int(max_degree), MIN_BALL)
+    max_degree = auto_max_degree(len(x)) if max_degree is None else int(max_degree)
     sims, ids = knn(x, min(max_degree, len(x) - 1), seed=seed)
     if delta is None:
         delta = choose_delta(x, sims, ids, classes, purity, seed)
