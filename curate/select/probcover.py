@@ -64,11 +64,7 @@ def choose_delta(x: np.ndarray, sims: np.ndarray, ids: np.ndarray, classes: int 
                  purity: float = PURITY, seed: int = 0, min_ball: int = MIN_BALL) -> float:
     """Largest cosine-distance radius at which a fraction >= `purity` of the (capped) balls
     hold only their centre's k-means pseudo-class, and at least the median distance to the
-    `min_ball`-th neighbour (0: no floor).
-
-    A ball is pure for every delta up to the distance of the centre's nearest neighbour of
-    another class (infinite if none in its list), so the answer is a quantile of that distance.
-    """
+    `min_ball`-th neighbour (0: no floor)."""
     floor = 0.0
     k = min(int(min_ball), ids.shape[1])
     if k > 0:
@@ -79,7 +75,11 @@ def choose_delta(x: np.ndarray, sims: np.ndarray, ids: np.ndarray, classes: int 
 
 def purity_delta(x: np.ndarray, sims: np.ndarray, ids: np.ndarray, classes: int = 10,
                  purity: float = PURITY, seed: int = 0) -> float:
-    """The paper's rule alone (see choose_delta)."""
+    """The paper's rule alone: the largest radius at which >= `purity` of the balls are pure.
+
+    A ball is pure for every delta up to the distance of the centre's nearest neighbour of
+    another class (infinite if none in its list), so the answer is a quantile of that distance.
+    """
     from curate.select.typiclust import kmeans_labels
 
     label = kmeans_labels(x, min(int(classes), len(x)), seed)
