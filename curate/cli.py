@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         return c
 
     c = command("run", cmd_run, "whole pipeline: scan, quality checks, train, embed, index, 2-D map, duplicates, "
-                                "scores", images=True)
+                                "scores, label issues (when there are labels)", images=True)
     _train_options(c)
     command("scan", cmd_scan, "build or refresh the manifest", images=True)
     c = command("train", cmd_train, "self-supervised pretraining on the images", images=True)
@@ -95,6 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"threshold of the {f.name} flag (default {f.default}, see curate/quality/checks.py)")
     c = command("scores", cmd_scores, "per-image uniqueness, typicality and outlier scores from the embeddings")
     c.add_argument("-k", type=int, default=10, help="neighbours per image (default 10)")
+    c = command("label-issues", cmd_label_issues, "images whose label disagrees with their neighbours in embedding "
+                                                  "space, with a suggested label (label_issues.parquet)")
+    c.add_argument("--labels", type=Path, metavar="CSV", help="import labels from a CSV with columns path,label "
+                                                              "(paths relative to the image folder) to use instead of "
+                                                              "the class folders")
+    c.add_argument("--source", choices=["auto", "folders", "imported"], default="auto",
+                   help="labels to check (default: imported ones when there are, else the class folders)")
+    c.add_argument("-k", type=int, default=20, help="neighbours that vote (default 20)")
     c = command("export", cmd_export, "copy, link or list a selection into a folder")
     c.add_argument("--selection", required=True)
     c.add_argument("--to", type=Path, required=True)
@@ -230,6 +238,7 @@ def cmd_run(args):
     groups = dedup(ws)
     print(f"map -> {ws.projection_file}; {groups['group'].nunique() if len(groups) else 0} duplicate groups")
     _scores(ws, 10)
+    _label_issues(ws, 20)
     print(f"done in {(time.perf_counter() - t) / 60:.1f} min. Explore it: curate app -w {ws.path}")
 
 
@@ -340,6 +349,36 @@ def _scores(ws, k: int):
     table = compute_scores(ws, k=k)
     print(f"scores of {len(table)} images (uniqueness, typicality, {int(table['outlier'].sum())} outliers) "
           f"-> {ws.scores_file}")
+
+
+def cmd_label_issues(args):
+    from curate import storage
+    from curate.steps.label_issues import import_labels
+    from curate.workspace import Workspace
+
+    ws = Workspace(args.workspace).require()
+    if args.labels is not None:
+        imported = import_labels(ws, args.labels)
+        unmatched = storage.read_json(ws.sidecar(ws.labels_file))["unmatched"]
+        print(f"imported {len(imported)} labels from {args.labels}"
+              f"{f' ({unmatched} rows matched no image)' if unmatched else ''} -> {ws.labels_file}")
+    _label_issues(ws, args.k, args.source, required=True)
+
+
+def _label_issues(ws, k: int, source: str = "auto", required: bool = False):
+    """Label issues; `curate run` (required=False) skips them quietly when the images carry no labels."""
+    from curate import storage
+    from curate.steps.label_issues import has_labels, label_issues, top_confusions
+
+    if not required and not has_labels(ws):
+        return
+    table = label_issues(ws, k=k, source=source)
+    meta = storage.read_json(ws.sidecar(ws.label_issues_file))
+    top = ", ".join(f"{given}->{suggested} {n}" for given, suggested, n in top_confusions(table))
+    print(f"label issues: {int(table['label_issue'].sum())} flagged of {len(table)} labelled images "
+          f"({'imported labels' if meta['source'] == 'imported' else 'class folders'}; "
+          f"{meta['agreement']:.0%} agree with their neighbours){'; most often ' + top if top else ''} "
+          f"-> {ws.label_issues_file}")
 
 
 def cmd_export(args):

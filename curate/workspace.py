@@ -46,6 +46,12 @@ class Workspace:
     @property
     def scores_file(self) -> Path: return self.path / "scores.parquet"
     @property
+    def label_issues_file(self) -> Path: return self.path / "label_issues.parquet"
+    @property
+    def labels_file(self) -> Path: return self.path / "labels.parquet"  # labels imported from a CSV
+    @property
+    def label_fixes_file(self) -> Path: return self.path / "label_fixes.parquet"
+    @property
     def reports_dir(self) -> Path: return self.path / "reports"
     @property
     def cache_dir(self) -> Path: return self.path / "cache"

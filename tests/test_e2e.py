@@ -38,6 +38,8 @@ def test_run_writes_every_contract_file(cli_workspace):
     assert {"sharpness", "blurry", "grayscale"} <= set(manifest.columns) and manifest["sharpness"].notna().all()
     scores = pd.read_parquet(cli_workspace / "scores.parquet")
     assert len(scores) == 2000 and scores["uniqueness"].notna().all() and scores["outlier"].sum() < 200
+    issues = pd.read_parquet(cli_workspace / "label_issues.parquet")  # and, the images being labelled, label issues
+    assert len(issues) == 2000 and set(issues["given"]) == set(manifest.label)
 
 
 def test_quality_thresholds_and_scores_from_the_cli(cli_workspace, capsys):

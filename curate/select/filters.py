@@ -7,10 +7,14 @@ import numpy as np
 import pandas as pd
 
 
+# flags that are not quality checks -> the command that computes them (read from `image_table`)
+FLAG_COMMANDS = {"outlier": "curate scores", "duplicate": "curate dedup", "label_issue": "curate label-issues"}
+
+
 @dataclass
 class Filters:
     labels: list[str] = field(default_factory=list)  # keep only these labels (empty: all)
-    skip_flags: list[str] = field(default_factory=list)  # drop images with any of these quality flags
+    skip_flags: list[str] = field(default_factory=list)  # drop images with any of these flags (quality, label_issue...)
     min_side: int | None = None  # drop images whose shorter side is smaller (px)
     max_side: int | None = None  # drop images whose longer side is larger (px)
     tags: list[str] = field(default_factory=list)  # keep only images with one of these tags (empty: all)
@@ -18,14 +22,15 @@ class Filters:
 
 
 def filter_mask(manifest: pd.DataFrame, f: Filters, tags: pd.DataFrame | None = None) -> np.ndarray:
-    """(N,) bool: readable rows that pass every filter. A flag the manifest lacks is an error,
-    not a silent pass (run `curate quality` to compute them)."""
+    """(N,) bool: readable rows that pass every filter. `manifest` may be `image_table`'s, which adds
+    the outlier, duplicate and label_issue flags. A flag the table lacks is an error, not a silent
+    pass (the message names the command that computes it)."""
     keep = (manifest["status"] == "ok").to_numpy()
     if f.labels:
         keep &= manifest["label"].isin(f.labels).to_numpy()
     for flag in f.skip_flags:
         if flag not in manifest.columns:
-            raise KeyError(f"no quality flag {flag!r} in the manifest: run `curate quality` first")
+            raise ValueError(f"no flag {flag!r} on the images: run `{FLAG_COMMANDS.get(flag, 'curate quality')}` first")
         keep &= ~manifest[flag].fillna(False).to_numpy(bool)
     short = np.minimum(manifest["width"].to_numpy(float), manifest["height"].to_numpy(float))
     long = np.maximum(manifest["width"].to_numpy(float), manifest["height"].to_numpy(float))

@@ -1,6 +1,6 @@
 """`curate scores`: per-image embedding scores -> scores.parquet (id, uniqueness, typicality, outlier),
 and `image_table`, the manifest joined with every per-image column the workspace has (scores,
-duplicate groups, tags), which the selection filters and the app read."""
+duplicate groups, label issues, tags), which the selection filters and the app read."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,6 +9,7 @@ import pandas as pd
 from curate import storage
 from curate.data.tags import read_tags
 from curate.steps.index import indexed_rows
+from curate.steps.label_issues import issue_columns
 from curate.workspace import Workspace, now
 
 SCORE_COLUMNS = ["uniqueness", "typicality", "outlier"]
@@ -27,7 +28,8 @@ def compute_scores(ws: Workspace, k: int = 10) -> pd.DataFrame:
 
 
 def image_table(ws: Workspace, manifest: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The manifest (row i = id i) with the scores, duplicate group/keeper and a `tags` column
+    """The manifest (row i = id i) with the scores, duplicate group/keeper, label issues
+    (label_issue, suggested_label, label_issue_score, label_fixed) and a `tags` column
     (comma-separated) added where the workspace has them."""
     table = (ws.manifest() if manifest is None else manifest).copy()
     if ws.scores_file.exists():
@@ -41,6 +43,10 @@ def image_table(ws: Workspace, manifest: pd.DataFrame | None = None) -> pd.DataF
         table["duplicate_group"] = dups["group"].reindex(table["id"]).to_numpy()
         table["duplicate_keeper"] = dups["keeper"].reindex(table["id"]).to_numpy()
         table["duplicate"] = table["duplicate_group"].notna() & ~table["duplicate_keeper"].fillna(True).astype(bool)
+    for col, values in issue_columns(ws).items():  # label issues and confirmed label fixes
+        table[col] = values.reindex(table["id"]).to_numpy()
+    if "label_issue" in table:
+        table["label_issue"] = table["label_issue"].fillna(False).astype(bool)
     tags = read_tags(ws)
     if len(tags):
         joined = tags.groupby("id")["tag"].agg(lambda t: ",".join(sorted(t)))

@@ -25,6 +25,7 @@ from curate.select.filters import Filters
 from curate.session import OpenWorkspace, open_workspace
 from curate.steps.compare import compare_selections
 from curate.steps.index import indexed_rows
+from curate.steps.label_issues import review_table
 from curate.steps.scores import image_table as full_image_table
 from curate.steps.select import SelectionRequest, compute_selection, kmeans_clusters
 from curate.ui import map_figure, thumbnails
@@ -120,6 +121,17 @@ def _duplicates(path: str, key: tuple) -> pd.DataFrame | None:
     return Workspace(path).duplicates()
 
 
+def label_review(ws: Workspace) -> pd.DataFrame | None:
+    """The flagged images with their decisions, most likely wrong first (`curate.steps.label_issues.review_table`);
+    None before `curate label-issues`."""
+    return _label_review(str(ws.path), stamp(ws.label_issues_file, ws.label_fixes_file))
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def _label_review(path: str, key: tuple) -> pd.DataFrame | None:
+    return review_table(Workspace(path))
+
+
 def train_log(ws: Workspace) -> pd.DataFrame:
     """model/train_log.jsonl as a table (step, loss, ...); empty before training."""
     file = ws.model_dir / "train_log.jsonl"
@@ -198,7 +210,8 @@ def _workspaces_in(folders: tuple[str, ...]) -> list[str]:
 
 
 def _table_files(ws: Workspace) -> tuple[int, ...]:
-    return stamp(ws.manifest_file, ws.scores_file, ws.duplicates_file, ws.tags_file)
+    return stamp(ws.manifest_file, ws.scores_file, ws.duplicates_file, ws.tags_file, ws.label_issues_file,
+                 ws.label_fixes_file)
 
 
 def image_table(ws: Workspace) -> pd.DataFrame:
@@ -319,7 +332,8 @@ def _selection_files(ws: Workspace) -> tuple:
 def selection_preview(ws: Workspace, request: dict) -> dict:
     """`compute_selection` for `request` (SelectionRequest fields, filters as a dict): ids (priority
     order), metrics, request as it would be saved, seconds. Re-run when any file it reads changes."""
-    key = _search_files(ws) + stamp(ws.tags_file, ws.duplicates_file, ws.sidecar(ws.duplicates_file), ws.scores_file)
+    key = _search_files(ws) + stamp(ws.tags_file, ws.duplicates_file, ws.sidecar(ws.duplicates_file), ws.scores_file,
+                                    ws.label_issues_file, ws.label_fixes_file)
     return _selection_preview(str(ws.path), key + _selection_files(ws), request)
 
 

@@ -44,8 +44,9 @@ def quality_flags(table: pd.DataFrame) -> list[str]:
 
 
 def hideable_flags(table: pd.DataFrame) -> list[str]:
-    """Flags the filters can hide: quality flags, `outlier` (scores) and `duplicate` (non-keepers)."""
-    return quality_flags(table) + [f for f in ("outlier", "duplicate") if f in table.columns]
+    """Flags the filters can hide: quality flags, `outlier` (scores), `duplicate` (non-keepers) and
+    `label_issue` (label issues not rejected)."""
+    return quality_flags(table) + [f for f in ("outlier", "duplicate", "label_issue") if f in table.columns]
 
 
 def has_scores(table: pd.DataFrame) -> bool:

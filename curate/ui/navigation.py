@@ -18,6 +18,7 @@ PAGES = (
     ("search_page.py", "Search", ":material/image_search:", "search"),
     ("select_page.py", "Select", ":material/checklist:", "select"),
     ("duplicates_page.py", "Duplicates & quality", ":material/content_copy:", "duplicates"),
+    ("labels_page.py", "Label issues", ":material/label_important:", "labels"),
     ("export_page.py", "Export", ":material/download:", "export"),
 )
 

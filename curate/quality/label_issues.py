@@ -1,0 +1,147 @@
+"""Mislabeled images: out-of-sample class probabilities from the embedding neighbourhood, then
+confident learning (Northcutt, Jiang, Chuang, "Confident Learning: Estimating Uncertainty in
+Dataset Labels", JAIR 2021) to say which given labels disagree with it.
+
+Numpy in, numpy out. Labels are ints 0..C-1; vectors are L2-normalised (N, D) float32, so cosine
+similarity is the inner product.
+
+    >>> probs = np.array([[.9, .1], [.9, .1], [.8, .2], [.9, .1], [.2, .8], [.1, .9]])
+    >>> find_label_issues(np.array([0, 0, 0, 1, 1, 1]), probs).tolist()  # image 3 looks like a 0
+    [False, False, False, True, False, False]
+"""
+from __future__ import annotations
+
+import faiss
+import numpy as np
+
+K = 20  # neighbours that vote: the weighted kNN classifier of the SSL literature uses 20-200
+TEMPERATURE = 0.1  # vote weight exp(cosine / T) (Wu et al. 2018; DINO uses 0.07)
+SELF_COPY = 0.9999  # cosine above which a neighbour is the image itself, as far as the embedding can tell
+SMOOTHING = 0.01  # share of probability mass spread evenly, so no class has probability 0
+METHODS = ("prune_by_noise_rate", "confident_learning", "knn_disagreement")
+
+
+def knn_class_probabilities(vectors: np.ndarray, labels: np.ndarray, n_classes: int, k: int = K,
+                            temperature: float = TEMPERATURE, index: faiss.Index | None = None,
+                            self_copy: float = SELF_COPY, smoothing: float = SMOOTHING) -> np.ndarray:
+    """(N, C) float32 out-of-sample class probabilities: a temperature-weighted vote of each image's
+    k nearest neighbours (cosine), the image itself left out.
+
+    vectors: (N, D) float32, L2-normalised. labels: (N,) int in [0, n_classes). index: a FAISS
+    inner-product index over `vectors` whose ids are row positions 0..N-1 (default: an exact
+    IndexFlatIP); k + 1 neighbours are searched, never an N x N matrix.
+
+    Neighbours with cosine > `self_copy` are left out as well as the image's own row: an exact copy
+    is the same sample, so its label is the image's own label voting for itself (a copy filed twice
+    under the same wrong class would hide both errors; copies filed under two classes would outvote
+    the real neighbourhood, weight e^10 against ~e^8). Copies are a duplicates question
+    (`curate dedup`); here each copy is judged by the images around it. An image whose neighbours
+    are all copies gets the uniform distribution (no evidence: never confidently flagged).
+
+    Each row is mixed with the uniform distribution, (1 - smoothing) p + smoothing / C, so that no
+    probability is exactly 0 (log scores and ratios stay finite).
+    """
+    x = np.ascontiguousarray(vectors, dtype=np.float32)
+    labels = np.asarray(labels, dtype=np.int64)
+    if len(x) != len(labels):
+        raise ValueError(f"{len(x)} vectors but {len(labels)} labels")
+    if index is None:
+        index = faiss.IndexFlatIP(x.shape[1])
+        index.add(x)
+    sims, nbrs = index.search(x, min(k + 1, len(x)))
+    valid = (nbrs >= 0) & (nbrs != np.arange(len(x))[:, None]) & (sims <= self_copy)
+    # exp((s - 1) / T): the same weights up to a per-row constant, without overflow
+    weights = np.where(valid, np.exp((np.clip(sims, -1, 1) - 1.0) / temperature), 0.0)
+    votes = np.zeros((len(x), n_classes), dtype=np.float64)
+    np.add.at(votes, (np.repeat(np.arange(len(x)), nbrs.shape[1]), labels[np.where(valid, nbrs, 0)].ravel()),
+              weights.ravel())
+    total = votes.sum(1, keepdims=True)
+    probs = np.divide(votes, total, out=np.full_like(votes, 1.0 / n_classes), where=total > 0)
+    return ((1.0 - smoothing) * probs + smoothing / n_classes).astype(np.float32)
+
+
+def class_thresholds(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """(C,) t_j: the mean probability of class j over the images labelled j (how confident the
+    model is, on average, in a correct-looking member of j). Classes with no image: 1.0."""
+    labels = np.asarray(labels)
+    c = probs.shape[1]
+    sums = np.zeros(c)
+    np.add.at(sums, labels, probs[np.arange(len(labels)), labels])
+    counts = np.bincount(labels, minlength=c)
+    return np.divide(sums, counts, out=np.ones(c), where=counts > 0)
+
+
+def confident_labels(probs: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """(N,) int: each image's confident class, the most probable class j with p_j >= t_j; -1
+    where no class reaches its threshold."""
+    above = probs >= thresholds[None, :] - 1e-6
+    best = np.where(above, probs, -np.inf).argmax(1)
+    return np.where(above.any(1), best, -1)
+
+
+def confident_joint(labels: np.ndarray, probs: np.ndarray, calibrate: bool = True) -> np.ndarray:
+    """(C, C) counts: row = given label, column = confident class (images with no confident class
+    left out). Calibrated (the paper's eq. 3): each row rescaled to the number of images with that
+    given label, so off-diagonal entries estimate how many images of row i truly belong to j."""
+    labels = np.asarray(labels)
+    c = probs.shape[1]
+    true = confident_labels(probs, class_thresholds(labels, probs))
+    seen = true >= 0
+    joint = np.zeros((c, c))
+    np.add.at(joint, (labels[seen], true[seen]), 1)
+    if calibrate:
+        rows = joint.sum(1, keepdims=True)
+        joint = np.divide(joint, rows, out=np.zeros_like(joint), where=rows > 0) \
+            * np.bincount(labels, minlength=c)[:, None]
+    return joint
+
+
+def find_label_issues(labels: np.ndarray, probs: np.ndarray, method: str = "prune_by_noise_rate") -> np.ndarray:
+    """(N,) bool: images whose given label is likely wrong.
+
+    labels: (N,) int; probs: (N, C) out-of-sample probabilities (see knn_class_probabilities).
+
+    - "prune_by_noise_rate" (the paper's Cl_pbnr, cleanlab's default): for every off-diagonal cell
+      (i, j) of the calibrated confident joint, flag round(joint[i, j]) images labelled i, those with
+      the largest margin p_j - p_i.
+    - "confident_learning" (Cl_cl): the off-diagonal cells themselves, i.e. images whose confident
+      class differs from the given label.
+    Either way an image is never flagged when its most probable class is its given label.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    if method == "knn_disagreement":
+        return knn_disagreement(labels, probs)
+    if method == "confident_learning":
+        true = confident_labels(probs, class_thresholds(labels, probs))
+        flags = (true >= 0) & (true != labels)
+    elif method == "prune_by_noise_rate":
+        flags = np.zeros(len(labels), dtype=bool)
+        joint = np.rint(confident_joint(labels, probs)).astype(np.int64)
+        for i, j in zip(*np.nonzero(joint)):
+            if i == j:
+                continue
+            rows = np.flatnonzero(labels == i)
+            margin = probs[rows, j] - probs[rows, i]
+            flags[rows[np.argsort(-margin, kind="stable")[:joint[i, j]]]] = True
+    else:
+        raise ValueError(f"unknown method {method!r}: one of {', '.join(METHODS)}")
+    return flags & (probs.argmax(1) != labels)
+
+
+def self_confidence(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """(N,) float32: the probability of the given label, a label-quality score (low: likely wrong).
+    Ranking by it is cleanlab's `self_confidence` label-quality score."""
+    labels = np.asarray(labels, dtype=np.int64)
+    return probs[np.arange(len(labels)), labels].astype(np.float32)
+
+
+def suggest_labels(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """(N,) int: the confident class of each image (most probable class above its threshold), or
+    the most probable class where no class reaches its threshold."""
+    true = confident_labels(probs, class_thresholds(labels, probs))
+    return np.where(true >= 0, true, probs.argmax(1))
+
+
+def knn_disagreement(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """(N,) bool baseline: flagged when the most probable class is not the given label."""
+    return probs.argmax(1) != np.asarray(labels)

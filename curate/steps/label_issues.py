@@ -1,0 +1,196 @@
+"""`curate label-issues`: images whose label disagrees with their embedding neighbourhood ->
+label_issues.parquet (id, label_issue, given, suggested, score), and the person's decisions on
+them -> label_fixes.parquet (id, label_fixed, decision, decided).
+
+Labels come from the class folders (manifest column `label`) or from a CSV imported into
+labels.parquet (id, label), which then takes their place. A confirmed fix is stored beside the
+original label, never over it; later runs judge the image by its fixed label.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from curate import storage
+from curate.data.manifest import ok_mask
+from curate.index import build_index
+from curate.quality.label_issues import (K, TEMPERATURE, find_label_issues, knn_class_probabilities,
+                                         self_confidence, suggest_labels)
+from curate.steps.index import indexed_rows
+from curate.workspace import Workspace, now
+
+METHOD = "prune_by_noise_rate"
+SOURCES = ("auto", "folders", "imported")
+DECISIONS = ("confirmed", "rejected")
+FIX_COLUMNS = {"id": "int64", "label_fixed": "string", "decision": "string", "decided": "string"}
+
+
+# --- labels -------------------------------------------------------------------------------------
+def import_labels(ws: Workspace, csv: str | Path) -> pd.DataFrame:
+    """Read a CSV with columns `path,label` (paths relative to the image root) into labels.parquet
+    (id, label). Paths not in the manifest are counted in the sidecar; none matching is an error."""
+    table = pd.read_csv(csv, dtype=str, keep_default_na=False)
+    if not {"path", "label"} <= set(table.columns):
+        raise ValueError(f"{csv} needs columns path,label (it has {', '.join(table.columns)})")
+    paths = table["path"].str.strip().str.replace("\\", "/", regex=False).str.removeprefix("./")
+    repeated = paths[paths.duplicated()].unique()
+    if len(repeated):
+        raise ValueError(f"{csv} lists {len(repeated)} paths more than once, e.g. {repeated[0]!r}: keep one label each")
+    labels = table["label"].str.strip()
+    manifest = ws.manifest()
+    ids = pd.Series(manifest["id"].to_numpy(), index=manifest["path"].astype(str)).reindex(paths).to_numpy()
+    found = ~np.isnan(ids.astype(float)) & (labels != "").to_numpy()
+    if not found.any():
+        raise ValueError(f"no path of {csv} is an image of {ws.root} (e.g. {paths.iloc[0] if len(paths) else '-'!r}): "
+                         "paths must be relative to the image folder, like the manifest's")
+    out = pd.DataFrame({"id": ids[found].astype(np.int64), "label": labels[found].to_numpy()}).astype(
+        {"label": "string"}).sort_values("id", ignore_index=True)
+    storage.write_parquet(ws.labels_file, out)
+    storage.write_json(ws.sidecar(ws.labels_file), {"source": str(Path(csv).resolve()), "n": int(len(out)),
+                                                    "unmatched": int((~found).sum()), "created": now()})
+    return out
+
+
+def current_labels(ws: Workspace, source: str = "auto") -> tuple[np.ndarray, str]:
+    """((N,) object array of label strings, None where absent; the source used), confirmed fixes on
+    top. Source "auto": the imported labels when labels.parquet exists, else the class folders."""
+    if source not in SOURCES:
+        raise ValueError(f"label source must be one of {', '.join(SOURCES)}, not {source!r}")
+    manifest = ws.manifest()
+    if source == "imported" or (source == "auto" and ws.labels_file.exists()):
+        if not ws.labels_file.exists():
+            raise FileNotFoundError(f"no imported labels in {ws.path}: import a CSV with "
+                                    "`curate label-issues --labels FILE.csv`")
+        imported = pd.read_parquet(ws.labels_file)
+        labels, source = np.full(len(manifest), None, dtype=object), "imported"
+        labels[imported["id"].to_numpy()] = imported["label"].astype(object).to_numpy()
+    else:
+        lab = manifest["label"]
+        labels, source = np.array(lab.astype(object).where(lab.notna(), None), dtype=object), "folders"
+    fixes = confirmed_fixes(ws)
+    labels[fixes.index.to_numpy()] = fixes.astype(object).to_numpy()
+    labels[~ok_mask(manifest)] = None
+    return labels, source
+
+
+def has_labels(ws: Workspace) -> bool:
+    """At least two classes among the usable images (what label-issue detection needs)."""
+    labels, _ = current_labels(ws)
+    return len({lab for lab in labels if lab is not None}) >= 2
+
+
+# --- detection ----------------------------------------------------------------------------------
+def label_issues(ws: Workspace, k: int = K, source: str = "auto", method: str = METHOD) -> pd.DataFrame:
+    """Flag labelled, embedded images whose label disagrees with their neighbours: out-of-sample
+    kNN class probabilities, then confident learning (`curate.quality.label_issues`). Writes and
+    returns label_issues.parquet: id, label_issue, given, suggested, score (probability of the
+    given label: low = likely wrong), one row per labelled image with an embedding."""
+    if not ws.embeddings_file.exists():
+        raise FileNotFoundError(f"no embeddings in {ws.path}: run `curate embed` (or `curate run`) first")
+    labels, used = current_labels(ws, source)
+    ids = np.intersect1d(indexed_rows(ws), np.flatnonzero(labels != None))  # noqa: E711 - elementwise
+    classes = sorted(set(labels[ids]))
+    if len(classes) < 2:
+        raise ValueError(f"label issues need at least 2 labels among the embedded images, found {len(classes)}: "
+                         "put the images in class sub-folders or import labels with --labels FILE.csv")
+    given = np.searchsorted(classes, labels[ids].astype(str))
+    vectors = np.ascontiguousarray(np.asarray(ws.embeddings())[ids], dtype=np.float32)
+    index, _ = build_index(vectors, np.arange(len(ids)))  # exact up to 100k rows, IVF above
+    probs = knn_class_probabilities(vectors, given, len(classes), k=k, index=index)
+    flags = find_label_issues(given, probs, method)
+    names = np.asarray(classes, dtype=object)
+    table = pd.DataFrame({"id": ids.astype(np.int64), "label_issue": flags, "given": names[given],
+                          "suggested": names[suggest_labels(given, probs)],
+                          "score": self_confidence(given, probs)}).astype({"given": "string", "suggested": "string"})
+    storage.write_parquet(ws.label_issues_file, table)
+    embedded = ws.sidecar(ws.embeddings_file)
+    storage.write_json(ws.sidecar(ws.label_issues_file), {
+        "k": k, "temperature": TEMPERATURE, "method": method, "source": used, "classes": classes,
+        "labelled": int(len(table)), "flagged": int(flags.sum()), "fixes_applied": int(len(confirmed_fixes(ws))),
+        # share of images whose neighbours' vote is their own label: low means the embedding separates
+        # these classes poorly, and then many correct labels are flagged too
+        "agreement": float(np.mean(probs.argmax(1) == given)),
+        "embeddings_created": storage.read_json(embedded).get("created") if embedded.exists() else None,
+        "created": now()})
+    return table
+
+
+def top_confusions(table: pd.DataFrame, n: int = 3) -> list[tuple[str, str, int]]:
+    """The most frequent (given, suggested, count) among flagged rows of a label_issues table."""
+    flagged = table[table["label_issue"]]
+    pairs = flagged.groupby(["given", "suggested"]).size().sort_values(ascending=False, kind="stable")
+    return [(str(g), str(s), int(c)) for (g, s), c in pairs.head(n).items()]
+
+
+def review_table(ws: Workspace) -> pd.DataFrame | None:
+    """The flagged images, lowest score (most likely wrong) first: id, given, suggested, score,
+    decision (null while undecided) and label_fixed; None before `curate label-issues`."""
+    if not ws.label_issues_file.exists():
+        return None
+    found = pd.read_parquet(ws.label_issues_file)
+    flagged = found[found["label_issue"]].drop(columns="label_issue")
+    fixes = read_label_fixes(ws).set_index("id")
+
+    def column(name: str) -> np.ndarray:  # object with None (not pd.NA), so `value == "x"` is a plain bool
+        values = fixes[name].reindex(flagged["id"]).astype(object)
+        return values.where(values.notna(), None).to_numpy()
+    flagged = flagged.assign(decision=column("decision"), label_fixed=column("label_fixed"))
+    return flagged.sort_values(["score", "id"], kind="stable").reset_index(drop=True)
+
+
+# --- decisions ----------------------------------------------------------------------------------
+def read_label_fixes(ws: Workspace) -> pd.DataFrame:
+    """label_fixes.parquet, the last decision per id: id, label_fixed (null when rejected), decision, decided."""
+    if not ws.label_fixes_file.exists():
+        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in FIX_COLUMNS.items()})
+    return pd.read_parquet(ws.label_fixes_file).astype(FIX_COLUMNS)
+
+
+def confirmed_fixes(ws: Workspace) -> pd.Series:
+    """Fixed label by id, for the confirmed decisions."""
+    fixes = read_label_fixes(ws)
+    fixes = fixes[fixes["decision"] == "confirmed"]
+    return pd.Series(fixes["label_fixed"].to_numpy(), index=fixes["id"].to_numpy(), dtype="string")
+
+
+def confirm_label_fix(ws: Workspace, ids, label: str) -> int:
+    """Record that `ids` are mislabeled and truly `label` (the original label stays as it is)."""
+    if not str(label).strip():
+        raise ValueError("a confirmed fix needs the right label")
+    return _decide(ws, ids, str(label).strip(), "confirmed")
+
+
+def reject_label_issue(ws: Workspace, ids) -> int:
+    """Record that the labels of `ids` are right after all: they no longer count as label issues."""
+    return _decide(ws, ids, None, "rejected")
+
+
+def _decide(ws: Workspace, ids, label: str | None, decision: str) -> int:
+    ids = sorted({int(i) for i in ids})
+    n = len(ws.manifest())
+    if any(not 0 <= i < n for i in ids):
+        raise ValueError(f"no images with ids {[i for i in ids if not 0 <= i < n][:5]} in {ws.path}")
+    fixes = read_label_fixes(ws)
+    new = pd.DataFrame({"id": ids, "label_fixed": label, "decision": decision, "decided": now()}).astype(FIX_COLUMNS)
+    table = pd.concat([fixes[~fixes["id"].isin(ids)], new], ignore_index=True).sort_values("id", ignore_index=True)
+    storage.write_parquet(ws.label_fixes_file, table)
+    return len(ids)
+
+
+def issue_columns(ws: Workspace) -> dict[str, pd.Series]:
+    """The columns `image_table` adds, each a Series by id: label_issue (rejected ones False),
+    suggested_label, label_issue_score (from label_issues.parquet) and label_fixed (the confirmed
+    label, from label_fixes.parquet). Only those whose file exists."""
+    cols = {}
+    fixes = read_label_fixes(ws)
+    if ws.label_issues_file.exists():
+        found = pd.read_parquet(ws.label_issues_file).set_index("id")
+        rejected = fixes.loc[fixes["decision"] == "rejected", "id"]
+        cols["label_issue"] = found["label_issue"].astype(bool) & ~found.index.isin(rejected)
+        cols["suggested_label"] = found["suggested"]
+        cols["label_issue_score"] = found["score"]
+    if ws.label_fixes_file.exists():
+        cols["label_fixed"] = confirmed_fixes(ws)
+    return cols
