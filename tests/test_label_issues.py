@@ -46,6 +46,7 @@ def test_thresholds_confident_classes_and_joint_by_hand():
 def test_find_label_issues_by_hand():
     expected = [False, False, False, True, False, False]
     assert find_label_issues(LABELS, PROBS).tolist() == expected
+    assert find_label_issues(LABELS, PROBS, "prune_by_noise_rate").tolist() == expected
     assert find_label_issues(LABELS, PROBS, "confident_learning").tolist() == expected
     assert knn_disagreement(LABELS, PROBS).tolist() == expected
     assert np.allclose(self_confidence(LABELS, PROBS), [.9, .9, .8, .1, .8, .9])
@@ -66,11 +67,19 @@ def test_prune_by_noise_rate_flags_the_estimated_count_by_largest_margin():
     assert confident_labels(probs, t).tolist() == [0, 0, 0, -1, 0, 0, 1, 1, 2, -1]
     # given 1: confident [1 x class 0, 2 x class 1] -> calibrated to 3 images: one image 1 -> 0
     assert np.allclose(confident_joint(labels, probs)[1], [1, 2, 0])
-    flags = find_label_issues(labels, probs)
+    flags = find_label_issues(labels, probs, "prune_by_noise_rate")
     assert np.flatnonzero(flags).tolist() == [5]
     assert find_label_issues(labels, probs, "knn_disagreement").tolist() == (probs.argmax(1) != labels).tolist()
     with pytest.raises(ValueError, match="unknown method"):
         find_label_issues(labels, probs, "vote")
+
+    # rank_by_self_confidence flags as many (1), but the lowest probability of the given label: after
+    # image 9 becomes [.45, .5, .05] (labelled 2, claimed confidently by no class, so out of pruning's
+    # reach) it is 9, not 5 (self-confidence .05 < .1); thresholds and joint stay as they were.
+    probs[9] = [.45, .5, .05]
+    assert confident_labels(probs, class_thresholds(labels, probs))[9] == -1
+    assert np.flatnonzero(find_label_issues(labels, probs, "prune_by_noise_rate")).tolist() == [5]
+    assert np.flatnonzero(find_label_issues(labels, probs)).tolist() == [9]
 
 
 # --- out-of-sample kNN probabilities -------------------------------------------------------------

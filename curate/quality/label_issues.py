@@ -18,7 +18,8 @@ K = 20  # neighbours that vote: the weighted kNN classifier of the SSL literatur
 TEMPERATURE = 0.1  # vote weight exp(cosine / T) (Wu et al. 2018; DINO uses 0.07)
 SELF_COPY = 0.9999  # cosine above which a neighbour is the image itself, as far as the embedding can tell
 SMOOTHING = 0.01  # share of probability mass spread evenly, so no class has probability 0
-METHODS = ("prune_by_noise_rate", "confident_learning", "knn_disagreement")
+METHOD = "rank_by_self_confidence"  # see find_label_issues
+METHODS = ("rank_by_self_confidence", "prune_by_noise_rate", "confident_learning", "knn_disagreement")
 
 
 def knn_class_probabilities(vectors: np.ndarray, labels: np.ndarray, n_classes: int, k: int = K,
@@ -96,7 +97,7 @@ def confident_joint(labels: np.ndarray, probs: np.ndarray, calibrate: bool = Tru
     return joint
 
 
-def find_label_issues(labels: np.ndarray, probs: np.ndarray, method: str = "prune_by_noise_rate") -> np.ndarray:
+def find_label_issues(labels: np.ndarray, probs: np.ndarray, method: str = METHOD) -> np.ndarray:
     """(N,) bool: images whose given label is likely wrong.
 
     labels: (N,) int; probs: (N, C) out-of-sample probabilities (see knn_class_probabilities).
@@ -104,28 +105,43 @@ def find_label_issues(labels: np.ndarray, probs: np.ndarray, method: str = "prun
     - "prune_by_noise_rate" (the paper's Cl_pbnr, cleanlab's default): for every off-diagonal cell
       (i, j) of the calibrated confident joint, flag round(joint[i, j]) images labelled i, those with
       the largest margin p_j - p_i.
+    - "rank_by_self_confidence" (the default): as many images as prune_by_noise_rate flags, but the
+      ones with the lowest probability of their given label (ties: the highest other probability
+      first). Confident learning says how many labels are wrong, the self-confidence ranking which.
+      At the same count it had higher precision and recall on all five CIFAR-10N noisy label sets
+      (F1 +0.3 to +3.2 points, bench/label_issues.py on a 5,000-image workspace): it can also pick
+      images that no class claims confidently, which the per-cell pruning never reaches.
     - "confident_learning" (Cl_cl): the off-diagonal cells themselves, i.e. images whose confident
       class differs from the given label.
-    Either way an image is never flagged when its most probable class is its given label.
+    - "knn_disagreement": the most probable class is not the given label (a baseline).
+    Whatever the method, an image is never flagged when its most probable class is its given label.
     """
     labels = np.asarray(labels, dtype=np.int64)
+    disagree = probs.argmax(1) != labels
     if method == "knn_disagreement":
-        return knn_disagreement(labels, probs)
+        return disagree
     if method == "confident_learning":
         true = confident_labels(probs, class_thresholds(labels, probs))
-        flags = (true >= 0) & (true != labels)
-    elif method == "prune_by_noise_rate":
+        return (true >= 0) & (true != labels) & disagree
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}: one of {', '.join(METHODS)}")
+    flags = _prune_by_noise_rate(labels, probs) & disagree
+    if method == "rank_by_self_confidence":
+        n = np.count_nonzero(flags)
         flags = np.zeros(len(labels), dtype=bool)
-        joint = np.rint(confident_joint(labels, probs)).astype(np.int64)
-        for i, j in zip(*np.nonzero(joint)):
-            if i == j:
-                continue
+        flags[np.lexsort((-probs.max(1), self_confidence(labels, probs)))[:n]] = True
+    return flags & disagree
+
+
+def _prune_by_noise_rate(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    flags = np.zeros(len(labels), dtype=bool)
+    joint = np.rint(confident_joint(labels, probs)).astype(np.int64)
+    for i, j in zip(*np.nonzero(joint)):
+        if i != j:
             rows = np.flatnonzero(labels == i)
             margin = probs[rows, j] - probs[rows, i]
             flags[rows[np.argsort(-margin, kind="stable")[:joint[i, j]]]] = True
-    else:
-        raise ValueError(f"unknown method {method!r}: one of {', '.join(METHODS)}")
-    return flags & (probs.argmax(1) != labels)
+    return flags
 
 
 def self_confidence(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:

@@ -16,12 +16,11 @@ import pandas as pd
 from curate import storage
 from curate.data.manifest import ok_mask
 from curate.index import build_index
-from curate.quality.label_issues import (K, TEMPERATURE, find_label_issues, knn_class_probabilities,
+from curate.quality.label_issues import (K, METHOD, TEMPERATURE, find_label_issues, knn_class_probabilities,
                                          self_confidence, suggest_labels)
 from curate.steps.index import indexed_rows
 from curate.workspace import Workspace, now
 
-METHOD = "prune_by_noise_rate"
 SOURCES = ("auto", "folders", "imported")
 DECISIONS = ("confirmed", "rejected")
 FIX_COLUMNS = {"id": "int64", "label_fixed": "string", "decision": "string", "decided": "string"}

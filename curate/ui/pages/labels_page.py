@@ -83,9 +83,9 @@ def summary(ws: Workspace, table: pd.DataFrame, meta: dict) -> None:
     source = "imported labels (labels.parquet)" if meta.get("source") == "imported" else "the class folders"
     st.caption(f"Labels from {source}. Each image's label is compared with those of its {meta.get('k', '?')} "
                "nearest neighbours (similarity-weighted votes, the image itself left out); confident learning "
-               "flags the images whose label the neighbourhood contradicts, as many per pair of classes as it "
-               "estimates are mislabeled. Score: the neighbours' probability for the given label (low: likely "
-               f"wrong). Computed {meta.get('created', '?')}.")
+               "estimates how many labels are wrong, and that many images are flagged, those whose label the "
+               "neighbours find least likely. Score: the neighbours' probability for the given label (low: "
+               f"likely wrong). Computed {meta.get('created', '?')}.")
     if st.button("Look again", key="labels_rerun", icon=":material/refresh:",
                  help="Recompute, e.g. after new embeddings; confirmed fixes count as the images' labels."):
         with st.spinner("Comparing labels with their neighbours…"):
