@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="images that must stay out (repeatable)")
     c.add_argument("--label", action="append", default=[], help="draw only from these labels (repeatable)")
     c.add_argument("--skip-flag", action="append", default=[], metavar="FLAG",
-                   help="leave out images with this quality flag or score flag, e.g. blurry, dark, outlier")
+                   help="leave out images with this flag, e.g. blurry, dark, outlier, duplicate, label_issue")
     c.add_argument("--tag", action="append", default=[], help="draw only from images with this tag")
     c.add_argument("--min-side", type=int, help="leave out images whose shorter side is smaller (px)")
     c = command("tag", cmd_tag, "tag images (or untag with --remove); tags act as filters and exclusions")
