@@ -85,9 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--ids", help="comma-separated manifest ids")
     src.add_argument("--selection", help="tag every image of this selection")
     c.add_argument("--remove", action="store_true")
-    c = command("dedup", cmd_dedup, "exact and near-duplicate groups")
+    c = command("dedup", cmd_dedup, "exact and near-duplicate groups from pixel fingerprints and embeddings")
     c.add_argument("--threshold", type=float, default=None,
-                   help="cosine similarity for near duplicates (default: calibrated on the data, see duplicates.json)")
+                   help="pair score for near duplicates (default: calibrated for --target-precision, then moved "
+                        "by pairs marked in the app; see duplicates.json)")
+    c.add_argument("--target-precision", type=float, default=0.95,
+                   help="expected share of found pairs that are real duplicates (default 0.95)")
+    c.add_argument("--crops", action="store_true", help="also find heavier crops (up to ~half the area cut away)")
+    c.add_argument("--flips", action="store_true", help="count left-right mirrored copies as duplicates")
+    c.add_argument("-k", type=int, default=5, help="candidate neighbours per image per kind of evidence (default 5)")
     c = command("quality", cmd_quality, "image-quality checks (dark, bright, blurry, low information, odd aspect "
                                         "ratio, odd size, grayscale) as manifest columns")
     for f in dataclasses.fields(QualityConfig):
@@ -235,8 +241,8 @@ def cmd_run(args):
     cmd_embed(argparse.Namespace(**{**vars(args), "model": None}), ws)
     log.info("computing the 2-D map (UMAP)...")
     build_projection(ws)
-    groups = dedup(ws)
-    print(f"map -> {ws.projection_file}; {groups['group'].nunique() if len(groups) else 0} duplicate groups")
+    print(f"map -> {ws.projection_file}")
+    print(dedup_summary(ws, dedup(ws)))
     _scores(ws, 10)
     _label_issues(ws, 20)
     print(f"done in {(time.perf_counter() - t) / 60:.1f} min. Explore it: curate app -w {ws.path}")
@@ -304,15 +310,29 @@ def _key_values(items: list[str]) -> dict:
 
 def cmd_dedup(args):
     from curate import storage
+    from curate.quality.pairs import PairConfig
     from curate.steps.dedup import dedup
     from curate.workspace import Workspace
 
     ws = Workspace(args.workspace).require()
-    table = dedup(ws, args.threshold)
-    threshold = storage.read_json(ws.sidecar(ws.duplicates_file))["threshold"]
+    if not 0 < args.target_precision < 1:
+        raise ValueError(f"--target-precision must be between 0 and 1, not {args.target_precision}")
+    table = dedup(ws, args.threshold, PairConfig(crops=args.crops, flips=args.flips, k=args.k), args.target_precision)
+    print(dedup_summary(ws, table))
+
+
+def dedup_summary(ws, table) -> str:
+    from curate import storage
+
+    meta = storage.read_json(ws.sidecar(ws.duplicates_file))
     kinds = table.groupby("kind")["group"].nunique().to_dict() if len(table) else {}
-    print(f"{kinds.get('exact', 0)} exact and {kinds.get('near', 0)} near-duplicate groups "
-          f"({len(table)} images) at cosine >= {threshold:.3f} -> {ws.duplicates_file}")
+    how = {"calibrated": f"calibrated for {meta['calibration']['target']:.0%} precision",
+           "marks": f"moved by {meta['marks']} marked pairs", "given": "given"}[meta["threshold_source"]]
+    mirrored = meta["calibration"].get("mirrored_copies", 0)
+    note = f"; {mirrored} mirrored copies seen (--flips counts them)" if mirrored and not meta["search"]["flips"] else ""
+    return (f"{kinds.get('exact', 0)} exact and {kinds.get('near', 0)} near-duplicate groups ({len(table)} images): "
+            f"{meta['pairs_found']} pairs at score >= {meta['threshold']:.3f} ({how}; expected precision "
+            f"{meta['expected_precision']:.2f}){note} -> {ws.duplicates_file}")
 
 
 def cmd_quality(args):

@@ -1,4 +1,8 @@
-"""Exact duplicates (same bytes) and near duplicates (embedding cosine similarity above a threshold)."""
+"""Exact duplicates (same bytes), near-duplicate groups from pairs, and the duplicates.parquet table.
+
+`near_duplicates` (embedding cosine alone) is the stable API of DESIGN.md; the workspace's
+`curate dedup` uses both pixel fingerprints and embeddings (curate.quality.pairs).
+"""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -41,6 +45,31 @@ def near_duplicates(vectors: np.ndarray, threshold: float = 0.95) -> list[list[i
         if len(members) > 1:
             group_of[members] = len(groups)
             groups.append(sorted(members))
+    return sorted(groups, key=lambda g: (-len(g), g[0]))
+
+
+def groups_from_pairs(pairs: np.ndarray, n: int) -> list[list[int]]:
+    """Groups (rows, size >= 2) from duplicate pairs (P, 2) of rows in range(n), formed around leaders.
+
+    As in `near_duplicates`: the row with most duplicate partners leads and takes its ungrouped
+    partners, then the next; chains of pairwise look-alikes do not merge into one giant group.
+    """
+    pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
+    if not len(pairs):
+        return []
+    both = np.concatenate([pairs, pairs[:, ::-1]])
+    both = both[np.lexsort((both[:, 1], both[:, 0]))]
+    starts = np.searchsorted(both[:, 0], np.arange(n + 1))
+    degree = np.diff(starts)
+    group_of = np.full(n, -1)
+    groups: list[list[int]] = []
+    for leader in np.lexsort((np.arange(n), -degree)):
+        if group_of[leader] >= 0 or degree[leader] == 0:
+            continue
+        members = [int(leader)] + [int(j) for j in both[starts[leader]:starts[leader + 1], 1] if group_of[j] < 0]
+        if len(members) > 1:
+            group_of[members] = len(groups)
+            groups.append(sorted(set(members)))
     return sorted(groups, key=lambda g: (-len(g), g[0]))
 
 

@@ -1,34 +1,173 @@
-"""`curate dedup`: exact (sha1) and near (embedding) duplicate groups -> duplicates.parquet."""
+"""`curate dedup`: exact (sha1) and near duplicates (pixel fingerprints + embeddings) -> duplicates.parquet.
+
+Near duplicates come from `curate.quality.pairs`: candidate pairs from both kinds of evidence,
+scored, with a null of certainly-different pairs beside them. Files written (all atomic):
+
+    duplicates.parquet       the contract table: id, group, kind (exact | near), keeper
+    duplicates.json          threshold, how it was chosen (calibrated / marks / given), its expected
+                             precision, the search settings, counts
+    duplicate_pairs.parquet  every scored candidate pair: a, b (ids), pixel, embedding, score,
+                             weight, duplicate (bool); the null pairs too (null True), for recalibration
+    duplicate_marks.parquet  pairs a person marked same / different (the app's Duplicates page);
+                             they move the threshold (`threshold_from_marks`) on every later run
+
+`regroup` re-derives groups from the saved pairs and marks without measuring anything again,
+which is what marking a pair in the app triggers.
+"""
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 import pandas as pd
 
 from curate import storage
 from curate.data.manifest import ok_mask
-from curate.quality import calibrated_threshold, exact_duplicates, groups_table, near_duplicates
+from curate.quality import exact_duplicates, groups_table
+from curate.quality.calibration import TARGET_PRECISION, calibrate, expected_precision, threshold_from_marks
+from curate.quality.duplicates import groups_from_pairs
+from curate.quality.pairs import MIRRORED_COPY, PairConfig, score_pairs
+from curate.steps.quality import fingerprints, fingerprints_file, quality
 from curate.workspace import Workspace, now
 
+log = logging.getLogger(__name__)
+MARK_COLUMNS = ["a", "b", "same", "score", "marked"]
 
-def dedup(ws: Workspace, threshold: float | None = None) -> pd.DataFrame:
-    """Exact and near-duplicate groups; `threshold` (cosine) defaults to one calibrated on the data.
 
-    Keepers are the largest images, ties going to the sharpest once `curate quality` has measured them.
+def pairs_file(ws: Workspace):
+    return ws.path / "duplicate_pairs.parquet"
+
+
+def marks_file(ws: Workspace):
+    return ws.path / "duplicate_marks.parquet"
+
+
+def dedup(ws: Workspace, threshold: float | None = None, cfg: PairConfig | None = None,
+          target: float = TARGET_PRECISION) -> pd.DataFrame:
+    """Score candidate pairs, choose the threshold, group; returns the duplicates.parquet table.
+
+    `threshold` fixes the score threshold; otherwise it is calibrated for `target` expected
+    precision, then moved by the workspace's marked pairs, if any. Fingerprints are measured
+    first where missing (`curate quality`); embeddings are used when the workspace has them.
     """
-    calibrated = threshold is None
+    cfg = PairConfig() if cfg is None else cfg
+    manifest = ws.manifest()
+    rows = np.flatnonzero(ok_mask(manifest))
+    if not fingerprints_file(ws).exists() or len(fingerprints(ws)) != len(manifest):
+        quality(ws)
+    thumbs = np.asarray(fingerprints(ws))[rows]
+    vectors = np.asarray(ws.embeddings())[rows] if ws.embeddings_file.exists() else None
+    if vectors is not None and len(vectors) and not np.isfinite(vectors).all():
+        raise ValueError("embeddings.npy holds non-finite values: run `curate embed` again")
+    pairs = score_pairs(thumbs, vectors, cfg)
+    pairs["a"], pairs["b"] = rows[pairs["a"].to_numpy()], rows[pairs["b"].to_numpy()]  # row positions -> ids
+    real, null = pairs[~pairs["null"]], pairs[pairs["null"] & (pairs["pixel"] < MIRRORED_COPY)]
+    calibration = calibrate(real["score"], null["score"], target, real["weight"], null["weight"])
+    calibration["mirrored_copies"] = int((pairs["null"] & (pairs["pixel"] >= MIRRORED_COPY)).sum())
+    settings = {"pairs": cfg.to_dict(), "embeddings": vectors is not None, "calibration": calibration,
+                "fixed_threshold": threshold}
+    storage.write_parquet(pairs_file(ws), pairs.assign(duplicate=False))
+    storage.write_json(_settings_file(ws), settings)
+    return regroup(ws)
+
+
+def regroup(ws: Workspace) -> pd.DataFrame:
+    """Threshold (fixed, marks, or calibrated, in that order), groups and keepers from the saved pairs."""
+    settings = storage.read_json(_settings_file(ws))
+    pairs = pd.read_parquet(pairs_file(ws))
+    calibration = settings["calibration"]
+    marks = read_marks(ws)
+    if settings.get("fixed_threshold") is not None:
+        threshold, source, disagree = float(settings["fixed_threshold"]), "given", None
+    elif len(marks):
+        threshold, disagree = threshold_from_marks(marks["score"], marks["same"], calibration["threshold"])
+        source = "marks"
+    else:
+        threshold, source, disagree = calibration["threshold"], "calibrated", None
+    real = ~pairs["null"]
+    duplicate = real & (pairs["score"] >= threshold)
+    duplicate |= real & _marked(pairs, marks, True)  # a person's word beats the score, both ways
+    duplicate &= ~_marked(pairs, marks, False)
+    pairs["duplicate"] = duplicate
+    storage.write_parquet(pairs_file(ws), pairs)
+
     manifest = ws.manifest()
     rows = np.flatnonzero(ok_mask(manifest))
     sub = manifest.iloc[rows]
+    position = np.full(len(manifest), -1)
+    position[rows] = np.arange(len(rows))
+    found = pairs.loc[duplicate, ["a", "b"]].to_numpy()
+    found = found[(position[found] >= 0).all(1)] if len(found) else found.reshape(0, 2)
+    near = groups_from_pairs(position[found], len(rows))
     exact = exact_duplicates(sub["sha1"].astype(object).tolist())
-    near = []
-    if ws.embeddings_file.exists():
-        vectors = np.asarray(ws.embeddings())[rows]
-        threshold = calibrated_threshold(vectors) if threshold is None else threshold
-        near = near_duplicates(vectors, threshold)
     pixels = (sub["width"] * sub["height"]).to_numpy()
-    sharpness = sub["sharpness"].to_numpy(np.float64, na_value=np.nan) if "sharpness" in sub else None  # `curate quality`
+    sharpness = sub["sharpness"].to_numpy(np.float64, na_value=np.nan) if "sharpness" in sub else None
     table = groups_table(exact, near, rows, pixels, sharpness)
     storage.write_parquet(ws.duplicates_file, table)
-    storage.write_json(ws.sidecar(ws.duplicates_file), {"threshold": threshold, "calibrated": calibrated, "created": now(),
-                                                        "groups": int(table["group"].nunique())})
+    null = pairs["null"] & (pairs["pixel"] < MIRRORED_COPY)
+    expected = expected_precision(pairs.loc[real, "score"], pairs.loc[null, "score"], threshold,
+                                  pairs.loc[real, "weight"], pairs.loc[null, "weight"])
+    storage.write_json(ws.sidecar(ws.duplicates_file), {
+        "threshold": threshold, "threshold_source": source, "calibrated": source == "calibrated",
+        "expected_precision": expected, "calibration": calibration, "marks": int(len(marks)),
+        "marks_disagreeing": disagree, "pairs_found": int(duplicate.sum()), "candidate_pairs": int(real.sum()),
+        "search": settings["pairs"], "embeddings": settings["embeddings"], "created": now(),
+        "groups": int(table["group"].nunique())})
     return table
+
+
+def mark_pairs(ws: Workspace, pairs: list[tuple[int, int]], same: bool) -> pd.DataFrame:
+    """Record that a person judged these pairs (ids) the same image or not; the last mark per pair wins.
+
+    Then regroups with the new marks. Returns the marks table.
+    """
+    scored = pd.read_parquet(pairs_file(ws)) if pairs_file(ws).exists() else None
+    if scored is None:
+        raise FileNotFoundError(f"no duplicate pairs in {ws.path}: run `curate dedup -w {ws.path}` first")
+    scored = scored[~scored["null"]].set_index(["a", "b"])["score"]
+    new = []
+    for a, b in pairs:
+        a, b = sorted((int(a), int(b)))
+        if (a, b) not in scored.index:
+            raise ValueError(f"images {a} and {b} are not a candidate pair in {ws.path}")
+        new.append({"a": a, "b": b, "same": bool(same), "score": float(scored[(a, b)]), "marked": now()})
+    marks = pd.concat([read_marks(ws), pd.DataFrame(new, columns=MARK_COLUMNS)], ignore_index=True)
+    marks = marks.drop_duplicates(["a", "b"], keep="last").reset_index(drop=True)
+    storage.write_parquet(marks_file(ws), marks)
+    regroup(ws)
+    return marks
+
+
+def clear_marks(ws: Workspace) -> None:
+    marks_file(ws).unlink(missing_ok=True)
+    if pairs_file(ws).exists():
+        regroup(ws)
+
+
+def read_marks(ws: Workspace) -> pd.DataFrame:
+    file = marks_file(ws)
+    return pd.read_parquet(file) if file.exists() else pd.DataFrame(columns=MARK_COLUMNS)
+
+
+def review_pairs(ws: Workspace, n: int = 24) -> pd.DataFrame:
+    """The n unmarked candidate pairs nearest the threshold, either side: the ones worth a look."""
+    pairs = pd.read_parquet(pairs_file(ws))
+    threshold = storage.read_json(ws.sidecar(ws.duplicates_file))["threshold"]
+    pairs = pairs[~pairs["null"]]
+    marks = read_marks(ws)
+    if len(marks):
+        marked = pd.MultiIndex.from_frame(marks[["a", "b"]].astype("int64"))
+        pairs = pairs[~pd.MultiIndex.from_frame(pairs[["a", "b"]]).isin(marked)]
+    order = np.argsort(np.abs(pairs["score"].to_numpy() - threshold), kind="stable")[:n]
+    return pairs.iloc[order].sort_values("score", ascending=False).reset_index(drop=True)
+
+
+def _marked(pairs: pd.DataFrame, marks: pd.DataFrame, same: bool) -> np.ndarray:
+    if not len(marks):
+        return np.zeros(len(pairs), bool)
+    chosen = marks.loc[marks["same"] == same, ["a", "b"]].astype("int64")
+    return pd.MultiIndex.from_frame(pairs[["a", "b"]]).isin(pd.MultiIndex.from_frame(chosen))
+
+
+def _settings_file(ws: Workspace):
+    return ws.path / "duplicate_search.json"

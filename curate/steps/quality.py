@@ -1,8 +1,11 @@
 """`curate quality`: per-image quality metrics and flags, written as columns of manifest.parquet.
 
+The same decode also gives each image's pixel fingerprint (a 32 px YCbCr thumbnail,
+curate.quality.fingerprint) for the near-duplicate search, kept in fingerprints.npy (row = id).
+
 Incremental and resumable: only usable rows without metrics are measured (a rescan drops the
-metrics of changed files), in chunks, and the manifest is rewritten atomically after each chunk,
-so an interrupted run keeps what it measured. Flags are re-derived for every row on each run (the
+metrics of changed files), in chunks, and the manifest is rewritten atomically after each chunk
+(fingerprint rows are flushed first), so an interrupted run keeps what it measured. Flags are re-derived for every row on each run (the
 size median moves as images come and go) from the thresholds given, which are saved in quality.json.
 """
 from __future__ import annotations
@@ -15,11 +18,13 @@ import numpy as np
 import pandas as pd
 
 from curate import storage
-from curate.data.images import ImageError
+from numpy.lib.format import open_memmap
+
+from curate.data.images import ImageError, load_rgb
 from curate.data.manifest import ok_mask
 from curate.progress import Progress, report
-from curate.quality.checks import (ANALYSIS_SIDE, FLAG_COLUMNS, IMAGE_METRICS, QualityConfig, flags, measure_file,
-                                   shape_metrics)
+from curate.quality.checks import ANALYSIS_SIDE, FLAG_COLUMNS, IMAGE_METRICS, QualityConfig, flags, measure, shape_metrics
+from curate.quality.fingerprint import THUMB, thumbnail
 from curate.workspace import Workspace, now, resolve_inside
 
 log = logging.getLogger(__name__)
@@ -30,12 +35,31 @@ def quality_file(ws: Workspace) -> Path:
     return ws.path / "quality.json"
 
 
+def fingerprints_file(ws: Workspace) -> Path:
+    return ws.path / "fingerprints.npy"
+
+
+def fingerprints(ws: Workspace) -> np.ndarray:
+    """The (N, 32, 32, 3) uint8 fingerprint thumbnails (row = id; zero rows: not measured), read-only."""
+    file = fingerprints_file(ws)
+    if not file.exists():
+        raise FileNotFoundError(f"{file.name} missing in {ws.path}: run `curate quality -w {ws.path}` first")
+    return np.load(file, mmap_mode="r")
+
+
+def measure_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(IMAGE_METRICS values, fingerprint thumbnail) of one image file, from one decode."""
+    img = load_rgb(path, max_side=ANALYSIS_SIDE)
+    return measure(np.asarray(img)), thumbnail(img)
+
+
 def quality(ws: Workspace, cfg: QualityConfig | None = None, progress: Progress | None = None, workers: int = 4,
             chunk: int = CHUNK) -> pd.DataFrame:
     """Measure what is missing, flag every row with `cfg`, save; returns the manifest with the new columns."""
     cfg = QualityConfig() if cfg is None else cfg
     manifest = with_quality_columns(ws.manifest())
-    todo = np.flatnonzero(ok_mask(manifest) & manifest["entropy"].isna().to_numpy())
+    thumbs, have_thumb = _open_fingerprints(ws, len(manifest))
+    todo = np.flatnonzero(ok_mask(manifest) & (manifest["entropy"].isna().to_numpy() | ~have_thumb))
     failed = 0
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:  # Pillow and numpy release the GIL
         for start in range(0, len(todo), chunk):
@@ -46,8 +70,9 @@ def quality(ws: Workspace, cfg: QualityConfig | None = None, progress: Progress 
                 if result is None:
                     failed += 1
                 else:
-                    values[i] = result
+                    values[i], thumbs[rows[i]] = result
                 report(progress, start + i + 1, len(todo), stage="quality", unit="img")
+            thumbs.flush()  # fingerprints on disk before the manifest rows that vouch for them
             for j, col in enumerate(IMAGE_METRICS):
                 manifest.loc[rows, col] = values[:, j]  # row i is id i, so positions are labels
             _save(ws, manifest, cfg)
@@ -81,7 +106,30 @@ def with_quality_columns(manifest: pd.DataFrame) -> pd.DataFrame:
     return manifest
 
 
-def _measure(path: Path | None) -> np.ndarray | None:
+def _open_fingerprints(ws: Workspace, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """A writable (n, T, T, 3) memmap of fingerprints, grown from an older file (rows kept), and
+    (n,) bool: rows that hold one (a nonzero thumbnail)."""
+    file = fingerprints_file(ws)
+    old = None
+    if file.exists():
+        try:
+            old = np.load(file, mmap_mode="r+")
+        except (OSError, ValueError) as err:  # a torn file is rebuilt, not fatal
+            log.warning("fingerprints %s unreadable (%s): measuring them again", file, err)
+    if old is not None and old.shape == (n, THUMB, THUMB, 3):
+        return old, old.reshape(n, -1).max(1) > 0
+    with storage.atomic_path(file) as tmp:
+        new = open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, THUMB, THUMB, 3))
+        if old is not None and old.shape[1:] == new.shape[1:]:
+            keep = min(n, len(old))
+            new[:keep] = old[:keep]
+        new.flush()
+        del new
+    arr = np.load(file, mmap_mode="r+")
+    return arr, arr.reshape(n, -1).max(1) > 0
+
+
+def _measure(path: Path | None) -> tuple[np.ndarray, np.ndarray] | None:
     if path is None:
         return None
     try:

@@ -33,7 +33,7 @@ class SelectionRequest:
     exclude: list[str] = field(default_factory=list)  # selection names or `tag:NAME` whose images must stay out
     include_ids: list[int] = field(default_factory=list)  # e.g. the app's basket
     balance: str | None = None  # "label" | "cluster"
-    dedup: float | str | None = None  # cosine threshold, or "auto": the workspace's duplicate threshold
+    dedup: float | str | None = None  # cosine threshold, or "auto": one calibrated on the embeddings
 
 
 def save_selection(ws: Workspace, name: str, ids: np.ndarray, strategy: str, params: dict, seed: int,
@@ -174,9 +174,8 @@ def _dedup_threshold(ws: Workspace, dedup) -> float | None:
     if dedup is None or dedup is False:
         return None
     if dedup == "auto" or dedup is True:
-        sidecar = ws.sidecar(ws.duplicates_file)
-        if sidecar.exists() and storage.read_json(sidecar).get("threshold") is not None:
-            return float(storage.read_json(sidecar)["threshold"])
+        # An embedding-cosine threshold: the selection compares embeddings. (duplicates.json's
+        # threshold is on the pixel+embedding pair score; skip its groups with --skip-flag duplicate.)
         from curate.quality import calibrated_threshold
         return calibrated_threshold(np.asarray(ws.embeddings())[indexed_rows(ws)])
     return float(dedup)

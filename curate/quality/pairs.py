@@ -1,0 +1,143 @@
+"""Near-duplicate pairs from two kinds of evidence: pixel fingerprints and embeddings.
+
+    candidates   each image's `k` nearest neighbours by fingerprint code (FAISS inner product on
+                 the low-frequency DCT codes) and by embedding (the workspace's k-NN graph): two
+                 neighbour lists per image, never an N x N matrix
+    pixel        aligned pixel similarity of the pair (curate.quality.alignment): ~1 when one
+                 image is the other up to re-encoding, resizing, tone, blur, noise, shift or crop
+    embedding    cosine similarity of the embeddings (NaN without embeddings)
+    score        the one number the threshold applies to (`combined_score`)
+
+The same search is run against the mirrored fingerprints of the other images: an image against a
+mirrored *other* image is certainly not a duplicate (unless flips count, then upside-down mirrors
+serve), yet the mirrored corpus has the statistics of real photos, at the same size N. Those
+`null` pairs tell the calibration how high non-duplicates score here (curate.quality.calibration).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+from curate.quality.alignment import pixel_similarity
+from curate.quality.fingerprint import dct_codes, mirror_codes
+from curate.quality.scores import knn
+
+PAIR_COLUMNS = ["a", "b", "pixel", "embedding", "score", "null", "weight"]
+# A null pair this alike is a real mirrored copy in the corpus, not chance: on CIFAR-10 (20k) and
+# Caltech-101 no chance pair reaches it (0.99 is passed by 5 of 103k and 0 of 13k mirrored pairs).
+MIRRORED_COPY = 0.99
+
+
+@dataclass
+class PairConfig:
+    """How near duplicates are searched: the edits that count, and how many neighbours to check."""
+
+    crops: bool = False  # also heavier crops (a quarter of the frame cut away and rescaled)
+    flips: bool = False  # a left-right mirrored copy counts as a duplicate
+    k: int = 5  # neighbours per image in each candidate list (planted copies rank first in both)
+    # Embedding weight in the score: pixels decide (they tell a copy from a look-alike photo); a pair
+    # whose embeddings also agree gets this share of the pixel score's shortfall back.
+    embedding_weight: float = 0.25
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def combined_score(pixel: np.ndarray, embedding: np.ndarray, weight: float) -> np.ndarray:
+    """Pixel similarity, raised towards 1 by `weight` x (embedding similarity) of its shortfall.
+
+    Without embeddings (NaN) the score is the pixel similarity. Monotone in both inputs, in [-1, 1].
+    """
+    pixel = np.asarray(pixel, np.float32)
+    emb = np.clip(np.nan_to_num(np.asarray(embedding, np.float32), nan=0.0), 0.0, 1.0)
+    return pixel + weight * emb * (1.0 - pixel)
+
+
+def candidate_pairs(codes: np.ndarray, vectors: np.ndarray | None, k: int,
+                    mirrored: np.ndarray | None = None) -> np.ndarray:
+    """(P, 2) int64 unique row pairs (a < b), each image with its `k` nearest by code and by embedding,
+    and (P,) int64 how many of those neighbour lists hold the pair (its weight in the calibration:
+    the null is counted the same way, so mutual neighbours weigh alike in both).
+
+    `mirrored` (N, C): also each image's nearest *mirrored* codes (flipped copies).
+    """
+    found = [_knn_pairs(codes, k)]
+    if mirrored is not None:
+        found.append(_cross_pairs(codes, mirrored, k))
+    if vectors is not None:
+        found.append(_knn_pairs(vectors, k))
+    return _unique(np.concatenate(found))
+
+
+def _unique(pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pairs = np.sort(pairs, axis=1)
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    if not len(pairs):
+        return pairs.reshape(0, 2), np.zeros(0, np.int64)
+    return np.unique(pairs, axis=0, return_counts=True)
+
+
+def score_pairs(thumbs: np.ndarray, vectors: np.ndarray | None, cfg: PairConfig | None = None) -> pd.DataFrame:
+    """The candidate pairs and their null counterparts, scored: a frame of PAIR_COLUMNS.
+
+    `thumbs` (N, T, T) uint8 fingerprint thumbnails and `vectors` (N, D) L2-normalised embeddings
+    (or None) are row-aligned; `a`, `b` are row positions. Rows with `null` True are the mirrored
+    pairs the calibration uses; the rest are the real candidates.
+    """
+    cfg = PairConfig() if cfg is None else cfg
+    codes = dct_codes(thumbs)
+    null_flip = "ud" if cfg.flips else "lr"
+    real, real_weight = candidate_pairs(codes, vectors, cfg.k, mirror_codes(codes, "lr") if cfg.flips else None)
+    pixel = pixel_similarity(thumbs, real, cfg.crops)
+    if cfg.flips:
+        pixel = np.maximum(pixel, pixel_similarity(thumbs, real, cfg.crops, flip="lr"))
+    # The null: the same two neighbour lists, but every partner mirrored (its code, then its pixels).
+    null = [_cross_pairs(codes, mirror_codes(codes, null_flip), cfg.k)]
+    if vectors is not None:
+        null.append(_knn_pairs(vectors, cfg.k))
+    null, null_weight = _unique(np.concatenate(null))
+    null_pixel = pixel_similarity(thumbs, null, cfg.crops, flip=null_flip)
+    frames = []
+    for pairs, pix, is_null, weight in ((real, pixel, False, real_weight), (null, null_pixel, True, null_weight)):
+        emb = (np.einsum("pd,pd->p", vectors[pairs[:, 0]], vectors[pairs[:, 1]]) if vectors is not None and len(pairs)
+               else np.full(len(pairs), np.nan, np.float32))
+        frames.append(pd.DataFrame({"a": pairs[:, 0], "b": pairs[:, 1], "pixel": pix, "embedding": emb.astype(np.float32),
+                                    "score": combined_score(pix, emb, cfg.embedding_weight), "null": is_null,
+                                    "weight": weight}))
+    return pd.concat(frames, ignore_index=True)[PAIR_COLUMNS]
+
+
+def _knn_pairs(x: np.ndarray, k: int) -> np.ndarray:
+    """(N*k, 2) pairs (row, neighbour) of the k-NN graph of L2-normalised rows (missing neighbours dropped)."""
+    if len(x) < 2:
+        return np.empty((0, 2), np.int64)
+    _, ids = knn(np.ascontiguousarray(x, np.float32), min(k, len(x) - 1))
+    return _as_pairs(ids)
+
+
+def _cross_pairs(codes: np.ndarray, mirrored: np.ndarray, k: int) -> np.ndarray:
+    """(N*k, 2) pairs (row, other row) whose mirrored code is among the row's k nearest (self excluded)."""
+    import faiss
+
+    if len(codes) < 2:
+        return np.empty((0, 2), np.int64)
+    want = min(k + 1, len(codes))
+    x, y = np.ascontiguousarray(codes, np.float32), np.ascontiguousarray(mirrored, np.float32)
+    if len(codes) <= 200_000:
+        _, ids = faiss.knn(x, y, want, metric=faiss.METRIC_INNER_PRODUCT)
+    else:  # an IVF index: near-identical codes share a partition, which is all a duplicate search needs
+        index = faiss.index_factory(x.shape[1], f"IVF{int(4 * np.sqrt(len(x)))},Flat", faiss.METRIC_INNER_PRODUCT)
+        index.train(y[np.random.default_rng(0).permutation(len(y))[:100_000]])
+        index.add(y)
+        index.nprobe = 8
+        _, ids = index.search(x, want)
+    ids = np.where(ids == np.arange(len(ids))[:, None], -1, ids)  # an image against its own mirror: no pair
+    return _as_pairs(ids)
+
+
+def _as_pairs(ids: np.ndarray) -> np.ndarray:
+    rows = np.repeat(np.arange(len(ids)), ids.shape[1])
+    pairs = np.stack([rows, ids.ravel()], axis=1).astype(np.int64)
+    return pairs[pairs[:, 1] >= 0]
