@@ -265,12 +265,10 @@ def test_rename_delete_and_compare_selections(monkeypatch, built_workspace_copy)
 
 # --- duplicates & quality ---------------------------------------------------------------------------
 def planted_duplicates(ws: Workspace) -> pd.DataFrame:
-    """Duplicate groups at a threshold set so ~20 pairs qualify (the calibrated one may find none on a
-    briefly trained model)."""
-    x = pool_vectors(ws.path)
-    sims = x @ x.T
-    np.fill_diagonal(sims, -1)
-    threshold = float(np.sort(sims.max(1))[-40])
+    """Duplicate groups at a pair-score threshold set so ~20 pairs qualify."""
+    dedup(ws)
+    pairs = pd.read_parquet(ws.path / "duplicate_pairs.parquet")
+    threshold = float(np.sort(pairs.loc[~pairs["null"], "score"])[-20])
     return dedup(ws, threshold=threshold)
 
 

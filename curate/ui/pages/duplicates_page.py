@@ -8,13 +8,15 @@ import streamlit as st
 
 from curate.data.tags import add_tag, remove_tag
 from curate.quality.checks import FLAG_COLUMNS, METRIC_COLUMNS, QualityConfig, flags
+from curate.steps.dedup import mark_pairs, clear_marks, pairs_file, read_marks, review_pairs
 from curate.steps.quality import quality, saved_config
 from curate.ui import cache, charts, state
 from curate.ui.gallery import MAX_GRID, id_captions, show_grid, show_more_note
 from curate.ui.guard import run_page
 from curate.workspace import Workspace
 
-VIEWS = ("Duplicates", "Quality checks")
+VIEWS = ("Duplicates", "Review pairs", "Quality checks")
+REVIEW_PAIRS = 12  # unmarked pairs nearest the threshold shown at once
 GROUPS_PER_PAGE = 10
 MEMBERS_SHOWN = 12  # of one group: a huge near-duplicate cluster is summarised, not drawn in full
 DUPLICATE_TAG = "duplicate"  # what "exclude the rest" tags; selections exclude `tag:duplicate`
@@ -35,6 +37,8 @@ def render(ws: Workspace) -> None:
     view = st.segmented_control("Show", VIEWS, default=VIEWS[0], key="dq_view") or VIEWS[0]
     if view == VIEWS[0]:
         duplicates_view(ws)
+    elif view == VIEWS[1]:
+        review_view(ws)
     else:
         quality_view(ws)
 
@@ -69,14 +73,28 @@ def show_summary(table: pd.DataFrame, meta: dict, tagged: set[int]) -> None:
     cols[3].metric(f"Tagged “{DUPLICATE_TAG}”", f"{len(tagged):,}",
                    help=f"Excluded images: selections leave them out with Exclude → tag:{DUPLICATE_TAG}.")
     cols[4].metric("Near threshold", f"{meta['threshold']:.3f}" if meta.get("threshold") is not None else "?",
-                   help="Cosine similarity above which two images count as near duplicates.")
+                   help="Pair score (aligned pixel similarity, lifted a little when the embeddings agree) at or "
+                        "above which two images count as near duplicates.")
     if meta.get("threshold") is not None:
-        how = ("calibrated on this data: for each image, the cosine similarity to its nearest neighbour; the "
-               "threshold is their median plus 5 robust standard deviations (MAD), clipped to [0.9, 0.995], so only "
-               "pairs far more alike than typical neighbours count" if meta.get("calibrated", True)
-               else "set by hand with `curate dedup --threshold`")
-        st.caption(f"Near duplicates: cosine ≥ {meta['threshold']:.3f}, {how}. Exact duplicates have the same bytes. "
-                   "The keeper of each group is its largest image (ties: the sharpest).")
+        st.caption(f"Near duplicates: pair score ≥ {meta['threshold']:.3f}, {threshold_story(meta)}. Exact duplicates "
+                   "have the same bytes. The keeper of each group is its largest image (ties: the sharpest).")
+
+
+def threshold_story(meta: dict) -> str:
+    """How the threshold was chosen, in words, with the precision it is expected to give."""
+    source = meta.get("threshold_source", "calibrated" if meta.get("calibrated", True) else "given")
+    expected = meta.get("expected_precision")
+    precision = f"; expected precision {expected:.0%}" if expected is not None else ""
+    if source == "marks":
+        wrong = meta.get("marks_disagreeing") or 0
+        return (f"set by your {meta.get('marks', 0)} marked pairs ({wrong} disagree with it){precision} "
+                "(Review pairs to change)")
+    if source == "given":
+        return f"set by hand with `curate dedup --threshold`{precision}"
+    cal = meta.get("calibration", {})
+    return (f"calibrated on this data for {cal.get('target', 0.95):.0%} precision: above it, mirrored other "
+            f"images (certainly not duplicates) score {cal.get('null_above', '?')} times against "
+            f"{cal.get('pairs_above', '?')} real pairs{precision}")
 
 
 def bulk_actions(ws: Workspace, table: pd.DataFrame, tagged: set[int]) -> None:
@@ -125,6 +143,49 @@ def show_group(ws: Workspace, members: pd.DataFrame, tagged: set[int]) -> None:
     show_grid(ws, ids, captions, key=f"dup_group_{group}")
     if len(members) > MEMBERS_SHOWN:
         st.caption(f"… and {len(members) - MEMBERS_SHOWN:,} more in this group.")
+
+
+# --- review pairs --------------------------------------------------------------------------------
+def review_view(ws: Workspace) -> None:
+    """Pairs nearest the threshold, side by side; marking them same / different moves the threshold."""
+    if not pairs_file(ws).exists():
+        st.info(f"No scored pairs yet: run `curate dedup -w {ws.path}`.", icon=":material/info:")
+        return
+    meta = cache.json_file(ws.sidecar(ws.duplicates_file)) or {}
+    marks = read_marks(ws)
+    st.caption(f"Threshold {meta.get('threshold', float('nan')):.3f}: {threshold_story(meta)}. Mark the pairs "
+               "below: same image (a duplicate) or different. Your marks decide these pairs and move the threshold "
+               "to where the fewest of them disagree; the groups are redrawn at once.")
+    cols = st.columns([3, 1])
+    cols[0].markdown(f"**{len(marks)}** pair(s) marked · {int(marks['same'].sum()) if len(marks) else 0} same")
+    if len(marks) and cols[1].button("Clear marks", key="dup_clear_marks", icon=":material/undo:"):
+        clear_marks(ws)
+        st.rerun()
+    pairs = review_pairs(ws, REVIEW_PAIRS)
+    if pairs.empty:
+        st.success("No unmarked candidate pairs left.", icon=":material/check_circle:")
+        return
+    threshold = meta.get("threshold", 1.0)
+    for i, pair in enumerate(pairs.itertuples(index=False)):
+        show_pair(ws, int(pair.a), int(pair.b), float(pair.score), float(pair.pixel), float(pair.embedding),
+                  pair.score >= threshold, i)
+
+
+def show_pair(ws: Workspace, a: int, b: int, score: float, pixel: float, embedding: float, above: bool,
+              i: int) -> None:
+    left, right, buttons = st.columns([2, 2, 2])
+    captions = id_captions(ws, np.array([a, b]))
+    left.image(cache.thumbnail(ws, a), caption=captions[0])
+    right.image(cache.thumbnail(ws, b), caption=captions[1])
+    emb = "" if np.isnan(embedding) else f", embedding {embedding:.3f}"
+    buttons.markdown(f"score **{score:.3f}** ({'above' if above else 'below'} the threshold)  \npixels {pixel:.3f}{emb}")
+    if buttons.button("Same image", key=f"dup_same_{a}_{b}", icon=":material/check:"):
+        mark_pairs(ws, [(a, b)], same=True)
+        st.rerun()
+    if buttons.button("Different", key=f"dup_diff_{a}_{b}", icon=":material/close:"):
+        mark_pairs(ws, [(a, b)], same=False)
+        st.rerun()
+    st.divider()
 
 
 # --- quality -------------------------------------------------------------------------------------
