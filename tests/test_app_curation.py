@@ -21,6 +21,7 @@ from curate.index.query import combine_queries
 from curate.quality.checks import FLAG_COLUMNS, METRIC_COLUMNS
 from curate.select import STRATEGIES
 from curate.session import open_workspace
+from curate import storage
 from curate.steps.dedup import dedup
 from curate.steps.quality import saved_config
 from curate.steps.select import SelectionRequest, compute_selection, run_selection
@@ -304,6 +305,32 @@ def test_exclude_the_rest_tags_the_non_keepers(monkeypatch, built_workspace_copy
     assert_clean(at)
     chosen = set(ws.selection("deduplicated")["id"].tolist())
     assert len(chosen) == pool - len(all_rest) and not chosen & all_rest
+
+
+def test_review_pairs_marks_move_the_threshold(monkeypatch, built_workspace_copy):
+    ws = built_workspace_copy
+    dedup(ws)
+    before = storage.read_json(ws.sidecar(ws.duplicates_file))["threshold"]
+    at = open_page(start(monkeypatch, ws), "duplicates_page.py")
+    at.segmented_control(key="dq_view").set_value("Review pairs").run()
+    assert_clean(at)
+    same = [b for b in at.button if b.key and b.key.startswith("dup_same_")]
+    assert same, "pairs near the threshold are offered for review"
+    a, b = (int(v) for v in same[-1].key.split("_")[2:])
+    same[-1].click().run()  # the lowest-scoring pair shown: a person says it is the same image
+    assert_clean(at)
+    marks = pd.read_parquet(ws.path / "duplicate_marks.parquet")
+    assert marks[["a", "b"]].values.tolist() == [[a, b]] and marks["same"].tolist() == [True]
+    meta = storage.read_json(ws.sidecar(ws.duplicates_file))
+    assert meta["threshold_source"] == "marks" and meta["threshold"] <= marks["score"].item()
+    assert meta["threshold"] <= before or marks["score"].item() >= before
+    table = ws.duplicates()
+    assert table.loc[table["id"] == a, "group"].item() == table.loc[table["id"] == b, "group"].item()
+    assert "1** pair(s) marked" in at.markdown[0].value or any("1** pair(s) marked" in m.value for m in at.markdown)
+    at.button(key="dup_clear_marks").click().run()
+    assert_clean(at)
+    assert not (ws.path / "duplicate_marks.parquet").exists()
+    assert storage.read_json(ws.sidecar(ws.duplicates_file))["threshold_source"] == "calibrated"
 
 
 def test_quality_checks_compute_filter_recount_and_save(monkeypatch, built_workspace_copy):
