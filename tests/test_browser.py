@@ -14,6 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -190,6 +191,31 @@ def test_app_in_chromium(app_url, app_ws, tmp_path):
 
             open_page(page, "Duplicates & quality", timings)
             shoot(page, "duplicates")
+            page.get_by_text("Review pairs", exact=True).click()  # mark a pair: the threshold follows
+            same = page.get_by_role("button", name="Same image")
+            expect(same.first).to_be_visible(timeout=30_000)
+            wait_idle(page)
+            same.last.click()
+            expect(page.get_by_text(re.compile(r"1\*?\*? pair\(s\) marked"))).to_be_visible(timeout=30_000)
+            marks = pd.read_parquet(app_ws / "duplicate_marks.parquet")
+            assert len(marks) == 1 and marks["same"].item()
+            assert json.loads((app_ws / "duplicates.json").read_text())["threshold_source"] == "marks"
+            shoot(page, "duplicates_review")
+
+            open_page(page, "Label issues", timings)  # confirm a suggested label: a new column, original kept
+            page.get_by_role("button", name="Find label issues").click()
+            confirm = page.get_by_role("button", name="Confirm")
+            expect(confirm.first).to_be_visible(timeout=60_000)
+            wait_idle(page)
+            confirm.first.click()
+            deadline = time.monotonic() + 30
+            while not (app_ws / "label_fixes.parquet").exists() and time.monotonic() < deadline:
+                time.sleep(0.3)
+            fixes = pd.read_parquet(app_ws / "label_fixes.parquet")
+            assert len(fixes) == 1 and fixes["decision"].item() == "confirmed"
+            fixed = int(fixes["id"].item())
+            assert Workspace(app_ws).manifest()["label"].iloc[fixed] != fixes["label_fixed"].item()  # original kept
+            shoot(page, "label_issues")
 
             open_page(page, "Export", timings)
             target = tmp_path / "exported"
