@@ -242,7 +242,9 @@ def cmd_run(args):
     log.info("computing the 2-D map (UMAP)...")
     build_projection(ws)
     print(f"map -> {ws.projection_file}")
-    print(dedup_summary(ws, dedup(ws)))
+    with _bar("dedup", "pair") as bar:
+        table = dedup(ws, progress=bar)
+    print(dedup_summary(ws, table))
     _scores(ws, 10)
     _label_issues(ws, 20)
     print(f"done in {(time.perf_counter() - t) / 60:.1f} min. Explore it: curate app -w {ws.path}")
@@ -317,7 +319,9 @@ def cmd_dedup(args):
     ws = Workspace(args.workspace).require()
     if not 0 < args.target_precision < 1:
         raise ValueError(f"--target-precision must be between 0 and 1, not {args.target_precision}")
-    table = dedup(ws, args.threshold, PairConfig(crops=args.crops, flips=args.flips, k=args.k), args.target_precision)
+    with _bar("dedup", "pair") as bar:
+        table = dedup(ws, args.threshold, PairConfig(crops=args.crops, flips=args.flips, k=args.k),
+                      args.target_precision, progress=bar)
     print(dedup_summary(ws, table))
 
 

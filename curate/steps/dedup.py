@@ -27,7 +27,8 @@ from curate.quality import exact_duplicates, groups_table
 from curate.quality.calibration import TARGET_PRECISION, calibrate, expected_precision, threshold_from_marks
 from curate.quality.duplicates import groups_from_pairs
 from curate.quality.pairs import MIRRORED_COPY, PairConfig, score_pairs
-from curate.steps.quality import fingerprints, fingerprints_file, quality
+from curate.progress import Progress
+from curate.steps.quality import fingerprints, fingerprints_file, quality, saved_config
 from curate.workspace import Workspace, now
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ def marks_file(ws: Workspace):
 
 
 def dedup(ws: Workspace, threshold: float | None = None, cfg: PairConfig | None = None,
-          target: float = TARGET_PRECISION) -> pd.DataFrame:
+          target: float = TARGET_PRECISION, progress: Progress | None = None) -> pd.DataFrame:
     """Score candidate pairs, choose the threshold, group; returns the duplicates.parquet table.
 
     `threshold` fixes the score threshold; otherwise it is calibrated for `target` expected
@@ -54,12 +55,12 @@ def dedup(ws: Workspace, threshold: float | None = None, cfg: PairConfig | None 
     manifest = ws.manifest()
     rows = np.flatnonzero(ok_mask(manifest))
     if not fingerprints_file(ws).exists() or len(fingerprints(ws)) != len(manifest):
-        quality(ws)
+        quality(ws, saved_config(ws), progress=progress)  # the thresholds a person set stay
     thumbs = np.asarray(fingerprints(ws))[rows]
     vectors = np.asarray(ws.embeddings())[rows] if ws.embeddings_file.exists() else None
     if vectors is not None and len(vectors) and not np.isfinite(vectors).all():
         raise ValueError("embeddings.npy holds non-finite values: run `curate embed` again")
-    pairs = score_pairs(thumbs, vectors, cfg)
+    pairs = score_pairs(thumbs, vectors, cfg, progress)
     pairs["a"], pairs["b"] = rows[pairs["a"].to_numpy()], rows[pairs["b"].to_numpy()]  # row positions -> ids
     real, null = pairs[~pairs["null"]], pairs[pairs["null"] & (pairs["pixel"] < MIRRORED_COPY)]
     calibration = calibrate(real["score"], null["score"], target, real["weight"], null["weight"])
