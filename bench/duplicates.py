@@ -266,6 +266,9 @@ def main(argv=None) -> None:
     p.add_argument("--n-clean", type=int, default=2000, help="originals per folder")
     p.add_argument("--per-kind", type=int, default=30, help="planted copies per edit")
     p.add_argument("--photo-minutes", type=float, default=10.0, help="curate's training budget on the photo folder")
+    p.add_argument("--photo-encoder", type=Path, default=None,
+                   help="reuse an encoder.pt trained on this same photo folder (same --seed and sizes) by an earlier "
+                        "run instead of training again (its training time is then not in this run)")
     p.add_argument("--only", choices=["cifar", "photo"], help="one dataset only")
     p.add_argument("--peers", default=",".join(PEERS), help="comma-separated peers (default all three; '' for none)")
     p.add_argument("--bench-python", type=Path, default=REPO / ".venv-bench" / "bin" / "python",
@@ -294,7 +297,7 @@ def main(argv=None) -> None:
         sources = sorted(args.caltech.glob("*/*.jpg"))
         faces = faces_pairs(args.faces_dir)[:args.faces]
         truth = build_folder(sources, args.n_clean, args.per_kind, args.workdir / "photo", args.seed, faces)
-        datasets["photo"] = run_dataset("photo", args.workdir / "photo", truth, args, None)
+        datasets["photo"] = run_dataset("photo", args.workdir / "photo", truth, args, args.photo_encoder)
     facts["load_avg_end"] = load_average()
     report(datasets, facts)
     args.out.mkdir(parents=True, exist_ok=True)

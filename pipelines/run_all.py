@@ -14,6 +14,7 @@ from curate.progress import tqdm_progress
 from curate.steps.dedup import dedup
 from curate.steps.embed import embed
 from curate.steps.index import build_projection, build_workspace_index
+from curate.steps.label_issues import has_labels, label_issues
 from curate.steps.quality import quality
 from curate.steps.scan import scan
 from curate.steps.scores import compute_scores
@@ -53,6 +54,8 @@ def run_all(images: Path, workspace: Path, preset: dict) -> None:
     build_projection(ws, preset.get("map", {}).get("method", "auto"))
     dedup(ws, preset.get("dedup", {}).get("threshold"))
     compute_scores(ws)
+    if has_labels(ws):
+        label_issues(ws)
     for sel in preset.get("select", []):
         run_selection(ws, **sel)
 

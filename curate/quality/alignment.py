@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from curate.quality.fingerprint import THUMB
 from curate.progress import Progress, report
 
 SIDE = 32  # the fine comparison's side (px), the thumbnail's own; the coarse one is half of it
@@ -79,17 +80,23 @@ def opposite_windows(grid: WindowGrid) -> np.ndarray:
 
 
 def pixel_similarity(thumbs: np.ndarray, pairs: np.ndarray, crops: bool = False,
-                     flip: str | None = None, progress: Progress | None = None, stage: str = "pairs") -> np.ndarray:
+                     flip: str | None = None, progress: Progress | None = None, stage: str = "pairs",
+                     sides: np.ndarray | None = None) -> np.ndarray:
     """(P,) aligned similarity, coarse to fine: every pair at 16 px on a coarse window grid in colour,
     and the pairs that reach `REFINE` there again at 32 px on a fine grid, luma only (their score is
     the fine one: detail tells a copy from a look-alike photo, colour no longer needs to).
 
-    Most candidate pairs are plainly different and stop at the cheap first stage.
+    Most candidate pairs are plainly different and stop at the cheap first stage. `sides` (N,): each
+    image's shorter side in px; a pair with an image under 2 x THUMB px keeps its 16 px score, since
+    at 32 px its thumbnail holds no detail its copies kept (a 32 px image resized to half and back
+    is a blur, not a different picture).
     """
     coarse, fine = (CROPS_COARSE, CROPS) if crops else (LIGHT_COARSE, LIGHT)
     score = aligned_similarity(thumbs, pairs, coarse, flip=flip, side=SIDE // 2, progress=progress,
                                stage=f"{stage} (16 px)")
-    close = np.flatnonzero(score >= REFINE)
+    pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
+    detailed = np.ones(len(pairs), bool) if sides is None else (np.asarray(sides)[pairs] >= 2 * THUMB).all(1)
+    close = np.flatnonzero((score >= REFINE) & detailed)
     luma = thumbs[..., :1] if thumbs.ndim == 4 else thumbs  # colour has had its say at 16 px: 3x cheaper
     score[close] = aligned_similarity(luma, np.asarray(pairs)[close], fine, flip=flip, side=SIDE, progress=progress,
                                       stage=f"{stage} (32 px)")

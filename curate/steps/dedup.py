@@ -60,7 +60,8 @@ def dedup(ws: Workspace, threshold: float | None = None, cfg: PairConfig | None 
     vectors = np.asarray(ws.embeddings())[rows] if ws.embeddings_file.exists() else None
     if vectors is not None and len(vectors) and not np.isfinite(vectors).all():
         raise ValueError("embeddings.npy holds non-finite values: run `curate embed` again")
-    pairs = score_pairs(thumbs, vectors, cfg, progress)
+    sides = np.minimum(manifest["width"].to_numpy(), manifest["height"].to_numpy())[rows]
+    pairs = score_pairs(thumbs, vectors, cfg, progress, sides)
     pairs["a"], pairs["b"] = rows[pairs["a"].to_numpy()], rows[pairs["b"].to_numpy()]  # row positions -> ids
     real, null = pairs[~pairs["null"]], pairs[pairs["null"] & (pairs["pixel"] < MIRRORED_COPY)]
     calibration = calibrate(real["score"], null["score"], target, real["weight"], null["weight"])

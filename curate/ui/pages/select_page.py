@@ -6,12 +6,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from curate.quality.checks import FLAG_COLUMNS
 from curate.select import STRATEGIES
 from curate.select.params import tunable_params
 from curate.steps.select import delete_selection, rename_selection, save_selection
 from curate.ui import cache, charts, state
 from curate.ui.gallery import show_grid, show_more_note
+from curate.ui.map_view import hideable_flags
 from curate.ui.guard import run_page
 from curate.workspace import Workspace, safe_name
 
@@ -42,7 +42,7 @@ def request_form(ws: Workspace) -> dict | None:
                                                         "so a smaller budget is a prefix of a larger one.")
     references = ws.selection_names() + [f"tag:{t}" for t in sorted(cache.tags(ws)["tag"].unique())]
     labels = sorted(table["label"].dropna().unique().tolist())
-    flags = [f for f in FLAG_COLUMNS if f in table.columns]
+    flags = hideable_flags(cache.image_table(ws))  # quality flags, outlier, duplicate, label_issue
     with st.form("select_form"):
         cols = st.columns(3)
         n = cols[0].number_input("Images (n)", 1, max(1, len(table)), min(100, len(table)), step=10, key="select_n")
