@@ -298,6 +298,11 @@ def main(argv=None) -> None:
         faces = faces_pairs(args.faces_dir)[:args.faces]
         truth = build_folder(sources, args.n_clean, args.per_kind, args.workdir / "photo", args.seed, faces)
         datasets["photo"] = run_dataset("photo", args.workdir / "photo", truth, args, args.photo_encoder)
+        if args.photo_encoder is not None:
+            from curate import storage
+
+            config = storage.read_json(args.photo_encoder.with_name("config.json"))
+            datasets["photo"]["curate"]["trained"] = {"outside this command": config.get("trained", {})}
     facts["load_avg_end"] = load_average()
     report(datasets, facts)
     args.out.mkdir(parents=True, exist_ok=True)
