@@ -335,6 +335,9 @@ def test_review_pairs_marks_move_the_threshold(monkeypatch, built_workspace_copy
 
 def test_quality_checks_compute_filter_recount_and_save(monkeypatch, built_workspace_copy):
     ws = built_workspace_copy
+    # the shared workspace ran `dedup`, which measures the checks: start from a manifest without them
+    ws.save_manifest(ws.manifest().drop(columns=[*METRIC_COLUMNS, *FLAG_COLUMNS]))
+    (ws.path / "quality.json").unlink(missing_ok=True)
     assert "sharpness" not in ws.manifest().columns
     at = open_page(start(monkeypatch, ws), "duplicates_page.py")
     at.segmented_control(key="dq_view").set_value("Quality checks").run()
