@@ -204,7 +204,7 @@ def test_app_in_chromium(app_url, app_ws, tmp_path):
 
             open_page(page, "Label issues", timings)  # confirm a suggested label: a new column, original kept
             page.get_by_role("button", name="Find label issues").click()
-            confirm = page.get_by_role("button", name="Confirm")
+            confirm = page.locator('[class*="st-key-labels_confirm_"] button')  # not the "Confirmed" metric's help
             expect(confirm.first).to_be_visible(timeout=60_000)
             for _ in range(3):  # a click that lands while the page is still rerunning is dropped: retry
                 wait_idle(page)
@@ -214,6 +214,7 @@ def test_app_in_chromium(app_url, app_ws, tmp_path):
                     time.sleep(0.3)
                 if (app_ws / "label_fixes.parquet").exists():
                     break
+            shoot(page, "label_issues")
             fixes = pd.read_parquet(app_ws / "label_fixes.parquet")
             assert len(fixes) == 1 and fixes["decision"].item() == "confirmed"
             fixed = int(fixes["id"].item())
