@@ -88,13 +88,13 @@ def dedup_mode(ws, names: np.ndarray, flags: dict, base_s: float) -> dict:
     its calibration expects. seconds = base_s (scan + quality + embed) + this dedup."""
     from curate import storage
     from curate.quality.pairs import PairConfig
-    from curate.steps.dedup import dedup, pairs_file
+    from curate.steps.dedup import dedup, read_pairs
 
     t = time.perf_counter()
     table = dedup(ws, cfg=PairConfig(**flags))
     seconds = time.perf_counter() - t
     meta = storage.read_json(ws.sidecar(ws.duplicates_file))
-    scored = pd.read_parquet(pairs_file(ws))
+    scored = read_pairs(ws)
     scored = scored[scored["duplicate"] & ~scored["null"]]
     return {"pairs": pairs_of(names[g["id"].to_numpy()] for _, g in table.groupby("group")),
             "scored_pairs": {frozenset(p) for p in names[scored[["a", "b"]].to_numpy()]},

@@ -311,7 +311,6 @@ def _key_values(items: list[str]) -> dict:
 
 
 def cmd_dedup(args):
-    from curate import storage
     from curate.quality.pairs import PairConfig
     from curate.steps.dedup import dedup
     from curate.workspace import Workspace

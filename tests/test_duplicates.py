@@ -15,7 +15,7 @@ from curate.quality.calibration import calibrate, threshold_from_marks
 from curate.quality.duplicates import groups_from_pairs
 from curate.quality.fingerprint import dct_codes, mirror_codes, thumbnail
 from curate.quality.pairs import PairConfig
-from curate.steps.dedup import dedup, mark_pairs, read_marks, review_pairs
+from curate.steps.dedup import dedup, mark_pairs, read_marks, read_pairs, review_pairs
 from curate.steps.scan import scan
 from fixtures.edits import HEAVY, LIGHT, MIRROR, jpeg
 
@@ -79,8 +79,9 @@ def test_every_light_edit_is_found_at_the_defaults_on_real_images(planted_cifar)
     assert meta["threshold_source"] == "calibrated" and 0.95 <= meta["expected_precision"] <= 1.0
     assert meta["calibration"]["pairs_above"] >= len(LIGHT) * 4 and meta["search"]["crops"] is False
     assert wrong_pairs(ws, table, truth) <= 0.05 * meta["pairs_found"]  # the bundled sample's own look-alikes
-    pairs = pd.read_parquet(ws.path / "duplicate_pairs.parquet")
+    pairs = read_pairs(ws)
     assert {"a", "b", "pixel", "embedding", "score", "null", "duplicate"} <= set(pairs.columns)
+    assert int(pairs["duplicate"].sum()) == meta["pairs_found"]
     assert pairs["embedding"].isna().all()  # no embeddings in this workspace: pixels alone
 
 
@@ -109,7 +110,7 @@ def test_marks_move_the_threshold_and_decide_their_pairs(planted_cifar):
     mark_pairs(ws, [(a, b)], same=False)  # the last mark wins
     meta = storage.read_json(ws.sidecar(ws.duplicates_file))
     assert len(read_marks(ws)) == 1 and meta["threshold"] == pytest.approx(before)
-    pairs = pd.read_parquet(ws.path / "duplicate_pairs.parquet")
+    pairs = read_pairs(ws)
     assert not pairs.loc[(pairs["a"] == a) & (pairs["b"] == b) & ~pairs["null"], "duplicate"].item()
     assert (ws.path / "duplicate_marks.parquet").exists() and dedup(ws) is not None  # marks survive a rerun
     assert storage.read_json(ws.sidecar(ws.duplicates_file))["marks"] == 1

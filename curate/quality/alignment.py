@@ -98,7 +98,7 @@ def pixel_similarity(thumbs: np.ndarray, pairs: np.ndarray, crops: bool = False,
     detailed = np.ones(len(pairs), bool) if sides is None else (np.asarray(sides)[pairs] >= 2 * THUMB).all(1)
     close = np.flatnonzero((score >= REFINE) & detailed)
     luma = thumbs[..., :1] if thumbs.ndim == 4 else thumbs  # colour has had its say at 16 px: 3x cheaper
-    score[close] = aligned_similarity(luma, np.asarray(pairs)[close], fine, flip=flip, side=SIDE, progress=progress,
+    score[close] = aligned_similarity(luma, pairs[close], fine, flip=flip, side=SIDE, progress=progress,
                                       stage=f"{stage} (32 px)")
     return score
 

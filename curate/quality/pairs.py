@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from curate.index.faiss_index import build_index, ivf_factory, search
 from curate.quality.alignment import pixel_similarity
 from curate.quality.fingerprint import dct_codes, mirror_codes
 from curate.progress import Progress
@@ -65,19 +66,20 @@ def combined_score(pixel: np.ndarray, embedding: np.ndarray, weight: float) -> n
     return pixel + weight * emb * (1.0 - pixel)
 
 
-def candidate_pairs(codes: np.ndarray, vectors: np.ndarray | None, k: int,
-                    mirrored: np.ndarray | None = None) -> np.ndarray:
+def candidate_pairs(codes: np.ndarray, embedding_pairs: np.ndarray | None, k: int,
+                    mirrored: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(P, 2) int64 unique row pairs (a < b), each image with its `k` nearest by code and by embedding,
     and (P,) int64 how many of those neighbour lists hold the pair (its weight in the calibration:
     the null is counted the same way, so mutual neighbours weigh alike in both).
 
-    `mirrored` (N, C): also each image's nearest *mirrored* codes (flipped copies).
+    `embedding_pairs` (N*k, 2): the embeddings' k-NN graph as (row, neighbour) pairs (`_knn_pairs`),
+    or None. `mirrored` (N, C): also each image's nearest *mirrored* codes (flipped copies).
     """
     found = [_knn_pairs(codes, k)]
     if mirrored is not None:
         found.append(_cross_pairs(codes, mirrored, k))
-    if vectors is not None:
-        found.append(_knn_pairs(vectors, k))
+    if embedding_pairs is not None:
+        found.append(embedding_pairs)
     return _unique(np.concatenate(found))
 
 
@@ -93,15 +95,16 @@ def score_pairs(thumbs: np.ndarray, vectors: np.ndarray | None, cfg: PairConfig 
                 progress: Progress | None = None, sides: np.ndarray | None = None) -> pd.DataFrame:
     """The candidate pairs and their null counterparts, scored: a frame of PAIR_COLUMNS.
 
-    `thumbs` (N, T, T) uint8 fingerprint thumbnails and `vectors` (N, D) L2-normalised embeddings
+    `thumbs` (N, T, T, 3) uint8 fingerprint thumbnails and `vectors` (N, D) L2-normalised embeddings
     (or None) are row-aligned, and so is `sides` (each image's shorter side, px; small images are
-    compared at 16 px only, see `pixel_similarity`); `a`, `b` are row positions. Rows with `null` True are the mirrored
-    pairs the calibration uses; the rest are the real candidates.
+    compared at 16 px only, see `pixel_similarity`); `a`, `b` are row positions. Rows with `null`
+    True are the mirrored pairs the calibration uses; the rest are the real candidates.
     """
     cfg = PairConfig() if cfg is None else cfg
     codes = dct_codes(thumbs)
     null_flip = "ud" if cfg.flips else "lr"
-    real, real_weight = candidate_pairs(codes, vectors, cfg.k, mirror_codes(codes, "lr") if cfg.flips else None)
+    graph = _knn_pairs(vectors, cfg.k) if vectors is not None else None  # computed once: real and null use it
+    real, real_weight = candidate_pairs(codes, graph, cfg.k, mirror_codes(codes, "lr") if cfg.flips else None)
     pixel = pixel_similarity(thumbs, real, cfg.crops, progress=progress, stage="candidate pairs", sides=sides)
     if cfg.flips:
         pixel = np.maximum(pixel, pixel_similarity(thumbs, real, cfg.crops, flip="lr", progress=progress,
@@ -111,8 +114,8 @@ def score_pairs(thumbs: np.ndarray, vectors: np.ndarray | None, cfg: PairConfig 
     # the count of chance pairs above a threshold grows with the queries, so it is scaled back up.
     queries = np.sort(np.random.default_rng(0).permutation(len(thumbs))[:NULL_QUERIES])
     null = [_cross_pairs(codes, mirror_codes(codes, null_flip), cfg.k, queries)]
-    if vectors is not None:
-        null.append(_knn_pairs(vectors, cfg.k, queries))
+    if graph is not None:
+        null.append(graph[np.isin(graph[:, 0], queries)])
     null, null_weight = _unique(np.concatenate(null))
     null_weight = null_weight * NULL_WEIGHT * (len(thumbs) / max(len(queries), 1))
     null_pixel = pixel_similarity(thumbs, null, cfg.crops, flip=null_flip, progress=progress, stage="null pairs",
@@ -130,14 +133,12 @@ def score_pairs(thumbs: np.ndarray, vectors: np.ndarray | None, cfg: PairConfig 
     return pd.concat(frames, ignore_index=True)[PAIR_COLUMNS]
 
 
-def _knn_pairs(x: np.ndarray, k: int, rows: np.ndarray | None = None) -> np.ndarray:
-    """(N*k, 2) pairs (row, neighbour) of the k-NN graph of L2-normalised rows (missing neighbours
-    dropped); only those of `rows` when given."""
+def _knn_pairs(x: np.ndarray, k: int) -> np.ndarray:
+    """(N*k, 2) pairs (row, neighbour) of the k-NN graph of L2-normalised rows (missing neighbours dropped)."""
     if len(x) < 2:
         return np.empty((0, 2), np.int64)
     _, ids = knn(np.ascontiguousarray(x, np.float32), min(k, len(x) - 1))
-    pairs = _as_pairs(ids)
-    return pairs if rows is None else pairs[np.isin(pairs[:, 0], rows)]
+    return _as_pairs(ids)
 
 
 def _cross_pairs(codes: np.ndarray, mirrored: np.ndarray, k: int, rows: np.ndarray | None = None) -> np.ndarray:
@@ -150,14 +151,11 @@ def _cross_pairs(codes: np.ndarray, mirrored: np.ndarray, k: int, rows: np.ndarr
     rows = np.arange(len(codes)) if rows is None else np.asarray(rows, np.int64)
     want = min(k + 1, len(codes))
     x, y = np.ascontiguousarray(codes[rows], np.float32), np.ascontiguousarray(mirrored, np.float32)
-    if len(codes) <= 200_000:
+    if len(y) <= 200_000:
         _, ids = faiss.knn(x, y, want, metric=faiss.METRIC_INNER_PRODUCT)
     else:  # an IVF index: near-identical codes share a partition, which is all a duplicate search needs
-        index = faiss.index_factory(x.shape[1], f"IVF{int(4 * np.sqrt(len(x)))},Flat", faiss.METRIC_INNER_PRODUCT)
-        index.train(y[np.random.default_rng(0).permutation(len(y))[:100_000]])
-        index.add(y)
-        index.nprobe = 8
-        _, ids = index.search(x, want)
+        index, _ = build_index(y, np.arange(len(y)), ivf_factory(len(y)))
+        _, ids = search(index, x, want)
     ids = np.where(ids == rows[:, None], -1, ids)  # an image against its own mirror: no pair
     pairs = _as_pairs(ids)
     pairs[:, 0] = rows[pairs[:, 0]]

@@ -7,12 +7,13 @@ scored, with a null of certainly-different pairs beside them. Files written (all
     duplicates.json          threshold, how it was chosen (calibrated / marks / given), its expected
                              precision, the search settings, counts
     duplicate_pairs.parquet  every scored candidate pair: a, b (ids), pixel, embedding, score,
-                             weight, duplicate (bool); the null pairs too (null True), for recalibration
+                             weight; the null pairs too (null True), for recalibration. Which pairs
+                             are duplicates follows from the threshold and the marks: `read_pairs`
     duplicate_marks.parquet  pairs a person marked same / different (the app's Duplicates page);
                              they move the threshold (`threshold_from_marks`) on every later run
 
-`regroup` re-derives groups from the saved pairs and marks without measuring anything again,
-which is what marking a pair in the app triggers.
+`regroup` re-derives groups from the pairs and marks without measuring anything again, which is
+what marking a pair in the app triggers; the (large) pairs file is written once, by `dedup`.
 """
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ def dedup(ws: Workspace, threshold: float | None = None, cfg: PairConfig | None 
     cfg = PairConfig() if cfg is None else cfg
     manifest = ws.manifest()
     rows = np.flatnonzero(ok_mask(manifest))
-    if not fingerprints_file(ws).exists() or len(fingerprints(ws)) != len(manifest):
+    if _unmeasured(ws, manifest):
         quality(ws, saved_config(ws), progress=progress)  # the thresholds a person set stay
     thumbs = np.asarray(fingerprints(ws))[rows]
     vectors = np.asarray(ws.embeddings())[rows] if ws.embeddings_file.exists() else None
@@ -68,15 +69,16 @@ def dedup(ws: Workspace, threshold: float | None = None, cfg: PairConfig | None 
     calibration["mirrored_copies"] = int((pairs["null"] & (pairs["pixel"] >= MIRRORED_COPY)).sum())
     settings = {"pairs": cfg.to_dict(), "embeddings": vectors is not None, "calibration": calibration,
                 "fixed_threshold": threshold}
-    storage.write_parquet(pairs_file(ws), pairs.assign(duplicate=False))
+    storage.write_parquet(pairs_file(ws), pairs)
     storage.write_json(_settings_file(ws), settings)
-    return regroup(ws)
+    return regroup(ws, pairs, settings)
 
 
-def regroup(ws: Workspace) -> pd.DataFrame:
-    """Threshold (fixed, marks, or calibrated, in that order), groups and keepers from the saved pairs."""
-    settings = storage.read_json(_settings_file(ws))
-    pairs = pd.read_parquet(pairs_file(ws))
+def regroup(ws: Workspace, pairs: pd.DataFrame | None = None, settings: dict | None = None) -> pd.DataFrame:
+    """Threshold (fixed, marks, or calibrated, in that order), groups and keepers from the pairs
+    (default: the saved ones) -> duplicates.parquet and duplicates.json."""
+    settings = storage.read_json(_settings_file(ws)) if settings is None else settings
+    pairs = pd.read_parquet(pairs_file(ws)) if pairs is None else pairs
     calibration = settings["calibration"]
     marks = read_marks(ws)
     if settings.get("fixed_threshold") is not None:
@@ -86,12 +88,8 @@ def regroup(ws: Workspace) -> pd.DataFrame:
         source = "marks"
     else:
         threshold, source, disagree = calibration["threshold"], "calibrated", None
-    real = ~pairs["null"]
-    duplicate = real & (pairs["score"] >= threshold)
-    duplicate |= real & _marked(pairs, marks, True)  # a person's word beats the score, both ways
-    duplicate &= ~_marked(pairs, marks, False)
-    pairs["duplicate"] = duplicate
-    storage.write_parquet(pairs_file(ws), pairs)
+    real = ~pairs["null"].to_numpy()
+    duplicate = is_duplicate(pairs, threshold, marks)
 
     manifest = ws.manifest()
     rows = np.flatnonzero(ok_mask(manifest))
@@ -118,15 +116,30 @@ def regroup(ws: Workspace) -> pd.DataFrame:
     return table
 
 
+def is_duplicate(pairs: pd.DataFrame, threshold: float, marks: pd.DataFrame) -> np.ndarray:
+    """(P,) bool: real pairs at or above the threshold, with a person's marks overriding the score both ways."""
+    real = ~pairs["null"].to_numpy()
+    duplicate = real & (pairs["score"].to_numpy() >= threshold)
+    duplicate |= real & _marked(pairs, marks, True)
+    return duplicate & ~_marked(pairs, marks, False)
+
+
+def read_pairs(ws: Workspace) -> pd.DataFrame:
+    """duplicate_pairs.parquet with a `duplicate` column, derived from the current threshold and marks."""
+    pairs = pd.read_parquet(pairs_file(ws))
+    threshold = storage.read_json(ws.sidecar(ws.duplicates_file))["threshold"]
+    return pairs.assign(duplicate=is_duplicate(pairs, threshold, read_marks(ws)))
+
+
 def mark_pairs(ws: Workspace, pairs: list[tuple[int, int]], same: bool) -> pd.DataFrame:
     """Record that a person judged these pairs (ids) the same image or not; the last mark per pair wins.
 
     Then regroups with the new marks. Returns the marks table.
     """
-    scored = pd.read_parquet(pairs_file(ws)) if pairs_file(ws).exists() else None
-    if scored is None:
+    if not pairs_file(ws).exists():
         raise FileNotFoundError(f"no duplicate pairs in {ws.path}: run `curate dedup -w {ws.path}` first")
-    scored = scored[~scored["null"]].set_index(["a", "b"])["score"]
+    all_pairs = pd.read_parquet(pairs_file(ws))
+    scored = all_pairs[~all_pairs["null"]].set_index(["a", "b"])["score"]
     new = []
     for a, b in pairs:
         a, b = sorted((int(a), int(b)))
@@ -136,7 +149,7 @@ def mark_pairs(ws: Workspace, pairs: list[tuple[int, int]], same: bool) -> pd.Da
     marks = pd.concat([read_marks(ws), pd.DataFrame(new, columns=MARK_COLUMNS)], ignore_index=True)
     marks = marks.drop_duplicates(["a", "b"], keep="last").reset_index(drop=True)
     storage.write_parquet(marks_file(ws), marks)
-    regroup(ws)
+    regroup(ws, all_pairs)
     return marks
 
 
@@ -153,7 +166,7 @@ def read_marks(ws: Workspace) -> pd.DataFrame:
 
 def review_pairs(ws: Workspace, n: int = 24) -> pd.DataFrame:
     """The n unmarked candidate pairs nearest the threshold, either side: the ones worth a look."""
-    pairs = pd.read_parquet(pairs_file(ws))
+    pairs = pd.read_parquet(pairs_file(ws), columns=["a", "b", "pixel", "embedding", "score", "null"])
     threshold = storage.read_json(ws.sidecar(ws.duplicates_file))["threshold"]
     pairs = pairs[~pairs["null"]]
     marks = read_marks(ws)
@@ -162,6 +175,13 @@ def review_pairs(ws: Workspace, n: int = 24) -> pd.DataFrame:
         pairs = pairs[~pd.MultiIndex.from_frame(pairs[["a", "b"]]).isin(marked)]
     order = np.argsort(np.abs(pairs["score"].to_numpy() - threshold), kind="stable")[:n]
     return pairs.iloc[order].sort_values("score", ascending=False).reset_index(drop=True)
+
+
+def _unmeasured(ws: Workspace, manifest: pd.DataFrame) -> bool:
+    """True when some usable image has no fingerprint yet (they are measured with the quality metrics)."""
+    if not fingerprints_file(ws).exists() or len(fingerprints(ws)) != len(manifest) or "entropy" not in manifest:
+        return True
+    return bool(manifest.loc[ok_mask(manifest), "entropy"].isna().any())
 
 
 def _marked(pairs: pd.DataFrame, marks: pd.DataFrame, same: bool) -> np.ndarray:

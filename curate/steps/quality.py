@@ -108,7 +108,9 @@ def with_quality_columns(manifest: pd.DataFrame) -> pd.DataFrame:
 
 def _open_fingerprints(ws: Workspace, n: int) -> tuple[np.ndarray, np.ndarray]:
     """A writable (n, T, T, 3) memmap of fingerprints, grown from an older file (rows kept), and
-    (n,) bool: rows that hold one (a nonzero thumbnail)."""
+    (n,) bool: rows that hold one. A row's thumbnail is flushed before its metrics are saved, so in
+    a file that already existed every row with metrics has its thumbnail; only rows beyond an older,
+    shorter file (or all, in a new file) need measuring for it."""
     file = fingerprints_file(ws)
     old = None
     if file.exists():
@@ -117,16 +119,16 @@ def _open_fingerprints(ws: Workspace, n: int) -> tuple[np.ndarray, np.ndarray]:
         except (OSError, ValueError) as err:  # a torn file is rebuilt, not fatal
             log.warning("fingerprints %s unreadable (%s): measuring them again", file, err)
     if old is not None and old.shape == (n, THUMB, THUMB, 3):
-        return old, old.reshape(n, -1).max(1) > 0
+        return old, np.ones(n, bool)
+    kept = 0
     with storage.atomic_path(file) as tmp:
         new = open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, THUMB, THUMB, 3))
         if old is not None and old.shape[1:] == new.shape[1:]:
-            keep = min(n, len(old))
-            new[:keep] = old[:keep]
+            kept = min(n, len(old))
+            new[:kept] = old[:kept]
         new.flush()
         del new
-    arr = np.load(file, mmap_mode="r+")
-    return arr, arr.reshape(n, -1).max(1) > 0
+    return np.load(file, mmap_mode="r+"), np.arange(n) < kept
 
 
 def _measure(path: Path | None) -> tuple[np.ndarray, np.ndarray] | None:

@@ -23,6 +23,7 @@ from curate.index.query import multi_search
 from curate.project.maps import pca_2d
 from curate.select.filters import Filters
 from curate.session import OpenWorkspace, open_workspace
+from curate.steps import dedup as dedup_step
 from curate.steps.compare import compare_selections
 from curate.steps.index import indexed_rows
 from curate.steps.label_issues import review_table
@@ -119,6 +120,18 @@ def duplicates(ws: Workspace) -> pd.DataFrame | None:
 @st.cache_data(max_entries=4, show_spinner=False)
 def _duplicates(path: str, key: tuple) -> pd.DataFrame | None:
     return Workspace(path).duplicates()
+
+
+def review_pairs(ws: Workspace, n: int) -> pd.DataFrame:
+    """The unmarked candidate pairs nearest the duplicate threshold (`curate.steps.dedup.review_pairs`);
+    re-read only when the pairs, the marks or the threshold change (the pairs file can be large)."""
+    key = stamp(dedup_step.pairs_file(ws), dedup_step.marks_file(ws), ws.sidecar(ws.duplicates_file))
+    return _review_pairs(str(ws.path), n, key)
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def _review_pairs(path: str, n: int, key: tuple) -> pd.DataFrame:
+    return dedup_step.review_pairs(Workspace(path), n)
 
 
 def label_review(ws: Workspace) -> pd.DataFrame | None:

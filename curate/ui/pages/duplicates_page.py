@@ -8,7 +8,7 @@ import streamlit as st
 
 from curate.data.tags import add_tag, remove_tag
 from curate.quality.checks import FLAG_COLUMNS, METRIC_COLUMNS, QualityConfig, flags
-from curate.steps.dedup import mark_pairs, clear_marks, pairs_file, read_marks, review_pairs
+from curate.steps.dedup import clear_marks, mark_pairs, pairs_file, read_marks
 from curate.steps.quality import quality, saved_config
 from curate.ui import cache, charts, state
 from curate.ui.gallery import MAX_GRID, id_captions, show_grid, show_more_note
@@ -161,7 +161,7 @@ def review_view(ws: Workspace) -> None:
     if len(marks) and cols[1].button("Clear marks", key="dup_clear_marks", icon=":material/undo:"):
         clear_marks(ws)
         st.rerun()
-    pairs = review_pairs(ws, REVIEW_PAIRS)
+    pairs = cache.review_pairs(ws, REVIEW_PAIRS)
     if pairs.empty:
         st.success("No unmarked candidate pairs left.", icon=":material/check_circle:")
         return
