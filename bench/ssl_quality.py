@@ -1,15 +1,19 @@
-"""Representation quality per CPU-minute: each recipe trained for the same wall-clock budget on
-CIFAR-10 minus a held-out split, scored by weighted kNN on the held-out images.
+"""Representation quality per CPU-minute: each recipe trained for the same wall-clock budget(s) on a
+labelled folder minus a held-out split (10% by id hash), scored by weighted kNN on the held-out images.
 
-    python -m bench.ssl_quality [--recipe simclr --recipe byol ...] [--minutes 5] [--bank 10000]
+    python -m bench.ssl_quality --minutes 5 10 30 --recipe default --recipe simclr,simclr.local_crops=4
+    python -m bench.ssl_quality --images ../shared/data/caltech101 --minutes 10 30   # photos
     python -m bench.ssl_quality --all-tasks --minutes 2       # every registered task with its preset
     python -m bench.ssl_quality --floor-only                  # just the random-weights row
 
-Every run ends with the floor: the default backbone with random weights, scored the same way.
+Each (recipe, budget) is a separate training run from scratch with that budget (the schedule spans
+it), as a user running `curate train --minutes M` would get. Every run ends with the floor: the
+default backbone with random weights, scored the same way.
 
-A recipe is a preset name (curate/pretext/presets) optionally followed by overrides,
-e.g. `simclr,stem=small,batch_size=512`. Prints a markdown table and writes
-bench/results/ssl_quality-<timestamp>.json. Labels are used only for scoring.
+A recipe is `default` (what `curate train` picks for these images), or a preset name
+(curate/pretext/presets) optionally followed by overrides, e.g. `simclr,stem=small,batch_size=512`,
+`simclr,simclr.local_crops=4` (a task's parameter) or `simclr,image_size=64`. Prints a markdown table and
+writes bench/results/ssl_quality-<timestamp>.json. Labels are used only for scoring.
 """
 from __future__ import annotations
 
@@ -32,10 +36,11 @@ from curate.evaluate import weighted_knn
 from curate.models import BackboneSpec, build_backbone
 from curate.steps.scan import scan
 from curate.train import train
-from curate.train.config import auto_stem
-from curate.train.presets import config_from_dict, load_preset
+from curate.train.config import auto_image_size, auto_stem
+from curate.train.presets import config_from_dict, default_recipe, load_preset
 from curate.transforms.views import IMAGENET_MEAN, IMAGENET_STD
 
+from bench.machine import load_average, machine_facts, summary_line
 from bench.measure import PeakMemory
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,86 +48,123 @@ log = logging.getLogger("bench.ssl_quality")
 
 
 def recipe_config(recipe: str, minutes: float, image_size: int):
-    """'preset,key=value,...' -> TrainConfig with the budget and holdout set."""
+    """'default' or 'preset,key=value,...' -> TrainConfig with the budget and holdout set."""
     name, *overrides = recipe.split(",")
-    d = load_preset(name)
+    d = default_recipe(image_size) if name == "default" else load_preset(name)
+    d = {**d, "image_size": d.get("image_size") or image_size}
     for item in overrides:
         key, _, value = item.partition("=")
-        d[key.strip()] = yaml.safe_load(value)
+        task, dot, param = key.strip().partition(".")
+        if dot:  # TASK.PARAM=VALUE sets a parameter of one of the preset's tasks
+            spec = next(t for t in d["tasks"] if t["name"] == task)
+            spec.setdefault("params", {})[param] = yaml.safe_load(value)
+        else:
+            d[key.strip()] = yaml.safe_load(value)
     cfg = config_from_dict(d)
-    cfg.minutes, cfg.epochs, cfg.holdout, cfg.image_size = minutes, None, 0.1, image_size
+    cfg.minutes, cfg.epochs, cfg.holdout = minutes, None, 0.1
     if not cfg.stem:
         from curate.models.vit import VIT_SIZES, vit_stem
-        cfg.stem = vit_stem(image_size) if cfg.backbone in VIT_SIZES else auto_stem(image_size)
+        cfg.stem = vit_stem(cfg.image_size) if cfg.backbone in VIT_SIZES else auto_stem(cfg.image_size)
     return cfg
 
 
-def score(backbone, images, bank, test, y) -> float:
+def score(backbone, images, bank, test, y, flip: bool = False) -> float:
     emb = {}
     for split, rows in (("bank", bank), ("test", test)):
-        emb[split] = embed_images(backbone, images, rows, IMAGENET_MEAN, IMAGENET_STD)
+        emb[split] = embed_images(backbone, images, rows, IMAGENET_MEAN, IMAGENET_STD, flip=flip)
     return weighted_knn(emb["bank"], y[bank], emb["test"], y[test])
+
+
+class Data:
+    """The folder's manifest, labels, split and decoded caches (one per training resolution)."""
+
+    def __init__(self, images: Path, workdir: Path, bank: int):
+        self.ws, _ = scan(images, workdir / "ws")
+        self.manifest = self.ws.manifest()
+        ok = self.manifest[ok_mask(self.manifest)]
+        self.auto_size = auto_image_size(float(np.median(np.minimum(ok["width"], ok["height"]))))
+        names = manifest_labels(self.manifest)
+        classes = {c: i for i, c in enumerate(sorted({n for n in names if n is not None}))}
+        self.y = np.array([classes.get(n, -1) for n in names])
+        held = holdout_mask(self.manifest["id"].to_numpy(), 0.1, 0)
+        usable = ok_mask(self.manifest) & (self.y >= 0)
+        self.train_ids, self.test = np.flatnonzero(usable & ~held), np.flatnonzero(usable & held)
+        rng = np.random.default_rng(0)
+        self.bank = np.sort(rng.choice(self.train_ids, min(bank, len(self.train_ids)), replace=False))
+        self._caches = {}
+
+    def images(self, size: int) -> np.ndarray:
+        if size not in self._caches:
+            self._caches[size] = image_cache(self.ws.root, self.manifest, size, self.ws.cache_dir)
+        return self._caches[size]
+
+    def knn(self, backbone, size: int, flip: bool = False) -> float:
+        return score(backbone, self.images(size), self.bank, self.test, self.y, flip)
+
+
+def run_recipe(data: Data, recipe: str, budgets: list[float], workdir: Path) -> dict:
+    """Train `recipe` once per budget, from scratch; one table row with kNN per budget."""
+    row = {"recipe": recipe}
+    for minutes in budgets:
+        cfg = recipe_config(recipe, minutes, data.auto_size)
+        log.info("%s: training %.1f min at %d px", recipe, minutes, cfg.image_size)
+        out = workdir / "runs" / f"{recipe.replace(',', '_').replace('=', '-')}_{minutes:g}"
+        with PeakMemory() as mem:  # training only: its own high-water mark
+            result = train(data.images(cfg.image_size), data.train_ids, cfg, out)
+        acc = data.knn(result.backbone, cfg.image_size)
+        row.update({"backbone": cfg.backbone, "px": cfg.image_size, "train img/s": round(result.images_per_s, 1),
+                    "epochs": round(result.images_seen / len(data.train_ids), 1), "peak_rss_mb": round(mem.rss_mb),
+                    f"kNN {minutes:g} min": round(acc, 4),
+                    "effective rank": None if not result.health else round(result.health["effective_rank"], 1)})
+        log.info("%s, %g min: kNN %.2f%%", recipe, minutes, 100 * acc)
+    row["kNN flip-avg (last)"] = round(data.knn(result.backbone, cfg.image_size, flip=True), 4)
+    return row
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--recipe", action="append", help="preset[,key=value...] (repeatable; default simclr)")
+    p.add_argument("--recipe", action="append", help="default | preset[,key=value...] (repeatable; default: default)")
     p.add_argument("--all-tasks", action="store_true", help="add every registered pretext task (its preset)")
     p.add_argument("--floor-only", action="store_true", help="score only the random-weights floor (no training)")
-    p.add_argument("--minutes", type=float, default=5.0, help="training budget per recipe")
+    p.add_argument("--minutes", type=float, nargs="+", default=[5.0], help="training budget(s), one run each")
     p.add_argument("--images", type=Path, default=REPO.parent / "shared" / "data" / "cifar10-train")
     p.add_argument("--bank", type=int, default=10_000, help="kNN bank: this many training images")
-    p.add_argument("--workdir", type=Path, default=Path("/tmp/curate-ssl-bench"), help="manifest + decode cache")
+    p.add_argument("--workdir", type=Path, default=None, help="manifest + decode cache (default /tmp/curate-ssl-bench-<folder>)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    workdir = args.workdir or Path(f"/tmp/curate-ssl-bench-{args.images.resolve().name}")
+    facts = machine_facts("auto", REPO)
+    data = Data(args.images, workdir, args.bank)
+    log.info("%d training images, %d held out, bank %d, %d px by default", len(data.train_ids), len(data.test),
+             len(data.bank), data.auto_size)
 
-    ws, _ = scan(args.images, args.workdir / "ws")
-    manifest = ws.manifest()
-    images = image_cache(ws.root, manifest, 32, ws.cache_dir)
-    classes = {c: i for i, c in enumerate(sorted(set(manifest["label"].dropna())))}
-    y = np.array([classes.get(l, -1) for l in manifest_labels(manifest)])
-    held = holdout_mask(manifest["id"].to_numpy(), 0.1, 0)
-    usable = ok_mask(manifest)
-    train_ids, test = np.flatnonzero(usable & ~held), np.flatnonzero(usable & held)
-    bank = np.sort(np.random.default_rng(0).choice(train_ids, min(args.bank, len(train_ids)), replace=False))
-
-    rows = []
-    recipes = [] if args.floor_only else list(args.recipe or ([] if args.all_tasks else ["simclr"]))
+    recipes = [] if args.floor_only else list(args.recipe or ([] if args.all_tasks else ["default"]))
     if args.all_tasks:
         from curate.pretext import TASKS
         recipes += [t for t in TASKS.names() if t not in recipes]
-    for recipe in recipes:
-        cfg = recipe_config(recipe, args.minutes, 32)
-        log.info("%s: training %.1f min", recipe, args.minutes)
-        out = args.workdir / "runs" / recipe.replace(",", "_").replace("=", "-")
-        t = time.perf_counter()
-        with PeakMemory() as mem:  # training only: its own high-water mark
-            result = train(images, train_ids, cfg, out)
-        acc = score(result.backbone, images, bank, test, y)
-        rows.append({"recipe": recipe, "backbone": cfg.backbone, "minutes": args.minutes, "steps": result.steps,
-                     "images_seen": result.images_seen, "train img/s": round(result.images_per_s, 1),
-                     "peak_rss_mb": round(mem.rss_mb), "knn_top1": round(acc, 4),
-                     "wall_s": round(time.perf_counter() - t, 1)})
-        log.info("%s: kNN %.2f%%", recipe, 100 * acc)
+    rows = [run_recipe(data, recipe, args.minutes, workdir) for recipe in recipes]
 
-    # The floor every task has to clear: the default backbone with random weights, same protocol.
-    cfg = recipe_config("simclr", args.minutes, 32)
+    # The floor every recipe has to clear: the default backbone with random weights, same protocol.
+    cfg = recipe_config("default", 1, data.auto_size)
     torch.manual_seed(0)
     untrained = build_backbone(BackboneSpec(cfg.backbone, cfg.stem)).eval()
-    acc = score(untrained, images, bank, test, y)
-    rows.append({"recipe": "(random weights, no training)", "backbone": cfg.backbone, "minutes": 0, "steps": 0,
-                 "images_seen": 0, "train img/s": None, "peak_rss_mb": None, "knn_top1": round(acc, 4), "wall_s": 0})
+    acc = data.knn(untrained, cfg.image_size)
+    rows.append({"recipe": "(random weights, no training)", "backbone": cfg.backbone, "px": cfg.image_size,
+                 **{f"kNN {m:g} min": round(acc, 4) for m in args.minutes}})
     log.info("random weights: kNN %.2f%%", 100 * acc)
 
-    header = list(rows[0])
+    facts["load_avg_end"] = load_average()
+    print(summary_line(facts))
+    header = list(dict.fromkeys(k for r in rows for k in r))
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
     for r in rows:
-        print("| " + " | ".join(str(r[h]) for h in header) + " |")
+        print("| " + " | ".join("" if r.get(h) is None else str(r[h]) for h in header) + " |")
     out_dir = REPO / "bench" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     (out_dir / f"ssl_quality-{stamp}.json").write_text(json.dumps(
-        {"rows": rows, "bank": int(len(bank)), "test": int(len(test)), "protocol": "weighted kNN k=200 T=0.1"}, indent=2))
+        {"rows": rows, "images": str(args.images), "train": int(len(data.train_ids)), "bank": int(len(data.bank)),
+         "test": int(len(data.test)), "protocol": "weighted kNN k=200 T=0.1", "machine": facts}, indent=2))
 
 
 if __name__ == "__main__":

@@ -140,24 +140,31 @@ def _train_options(c: argparse.ArgumentParser) -> None:
                                                   "(default 0.1 when images are in class folders, else 0)")
     c.add_argument("--device", help="auto (default), cpu or cuda")
     c.add_argument("--seed", type=int)
+    c.add_argument("--health-minutes", type=float, help="log embedding health (effective rank, alignment, "
+                                                        "uniformity) every so many minutes (default 1; 0 = off)")
+    c.add_argument("--stop-on-collapse", action="store_true", default=None,
+                   help="stop with a checkpoint when the embeddings collapse (default: warn and go on)")
 
 
 def _train_config(args, ws):
     """Preset (if any), then the flags given on the command line on top."""
     from curate.data.manifest import labels
     from curate.pretext import TaskSpec, parse_task
-    from curate.train.presets import config_from_dict, load_preset
+    from curate.steps.train import data_image_size
+    from curate.train.presets import config_from_dict, default_recipe, load_preset
 
     tasks = [parse_task(t) for t in args.task] if args.task else None
-    # no --preset: the recipe of the (first) task asked for, since e.g. vicreg diverges under simclr's SGD
-    preset = args.preset or (tasks[0].name if tasks else "simclr")
-    cfg = config_from_dict(load_preset(preset))
+    if args.preset or tasks:  # no --preset: the recipe of the (first) task asked for (vicreg diverges under simclr's)
+        cfg = config_from_dict(load_preset(args.preset or tasks[0].name))
+    else:  # neither: the default recipe for the size these images train at
+        cfg = config_from_dict(default_recipe(args.image_size or data_image_size(ws.manifest())))
     if tasks:
         preset_params = {t.name: t.params for t in cfg.tasks}  # `--task NAME:W` keeps the preset's settings of NAME
         cfg.tasks = [TaskSpec(t.name, t.weight, dict(preset_params.get(t.name, {}))) for t in tasks]
     flags = {"backbone": args.backbone, "image_size": args.image_size, "minutes": args.minutes, "epochs": args.epochs,
              "batch_size": args.batch_size, "lr": args.lr, "optimizer": args.optimizer, "precision": args.precision,
-             "device": args.device, "seed": args.seed}
+             "device": args.device, "seed": args.seed, "health_minutes": args.health_minutes,
+             "stop_on_collapse": args.stop_on_collapse}
     for key, value in flags.items():
         if value is not None:
             setattr(cfg, key, value)
@@ -213,6 +220,10 @@ def cmd_train(args, ws=None):
     print(f"trained {names} for {result.elapsed_s / 60:.1f} min: {result.steps} steps, "
           f"{result.images_per_s:.0f} img/s, loss {result.last_losses.get('loss', float('nan')):.3f} -> "
           f"{Workspace(args.workspace).encoder_file}")
+    if result.health:
+        h = result.health
+        print(f"embedding health: effective rank {h['effective_rank']:.1f}, alignment {h['alignment']:.3f}, "
+              f"uniformity {h['uniformity']:.3f}, nearest-neighbour cosine {h['nn_similarity']:.3f}")
     return ws
 
 
@@ -434,7 +445,9 @@ def cmd_eval(args):
     print(summary_table(report))
     for part, why in report.get("skipped", {}).items():
         print(f"  {part}: {why}")
-    print(f"{report['train_images']:,} train / {report['test_images']:,} held-out images, {report['classes']} classes, "
+    what = (f"{report['test_images']:,} images, no labels" if report.get("label_free") else
+            f"{report['train_images']:,} train / {report['test_images']:,} held-out images, {report['classes']} classes")
+    print(f"{what}, "
           f"{report['speed']['eval_seconds']:.0f}s -> {ws.reports_dir / 'eval.json'} "
           f"(+{len(report.get('plots', {}))} PNGs)")
 

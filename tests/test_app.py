@@ -62,6 +62,12 @@ def test_overview_shows_counts_model_and_labels(app, built_workspace):
     assert shown["Duplicate groups"] == str(groups)
     assert any("Every image was readable" in s.value for s in app.success)
     assert any("curate eval" in i.value for i in app.info)  # no eval report in this workspace yet
+    # embedding health while training: one panel per figure, one point per check in model/health_log.jsonl
+    health = [json.loads(line) for line in (built_workspace / "model" / "health_log.jsonl").read_text().splitlines()]
+    spec = next(json.loads(c.proto.spec) for c in app.get("plotly_chart")
+                if "effective rank" in json.dumps(json.loads(c.proto.spec).get("layout", {})))
+    ranks = next(t for t in spec["data"] if t["name"].startswith("effective rank"))
+    assert len(health) >= 2 and ranks["y"] == pytest.approx([r["effective_rank"] for r in health])
 
 
 @pytest.mark.parametrize("title", [title for _, title, _, _ in PAGES])

@@ -129,6 +129,15 @@ def test_new_run_form_refuses_a_missing_folder_or_a_workspace_inside_it(monkeypa
     assert jobs.status(tmp_path / "ws") == {"state": "none"}
 
 
+def test_run_command_without_tasks_leaves_the_recipe_to_the_default(tmp_path, small_images):
+    from curate.ui.runs import run_command
+
+    ws, args = run_command(str(small_images), str(tmp_path / "ws"), 3, [])
+    assert args == ["run", str(small_images.resolve()), "-w", str(ws), "--minutes", "3"]  # no --task
+    assert run_command(str(small_images), str(tmp_path / "ws"), 3, ["byol", "rotation"])[1][-4:] == \
+        ["--task", "byol", "--task", "rotation"]
+
+
 @pytest.mark.slow
 def test_a_run_started_in_the_app_goes_on_in_the_background_and_finishes(monkeypatch, tmp_path, small_images):
     target = tmp_path / "new_ws"

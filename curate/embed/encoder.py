@@ -47,8 +47,11 @@ def file_fingerprint(path: str | Path) -> str:
 @torch.no_grad()
 def embed_images(model: torch.nn.Module, images: np.ndarray, rows: np.ndarray, mean, std, batch_size: int = 256,
                  precision: str = "auto", progress: Progress | None = None, out: np.ndarray | None = None,
-                 done: int = 0, on_chunk=None) -> np.ndarray:
+                 done: int = 0, on_chunk=None, flip: bool = False) -> np.ndarray:
     """Embed images[rows] ((N, S, S, 3) uint8) -> (len(rows), D) float32, L2-normalised.
+
+    `flip`: the mean of the image's and its mirror image's features (flip-invariant vectors at
+    twice the cost; training already treats the two as the same image).
 
     `out`/`done`/`on_chunk` let a caller write into a memmap and resume after `done` rows.
     """
@@ -60,6 +63,8 @@ def embed_images(model: torch.nn.Module, images: np.ndarray, rows: np.ndarray, m
         x = normalize(to_float(torch.from_numpy(images[idx]).to(device)), mean, std)
         with autocast():
             feats = model(x)
+            if flip:
+                feats = F.normalize(feats.float(), dim=1) + F.normalize(model(x.flip(-1)).float(), dim=1)
         feats = F.normalize(feats.float(), dim=1).cpu().numpy()
         if out is None:
             out = np.zeros((len(rows), feats.shape[1]), dtype=np.float32)

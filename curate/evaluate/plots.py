@@ -47,6 +47,26 @@ def plot_training_curves(log: list[dict], path: str | Path) -> Path | None:
     return save_png(fig, path)
 
 
+def plot_health_curves(log: list[dict], path: str | Path) -> Path | None:
+    """Embedding health against step (health_log.jsonl rows), one panel per figure."""
+    rows = [r for r in log if "effective_rank" in r]
+    if not rows:
+        return None
+    panels = [("effective_rank", "effective rank (higher: more directions)"), ("uniformity", "uniformity (lower: spread)"),
+              ("alignment", "alignment (lower: invariant)"), ("nn_similarity", "nearest-neighbour cosine")]
+    fig = Figure(figsize=(12, 3))
+    for ax, (key, title) in zip(fig.subplots(1, len(panels)), panels):
+        points = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
+        if points:
+            ax.plot(*zip(*points), marker=".", color="#4c72b0")
+        ax.set(xlabel="step", title=title)
+        ax.title.set_fontsize(9)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    fig.suptitle("embedding health while training (fixed training images)", fontsize=10)
+    return save_png(fig, path)
+
+
 def plot_layer_probes(scores: dict[str, float], path: str | Path, chance: float | None = None) -> Path | None:
     """Bar chart of linear-probe top-1 per backbone stage ({stage: accuracy in [0, 1]})."""
     if not scores:
@@ -107,10 +127,11 @@ def plot_summary(trained: dict[str, float], random_init: dict[str, float], path:
 
 
 def write_report_plots(out_dir: str | Path, report: dict, train_log: list[dict], xy: np.ndarray,
-                       labels: np.ndarray | None) -> dict[str, str]:
+                       labels: np.ndarray | None, health_log: list[dict] = ()) -> dict[str, str]:
     """Every figure an eval report has data for, into out_dir: {name: file name}; stale ones are removed.
 
-    report: the eval.json dict; train_log: train_log.jsonl rows; xy (N, 2): the 2-D map; labels (N,) or None.
+    report: the eval.json dict; train_log / health_log: rows of model/train_log.jsonl / health_log.jsonl;
+    xy (N, 2): the 2-D map; labels (N,) or None.
     """
     out = Path(out_dir)
     headline = {"kNN": "knn_top1", "linear probe": "linear_probe_top1", "k-means NMI": "kmeans_nmi",
@@ -119,6 +140,7 @@ def write_report_plots(out_dir: str | Path, report: dict, train_log: list[dict],
     random_init = {k: report[f"{v}_random_init"] for k, v in headline.items() if f"{v}_random_init" in report}
     written = {
         "training_curves": plot_training_curves(train_log, out / "training_curves.png"),
+        "training_health": plot_health_curves(list(health_log), out / "training_health.png"),
         "layer_probes": plot_layer_probes(report.get("layer_probe_top1", {}), out / "layer_probes.png",
                                           chance=1 / max(1, report.get("classes", 1))),
         "embedding_map": plot_embedding_map(xy, labels, out / "embedding_map.png"),

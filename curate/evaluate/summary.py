@@ -6,6 +6,10 @@ Example:
 """
 from __future__ import annotations
 
+HEALTH_ROWS = (("effective_rank", "effective rank (higher: more directions used)"),
+               ("uniformity", "uniformity (lower: more spread)"),
+               ("alignment", "alignment (lower: more invariant)"),
+               ("nn_similarity", "nearest-neighbour cosine"))
 Row = tuple[str, str, str]  # metric, trained model, random-weights baseline ("" when not measured)
 
 
@@ -20,12 +24,16 @@ def _num(value) -> str:
 def summary_rows(report: dict) -> list[Row]:
     """One row per headline figure present in the report, in reading order."""
     r = report.get
-    rows: list[Row] = [("kNN top-1", _pct(r("knn_top1")), _pct(r("knn_top1_random_init")))]
+    rows: list[Row] = [] if r("label_free") else [("kNN top-1", _pct(r("knn_top1")), _pct(r("knn_top1_random_init")))]
     if "linear_probe_top1" in report:
         rows.append(("linear probe top-1", _pct(r("linear_probe_top1")), _pct(r("linear_probe_top1_random_init"))))
     if "kmeans_nmi" in report:
         rows.append(("k-means NMI", _num(r("kmeans_nmi")), _num(r("kmeans_nmi_random_init"))))
         rows.append(("k-means ARI", _num(r("kmeans_ari")), _num(r("kmeans_ari_random_init"))))
+    health, health_random = r("health") or {}, r("health_random_init") or {}
+    for key, name in HEALTH_ROWS:
+        if health.get(key) is not None:
+            rows.append((name, _num(health[key]), _num(health_random.get(key))))
     for layer, acc in (r("layer_probe_top1") or {}).items():
         rows.append((f"probe {layer}", _pct(acc), ""))
     inv, rel = r("invariance") or {}, r("invariance_relative") or {}

@@ -21,6 +21,7 @@ from curate.data.manifest import labels as manifest_labels, ok_mask
 from curate.data.split import holdout_mask
 from curate.embed.encoder import backbone_spec, embed_images, load_encoder
 from curate.evaluate import plots, protocol
+from curate.evaluate.health import encoder_health
 from curate.evaluate.pretext import pretext_scores
 from curate.evaluate.speed import StageTimer, current_rss_mb, embed_throughput, peak_rss_mb
 from curate.models import build_backbone
@@ -30,6 +31,8 @@ from curate.workspace import Workspace, now
 
 DEFAULT_HOLDOUT = 0.1
 _FLAGS = {"random_baseline": "--no-baseline", "layers": "--quick", "invariance": "--quick"}  # what turns a stage off
+HEALTH_PROTOCOL = ("label-free: effective rank (RankMe), uniformity and nearest-neighbour cosine of the embeddings "
+                   "of held-out images, alignment (Wang & Isola) of two augmented views of each")
 PROTOCOL = ("weighted kNN, cosine, k=200, T=0.1; linear probe: L2-normalised + standardised features, L-BFGS "
             "logistic regression, weight decay chosen on held-back training images; k-means: spherical, "
             "k-means++ start, k = number of classes, mean over seeds")
@@ -40,6 +43,7 @@ class EvalOptions:
     """What `evaluate` measures and on how many images (subsamples bound the slow parts)."""
 
     random_baseline: bool = True
+    health: bool = True
     layers: bool = True
     invariance: bool = True
     pretext: bool = True
@@ -47,6 +51,7 @@ class EvalOptions:
     layer_train_images: int = 10_000
     layer_test_images: int = 2_000
     invariance_images: int = 512
+    health_images: int = 1_000
     pretext_images: int = 2_000
     speed_images: int = 512
     kmeans_seeds: tuple[int, ...] = (0, 1, 2)
@@ -63,12 +68,21 @@ def evaluate(ws: Workspace, random_baseline: bool = True, progress: Progress | N
     opts = options or EvalOptions(random_baseline=random_baseline, layers=not quick, invariance=not quick)
     started, rss_start, timer = time.perf_counter(), current_rss_mb(), StageTimer(progress)
     manifest = ws.manifest()
-    split, holdout, names = labelled_split(ws, manifest)
-    report = {"protocol": PROTOCOL, "holdout_fraction": holdout["fraction"], "train_images": int(split.train.sum()),
-              "test_images": int(split.test.sum()), "classes": split.n_classes, "created": now(),
-              "held_out_during_training": holdout["during_training"], "skipped": {}}
-    with timer("kNN, linear probe, k-means"):
-        report.update(protocol.representation_scores(np.asarray(ws.embeddings()), split, opts.seed, opts.kmeans_seeds))
+    if manifest_labels(manifest) is None:  # no labels: the label-free report (health, invariance, pretext, speed)
+        split, holdout, names = unlabelled_split(ws, manifest)
+        report = {"protocol": HEALTH_PROTOCOL, "label_free": True, "holdout_fraction": holdout["fraction"],
+                  "train_images": int(split.train.sum()), "test_images": int(split.test.sum()), "classes": 0,
+                  "created": now(), "held_out_during_training": holdout["during_training"],
+                  "skipped": {"labels": "no labels (images are not in class sub-folders): kNN, linear probe, "
+                                        "k-means and per-layer probes need them; the label-free figures are below"}}
+    else:
+        split, holdout, names = labelled_split(ws, manifest)
+        report = {"protocol": PROTOCOL, "holdout_fraction": holdout["fraction"], "train_images": int(split.train.sum()),
+                  "test_images": int(split.test.sum()), "classes": split.n_classes, "created": now(),
+                  "held_out_during_training": holdout["during_training"], "skipped": {}}
+        with timer("kNN, linear probe, k-means"):
+            report.update(protocol.representation_scores(np.asarray(ws.embeddings()), split, opts.seed,
+                                                         opts.kmeans_seeds))
     speed = _model_stages(ws, manifest, split, opts, timer, report)
     report["speed"] = {**speed, "peak_rss_mb": round(peak_rss_mb(), 1), "rss_at_start_mb": round(rss_start, 1),
                        "threads": torch.get_num_threads(), "stage_seconds": timer.seconds}
@@ -78,6 +92,18 @@ def evaluate(ws: Workspace, random_baseline: bool = True, progress: Progress | N
     report["speed"]["eval_seconds"] = round(time.perf_counter() - started, 2)
     storage.write_json(ws.reports_dir / "eval.json", report)
     return report
+
+
+def unlabelled_split(ws: Workspace, manifest) -> tuple[protocol.LabelledSplit, dict, None]:
+    """Without labels: the images training held out (all usable images when it held none out), y = -1."""
+    holdout = (ws.model_config() or {}).get("holdout", {}) or {}
+    usable = ok_mask(manifest)
+    held = usable & holdout_mask(manifest["id"].to_numpy(), holdout.get("fraction") or 0.0, holdout.get("seed", 0))
+    test = held if held.any() else usable
+    if not test.any():
+        raise ValueError("no usable images in this workspace to evaluate on")
+    info = {"fraction": holdout.get("fraction") or 0.0, "during_training": bool(held.any())}
+    return protocol.LabelledSplit(np.full(len(manifest), -1, np.int64), usable & ~test, test), info, None
 
 
 def labelled_split(ws: Workspace, manifest) -> tuple[protocol.LabelledSplit, dict, np.ndarray]:
@@ -121,7 +147,7 @@ def _model_stages(ws: Workspace, manifest, split, opts: EvalOptions, timer: Stag
         enc = _Encoder(model, config, images, config["normalization"]["mean"], config["normalization"]["std"])
     with timer("throughput"):
         speed = _throughput(ws, enc, split, opts, report)
-    stages = {"random_baseline": _random_init_scores, "layers": _layer_scores, "invariance": _invariance_scores,
+    stages = {"health": _health_scores, "random_baseline": _random_init_scores, "layers": _layer_scores, "invariance": _invariance_scores,
               "pretext": _pretext_scores}
     for name, run in stages.items():
         if not getattr(opts, name):
@@ -146,10 +172,27 @@ def _throughput(ws: Workspace, enc: _Encoder, split, opts: EvalOptions, report: 
             "device": str(next(enc.model.parameters()).device)}
 
 
-def _random_init_scores(ws, enc: _Encoder, split, opts: EvalOptions, timer: StageTimer) -> tuple[dict, None]:
+def _random_init_model(enc: _Encoder, seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return build_backbone(backbone_spec(enc.config)).to(next(enc.model.parameters()).device).eval()
+
+
+def _health_scores(ws, enc: _Encoder, split, opts: EvalOptions, timer: StageTimer) -> tuple[dict, None]:
+    """Label-free health (curate.evaluate.health) of held-out images, and of random weights as the floor."""
+    rows = protocol.subsample(np.flatnonzero(split.test), opts.health_images, opts.seed)
+    figures = {"health": encoder_health(enc.model, enc.images, rows, enc.mean, enc.std, opts.seed,
+                                        opts.batch_size).to_dict(), "health_images": int(len(rows))}
+    if opts.random_baseline:
+        figures["health_random_init"] = encoder_health(_random_init_model(enc, opts.seed), enc.images, rows, enc.mean,
+                                                       enc.std, opts.seed, opts.batch_size).to_dict()
+    return figures, None
+
+
+def _random_init_scores(ws, enc: _Encoder, split, opts: EvalOptions, timer: StageTimer) -> tuple[dict, str | None]:
     """The same figures for the same architecture with random weights: the floor training must beat."""
-    torch.manual_seed(opts.seed)
-    model = build_backbone(backbone_spec(enc.config)).to(next(enc.model.parameters()).device).eval()
+    if split.n_classes == 0:
+        return {}, "needs labels (the random-weights health figures are under health_random_init)"
+    model = _random_init_model(enc, opts.seed)
     rows = np.flatnonzero(split.train | split.test)
     vecs = embed_images(model, enc.images, rows, enc.mean, enc.std, opts.batch_size,
                         progress=timer.renamed("embed (random weights)"))
@@ -159,6 +202,8 @@ def _random_init_scores(ws, enc: _Encoder, split, opts: EvalOptions, timer: Stag
 
 
 def _layer_scores(ws, enc: _Encoder, split, opts: EvalOptions, timer: StageTimer) -> tuple[dict, str | None]:
+    if split.n_classes == 0:
+        return {}, "needs labels"
     figures = protocol.layer_scores(enc.model, enc.images, split, enc.mean, enc.std, opts.layer_train_images,
                                     opts.layer_test_images, opts.seed, opts.batch_size, timer.progress)
     return figures, figures.pop("note", None)
@@ -184,9 +229,13 @@ def _pretext_scores(ws: Workspace, enc: _Encoder, split, opts: EvalOptions,
     return {"pretext": scores, "pretext_notes": notes, "pretext_images": int(len(rows))}, None
 
 
-def _write_plots(ws: Workspace, report: dict, names: np.ndarray) -> dict[str, str]:
-    """The report's PNGs from the workspace's training log and 2-D map: {name: file name in reports/}."""
-    log_file = ws.model_dir / "train_log.jsonl"
-    log = [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()] if log_file.exists() else []
+def _write_plots(ws: Workspace, report: dict, names: np.ndarray | None) -> dict[str, str]:
+    """The report's PNGs from the workspace's training logs and 2-D map: {name: file name in reports/}."""
+    def rows(name: str) -> list[dict]:
+        file = ws.model_dir / name
+        return [json.loads(line) for line in file.read_text().splitlines() if line.strip()] if file.exists() else []
+
     xy = np.load(ws.projection_file) if ws.projection_file.exists() else np.zeros((0, 2), np.float32)
-    return plots.write_report_plots(ws.reports_dir, report, log, xy, names if len(xy) == len(names) else None)
+    labels = names if names is not None and len(xy) == len(names) else None
+    return plots.write_report_plots(ws.reports_dir, report, rows("train_log.jsonl"), xy, labels,
+                                    rows("health_log.jsonl"))

@@ -20,12 +20,18 @@ from curate.workspace import Workspace, now
 log = logging.getLogger(__name__)
 
 
+def data_image_size(manifest) -> int:
+    """The training resolution the usable images call for (auto_image_size of their median short side)."""
+    ok = manifest[ok_mask(manifest)]
+    if ok.empty:
+        raise ValueError("no usable images to train on: every image was skipped (see manifest.parquet, column status)")
+    return auto_image_size(float(np.median(np.minimum(ok["width"], ok["height"]))))
+
+
 def resolve_config(ws: Workspace, cfg: TrainConfig) -> TrainConfig:
     """Fill automatic fields (image size, stem, budget) from the data."""
-    manifest = ws.manifest()
-    ok = manifest[ok_mask(manifest)]
     if cfg.image_size is None:
-        cfg.image_size = auto_image_size(float(np.median(np.minimum(ok["width"], ok["height"]))))
+        cfg.image_size = data_image_size(ws.manifest())
     if cfg.backbone in VIT_SIZES:  # a ViT's stem is its patch size, which here fixes the token grid
         cfg.stem = vit_stem(cfg.image_size, cfg.stem)
     elif cfg.stem is None:
@@ -37,8 +43,9 @@ def resolve_config(ws: Workspace, cfg: TrainConfig) -> TrainConfig:
 
 def train(ws: Workspace, cfg: TrainConfig, resume: bool = False, progress: Progress | None = None) -> TrainResult:
     if resume and (ws.model_dir / "checkpoint.pt").exists() and (ws.model_dir / "run_config.json").exists():
-        cfg = TrainConfig.from_dict({**storage.read_json(ws.model_dir / "run_config.json"),
-                                     **({"minutes": cfg.minutes} if cfg.minutes else {})})
+        budget = {"minutes": cfg.minutes, "epochs": None} if cfg.minutes else {"epochs": cfg.epochs} if cfg.epochs else {}
+        watch = {k: getattr(cfg, k) for k in ("health_minutes", "health_images", "stop_on_collapse")}  # not the recipe
+        cfg = TrainConfig.from_dict({**storage.read_json(ws.model_dir / "run_config.json"), **budget, **watch})
         log.info("resuming with the interrupted run's configuration")
     cfg = resolve_config(ws, cfg)
     manifest = ws.manifest()
@@ -54,10 +61,10 @@ def train(ws: Workspace, cfg: TrainConfig, resume: bool = False, progress: Progr
         "architecture": cfg.backbone, "stem": cfg.stem, "image_size": cfg.image_size,
         "backbone": BackboneSpec(cfg.backbone, cfg.stem, cfg.image_size).to_dict(),
         "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
-        "tasks": [t.to_dict() for t in cfg.tasks], "budget": {"minutes": cfg.minutes, "epochs": cfg.epochs},
+        "tasks": [t.to_dict() for t in cfg.tasks], "recipe": cfg.recipe, "budget": {"minutes": cfg.minutes, "epochs": cfg.epochs},
         "trained": {"steps": result.steps, "images_seen": result.images_seen, "elapsed_s": round(result.elapsed_s, 1),
                     "images_per_s": round(result.images_per_s, 1), "final_losses": result.last_losses,
-                    "train_images": int(len(train_ids))},
+                    "train_images": int(len(train_ids)), "health": result.health},
         "holdout": {"fraction": cfg.holdout, "seed": cfg.seed}, "data_fingerprint": fingerprint(manifest),
         "train_config": cfg.to_dict(), "created": now(),
     })

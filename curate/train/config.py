@@ -10,6 +10,7 @@ from curate.pretext.base import TaskSpec
 @dataclass
 class TrainConfig:
     tasks: list[TaskSpec] = field(default_factory=lambda: [TaskSpec("simclr")])
+    recipe: str = ""  # which recipe this is and why it was chosen (the automatic default says so)
     backbone: str = "resnet10"  # per CPU-minute it beats resnet18 (README, Figures); same 512-d features
     stem: str | None = None  # imagenet | small | small_pool; None: automatic from the image size
     image_size: int | None = None  # None: automatic from the images' median size
@@ -21,11 +22,15 @@ class TrainConfig:
     lr: float = 0.002  # per 256 images, scaled linearly with batch size
     weight_decay: float = 0.05
     warmup: float = 0.05  # fraction of the budget spent warming up
+    ema: float = 0.0  # > 0: export an exponential moving average of the weights (this momentum per step)
     precision: str = "auto"  # auto | bf16 | fp32
     holdout: float = 0.0  # fraction of images (by id hash) kept out of training for evaluation
     seed: int = 0
     checkpoint_minutes: float = 2.0
     device: str = "auto"  # auto | cpu | cuda
+    health_minutes: float = 1.0  # embedding health (rank, alignment, uniformity) every so often; 0 = off
+    health_images: int = 256  # fixed training images the health figures are measured on
+    stop_on_collapse: bool = False  # stop with a checkpoint when the representation collapses
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

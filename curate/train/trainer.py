@@ -14,15 +14,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from curate import storage
 from curate.models import BackboneSpec, build_backbone
 from curate.pretext import MultiTask
 from curate.progress import Progress, report
 from curate.train.config import TrainConfig
+from curate.evaluate.health import health, is_collapsed
 from curate.train.device import autocast_factory, pick_device
 from curate.train.schedule import warmup_cosine
-from curate.transforms import to_float
+from curate.transforms import make_views, normalize, siamese_views, to_float
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,35 @@ class TrainResult:
     images_per_s: float
     last_losses: dict
     skipped_steps: int = 0  # updates skipped for non-finite gradients
+    health: dict | None = None  # the last embedding-health figures (curate.evaluate.health)
+
+
+class RepresentationCollapsed(RuntimeError):
+    """Training stopped (`stop_on_collapse`) because the embeddings fell onto one direction."""
+
+
+class HealthProbe:
+    """Embedding health on a fixed set of training images, two fixed augmented views each.
+
+    The images and their augmentations are drawn once, so the curve shows the encoder changing,
+    not the sample; eval mode, so measuring does not touch BatchNorm's running statistics.
+    """
+
+    def __init__(self, images: np.ndarray, train_ids: np.ndarray, cfg: TrainConfig, view_size: int, device):
+        rng = np.random.default_rng([cfg.seed, 7])
+        ids = np.sort(rng.choice(train_ids, min(cfg.health_images, len(train_ids)), replace=False))
+        x = to_float(torch.from_numpy(images[ids]).to(device))
+        g = torch.Generator(device=device).manual_seed(cfg.seed + 7)
+        views = siamese_views(view_size)
+        self.views = [normalize(make_views(x, views, g)) for _ in range(2)]
+
+    @torch.no_grad()
+    def __call__(self, backbone: torch.nn.Module, autocast) -> dict:
+        backbone.eval()
+        with autocast():
+            z1, z2 = (backbone(v).float() for v in self.views)
+        backbone.train()
+        return health(z1, z2).to_dict()
 
 
 def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -79,7 +110,8 @@ def train(images: np.ndarray, train_ids: np.ndarray, cfg: TrainConfig, out_dir: 
           progress: Progress | None = None) -> TrainResult:
     """Train a backbone with cfg.tasks on images[train_ids] ((N, S, S, 3) uint8, S = cfg.image_size).
 
-    Writes out_dir/checkpoint.pt (resumable state) and out_dir/train_log.jsonl.
+    Writes out_dir/checkpoint.pt (resumable state), out_dir/train_log.jsonl (losses) and
+    out_dir/health_log.jsonl (embedding health every cfg.health_minutes, curate.evaluate.health).
     """
     if cfg.minutes is None and cfg.epochs is None:
         raise ValueError("give a budget: minutes or epochs")
@@ -92,12 +124,16 @@ def train(images: np.ndarray, train_ids: np.ndarray, cfg: TrainConfig, out_dir: 
     backbone = build_backbone(BackboneSpec(cfg.backbone, cfg.stem or "small")).to(device)
     tasks = MultiTask(cfg.tasks, backbone, training_view_size(cfg, images.shape[1])).to(device)
     optimizer = make_optimizer(list(backbone.parameters()) + list(tasks.parameters()), cfg)
+    # the weights' moving average (Polyak averaging) smooths the last steps' noise out of the exported encoder
+    averaged = AveragedModel(backbone, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True) if cfg.ema else None
     params = [p for group in optimizer.param_groups for p in group["params"]]
     base_lrs = [g["lr"] for g in optimizer.param_groups]
+    probe = HealthProbe(images, np.asarray(train_ids), cfg, training_view_size(cfg, images.shape[1]), device) \
+        if cfg.health_minutes > 0 else None
     budget_s = cfg.minutes * 60 if cfg.minutes is not None else None
     total_steps = None if budget_s else max(1, int(cfg.epochs * len(train_ids) / cfg.batch_size))
 
-    ckpt_file, log_file = out_dir / "checkpoint.pt", out_dir / "train_log.jsonl"
+    ckpt_file, log_file, health_file = out_dir / "checkpoint.pt", out_dir / "train_log.jsonl", out_dir / "health_log.jsonl"
     step, elapsed_before, rng = 0, 0.0, np.random.default_rng(cfg.seed)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     if resume and ckpt_file.exists():
@@ -105,23 +141,42 @@ def train(images: np.ndarray, train_ids: np.ndarray, cfg: TrainConfig, out_dir: 
         backbone.load_state_dict(state["backbone"])
         tasks.load_state_dict(state["tasks"])
         optimizer.load_state_dict(state["optimizer"])
+        if averaged is not None and "averaged" in state:
+            averaged.load_state_dict(state["averaged"])
         step, elapsed_before = state["step"], state["elapsed_s"]
         rng = np.random.default_rng([cfg.seed, step])  # a new but reproducible batch order
         generator.manual_seed(cfg.seed + step)
         log.info("resumed from step %d (%.1f min trained)", step, elapsed_before / 60)
     elif not resume:
         log_file.unlink(missing_ok=True)
+        health_file.unlink(missing_ok=True)
 
     def save_checkpoint(elapsed: float) -> None:
         storage.save_torch(ckpt_file, {"backbone": backbone.state_dict(), "tasks": tasks.state_dict(),
                                        "optimizer": optimizer.state_dict(), "step": step, "elapsed_s": elapsed,
+                                       **({"averaged": averaged.state_dict()} if averaged is not None else {}),
                                        "config": cfg.to_dict()})
 
     backbone.train(), tasks.train()
     stream = batches(np.asarray(train_ids), cfg.batch_size, rng)
     start, last_ckpt, logs, seen_this_run = time.perf_counter(), time.perf_counter(), {}, 0
-    skipped, skipped_in_a_row = 0, 0
+    skipped, skipped_in_a_row, last_health, figures = 0, 0, None, None
     out_dir.mkdir(parents=True, exist_ok=True)
+
+    def check_health(elapsed: float, model: torch.nn.Module) -> dict:
+        h = probe(model, autocast)
+        with open(health_file, "a") as fh:
+            fh.write(json.dumps({"step": step, "elapsed_s": round(elapsed, 2), **h}) + "\n")
+        if is_collapsed(h):
+            log.warning("step %d: the representation has collapsed (effective rank %.2f, uniformity %.3f): every "
+                        "image gets nearly the same embedding; try another task, a lower --lr or fp32", step,
+                        h["effective_rank"], h["uniformity"])
+            if cfg.stop_on_collapse:
+                save_checkpoint(elapsed)
+                raise RepresentationCollapsed(f"representation collapsed at step {step} (effective rank "
+                                              f"{h['effective_rank']:.2f}); checkpoint saved in {ckpt_file}")
+        return h
+
     with open(log_file, "a") as log_fh:
         while True:
             run_s = time.perf_counter() - start
@@ -129,6 +184,8 @@ def train(images: np.ndarray, train_ids: np.ndarray, cfg: TrainConfig, out_dir: 
             frac = elapsed / budget_s if budget_s else step / total_steps
             if frac >= 1.0:
                 break
+            if probe is not None and (last_health is None or time.perf_counter() - last_health >= cfg.health_minutes * 60):
+                figures, last_health = check_health(elapsed, backbone), time.perf_counter()
             for group, base in zip(optimizer.param_groups, base_lrs):
                 group["lr"] = base * warmup_cosine(frac, cfg.warmup)
             batch = to_float(torch.from_numpy(images[next(stream)]).to(device, non_blocking=True))
@@ -152,6 +209,8 @@ def train(images: np.ndarray, train_ids: np.ndarray, cfg: TrainConfig, out_dir: 
             skipped_in_a_row = 0
             optimizer.step()
             tasks.on_step_end(backbone, frac)
+            if averaged is not None:
+                averaged.update_parameters(backbone)
             step += 1
             seen_this_run += len(batch)
             speed = seen_this_run / max(1e-9, time.perf_counter() - start)
@@ -162,12 +221,17 @@ def train(images: np.ndarray, train_ids: np.ndarray, cfg: TrainConfig, out_dir: 
                 log_fh.flush()
             eta = (budget_s - elapsed) if budget_s else (total_steps - step) * cfg.batch_size / max(speed, 1e-9)
             report(progress, min(step, total_steps or 10**12) if not budget_s else int(elapsed),
-                   total_steps or int(budget_s), stage="train", unit="step" if total_steps else "s", loss=loss.item(), img_s=round(speed), eta=f"{eta / 60:.1f}m")
+                   total_steps or int(budget_s), stage="train", unit="step" if total_steps else "s", loss=loss.item(), img_s=round(speed), eta=f"{eta / 60:.1f}m",
+                   **({"rank": round(figures["effective_rank"], 1)} if figures else {}))
             if time.perf_counter() - last_ckpt > cfg.checkpoint_minutes * 60:
                 save_checkpoint(elapsed)
                 last_ckpt = time.perf_counter()
-    run_s = max(1e-9, time.perf_counter() - start)  # measured before the checkpoint write
-    elapsed = elapsed_before + run_s
+        run_s = max(1e-9, time.perf_counter() - start)  # measured before the health check and checkpoint write
+        elapsed = elapsed_before + run_s
+        if probe is not None:
+            figures = check_health(elapsed, backbone if averaged is None else averaged.module)  # what is exported
     save_checkpoint(elapsed)
+    if averaged is not None:
+        backbone = averaged.module
     return TrainResult(backbone.eval(), step, step * cfg.batch_size, elapsed, seen_this_run / run_s,
-                       {k: float(v.detach()) for k, v in logs.items()}, skipped)
+                       {k: float(v.detach()) for k, v in logs.items()}, skipped, figures)

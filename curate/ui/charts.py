@@ -1,10 +1,13 @@
 """Small plotly figures of the Search, Select and quality views (pure plotly, no streamlit)."""
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SELECTED_COLOUR, POOL_COLOUR, CUT_COLOUR = "#d62728", "#9da5b0", "#1f77b4"
 MAX_BARS = 30  # categories drawn in a histogram; the rest are summed into "other"
@@ -63,4 +66,24 @@ def flag_bars(counts: Mapping[str, int], saved: Mapping[str, int] | None = None,
     figure.add_bar(x=names, y=[counts.get(n, 0) for n in names], name="these thresholds", marker_color=SELECTED_COLOUR)
     figure.update_layout(barmode="group", height=260, margin={"l": 10, "r": 10, "t": 30, "b": 10},
                          yaxis_title="images", legend={"orientation": "h", "y": 1.15})
+    return figure
+
+
+HEALTH_PANELS = (("effective_rank", "effective rank ↑"), ("uniformity", "uniformity ↓"),
+                 ("alignment", "alignment ↓"), ("nn_similarity", "nearest-neighbour cosine"))
+
+
+def health_figure(log: "pd.DataFrame", height: int = 260) -> go.Figure:
+    """Embedding health against training step, one small panel per figure (curate.evaluate.health)."""
+    from plotly.subplots import make_subplots
+
+    panels = [(key, title) for key, title in HEALTH_PANELS if key in log.columns and log[key].notna().any()]
+    figure = make_subplots(rows=1, cols=max(1, len(panels)), subplot_titles=[t for _, t in panels],
+                           horizontal_spacing=0.08)
+    for col, (key, title) in enumerate(panels, start=1):
+        figure.add_trace(go.Scatter(x=log["step"].tolist(), y=log[key].tolist(), mode="lines+markers", marker_size=4,
+                                    line_color=CUT_COLOUR, name=title,
+                                    hovertemplate=f"step %{{x}}<br>{title} %{{y:.3f}}<extra></extra>"), row=1, col=col)
+    figure.update_annotations(font_size=11)
+    figure.update_layout(height=height, margin={"l": 10, "r": 10, "t": 30, "b": 10}, showlegend=False)
     return figure

@@ -12,13 +12,12 @@ import streamlit as st
 
 from curate import jobs
 from curate.pretext import TASKS
-from curate.ui import cache, state
+from curate.ui import cache, charts, state
 from curate.workspace import Workspace
 
 POLL_S = 2.0  # seconds between two looks at the progress file
 DEFAULT_MINUTES = 10.0
-DEFAULT_TASK = "simclr"
-FIGURE_NAMES = {"loss": "Loss", "img_s": "Images / s", "eta": "Time left"}  # live figures of the progress file
+FIGURE_NAMES = {"loss": "Loss", "img_s": "Images / s", "eta": "Time left", "rank": "Effective rank"}  # live figures of the progress file
 
 
 def run_command(images: str, target: str, minutes: float, tasks: list[str]) -> tuple[Path, list[str]]:
@@ -28,8 +27,6 @@ def run_command(images: str, target: str, minutes: float, tasks: list[str]) -> t
     folder = Path(images.strip()).expanduser().resolve()
     if not folder.is_dir():
         raise ValueError(f"Image folder not found: {folder}. Enter an existing folder of images.")
-    if not tasks:
-        raise ValueError(f"Pick at least one pretext task ({DEFAULT_TASK} is a good default).")
     ws = Workspace(target.strip() or Path.cwd() / "workspaces" / folder.name)
     if ws.path == folder or ws.path.is_relative_to(folder):
         raise ValueError(f"The workspace {ws.path} would lie inside the image folder: choose a folder outside it.")
@@ -38,7 +35,7 @@ def run_command(images: str, target: str, minutes: float, tasks: list[str]) -> t
     if not ws.exists() and ws.path.is_dir() and any(p.name != "job" for p in ws.path.iterdir()):
         raise ValueError(f"{ws.path} is a folder with other files in it: choose a new or empty folder.")
     args = ["run", str(folder), "-w", str(ws.path), "--minutes", f"{minutes:g}"]
-    for task in tasks:
+    for task in tasks:  # none: the default recipe for the images' size (curate.train.presets.default_recipe)
         args += ["--task", task]
     return ws.path, args
 
@@ -56,8 +53,11 @@ def new_run_form(ws: Workspace | None) -> None:
         minutes = left.number_input("Training budget (minutes)", min_value=0.1, max_value=24 * 60.0,
                                     value=DEFAULT_MINUTES, step=1.0, key="run_minutes",
                                     help="Wall-clock time of self-supervised training; embedding and the map follow.")
-        tasks = right.multiselect("Pretext tasks", TASKS.names(), default=[DEFAULT_TASK], key="run_tasks",
-                                  help="Several tasks train one encoder together, with equal weights.")
+        tasks = right.multiselect("Pretext tasks", TASKS.names(), default=[], key="run_tasks",
+                                  placeholder="automatic: the default recipe for the images' size",
+                                  help="Empty: curate's default recipe, chosen by image size (SimCLR, tuned for "
+                                       "small images or for photos). Several tasks train one encoder together, "
+                                       "with equal weights.")
         start = st.form_submit_button("Start run", key="run_start", type="primary", icon=":material/play_arrow:")
     if not start:
         return
@@ -98,12 +98,34 @@ def _live(path: Path) -> None:
             col.metric(FIGURE_NAMES.get(name, name), f"{value:.4g}" if isinstance(value, float) else str(value))
     log = cache.train_log(Workspace(path))
     if "loss" in log.columns and len(log) >= 2 and str(stage).startswith("train"):
-        st.line_chart(log.set_index("step")[["loss"]], height=200, x_label="step", y_label="loss")
+        loss_col, health_col = st.columns(2)
+        loss_col.line_chart(log.set_index("step")[["loss"]], height=200, x_label="step", y_label="loss")
+        with health_col:
+            show_health_curves(Workspace(path), height=200, compact=True)
     st.code(job.get("log_tail") or "(no output yet)", language=None)
     if job.get("cancelling"):
         st.caption("Cancel requested: the run stops after its current step and keeps what it finished.")
     else:  # a callback: it runs before the fragment redraws, which then says the cancel is under way
         st.button("Cancel run", key="job_cancel", icon=":material/stop_circle:", on_click=_cancel, args=(path,))
+
+
+def show_health_curves(ws: Workspace, height: int = 260, compact: bool = False) -> None:
+    """Embedding health while training (effective rank, uniformity, alignment, nearest-neighbour cosine)."""
+    log = cache.health_log(ws)
+    if log.empty:
+        if not compact:
+            st.caption("No embedding-health figures in model/train_log.jsonl (runs before this version, or "
+                       "`--health-minutes 0`).")
+        return
+    if compact:  # the live view: the figure that shows a collapse first
+        st.line_chart(log.set_index("step")[["effective_rank"]], height=height, x_label="step",
+                      y_label="effective rank")
+        return
+    st.plotly_chart(charts.health_figure(log, height), key="health_chart")
+    st.caption("Measured on the same 256 training images and two fixed augmented views all along. Effective rank: "
+               "how many directions the embeddings use (a collapse drops it to 1). Uniformity: how spread they are "
+               "(0 = all the same). Alignment: distance between two views of one image (lower = more invariant). "
+               "Nearest-neighbour cosine: how alike each image is to its closest other image.")
 
 
 def _cancel(path: Path) -> None:

@@ -15,8 +15,12 @@ EVAL_METRICS = [  # label, report key, number format (the random-weights figure,
     ("kNN top-1", "knn_top1", ".1%"), ("Linear probe top-1", "linear_probe_top1", ".1%"),
     ("k-means NMI", "kmeans_nmi", ".3f"), ("k-means ARI", "kmeans_ari", ".3f"),
 ]
+HEALTH_METRICS = [("Effective rank", "effective_rank", ".1f"), ("Uniformity", "uniformity", ".3f"),
+                  ("Alignment", "alignment", ".3f"), ("NN cosine", "nn_similarity", ".3f")]
+LOWER_IS_BETTER = {"uniformity", "alignment"}
 EVAL_PLOTS = [("summary", "Trained vs random weights"), ("layer_probes", "Per-layer linear probes"),
-              ("training_curves", "Training losses"), ("embedding_map", "2-D map by label")]
+              ("training_curves", "Training losses"), ("training_health", "Embedding health while training"),
+              ("embedding_map", "2-D map by label")]
 
 
 def main() -> None:
@@ -127,23 +131,32 @@ def show_loss_curve(ws: Workspace) -> None:
                    "Longer runs log every 10 steps and draw a curve here.")
         return
     st.line_chart(log.set_index("step")[losses], height=260, x_label="step", y_label="loss")
+    st.markdown("**Embedding health while training**")
+    runs.show_health_curves(ws)
 
 
 def show_eval(ws: Workspace) -> None:
     st.subheader("Evaluation")
     report = cache.json_file(ws.reports_dir / "eval.json")
     if report is None:
-        st.info(f"No evaluation report yet: run `curate eval -w {ws.path}` (needs labelled images).")
+        st.info(f"No evaluation report yet: run `curate eval -w {ws.path}` (kNN and probes with labelled images, "
+                "a label-free health report without).")
         return
+    if report.get("label_free"):  # no labels: the health figures take the headline places
+        figures, metrics = {**{f"{k}_random_init": v for k, v in (report.get("health_random_init") or {}).items()},
+                            **(report.get("health") or {})}, HEALTH_METRICS
+    else:
+        figures, metrics = report, EVAL_METRICS
     cols = st.columns(6)
-    for col, (label, key, fmt) in zip(cols, EVAL_METRICS):
-        if key in report:
-            base = report.get(f"{key}_random_init")
-            delta = None if base is None else f"{report[key] - base:+{fmt}} vs random"
-            col.metric(label, f"{report[key]:{fmt}}", delta=delta,
-                       help="delta: against the same architecture with random weights" if base is not None else None)
+    for col, (label, key, fmt) in zip(cols, metrics):
+        if figures.get(key) is not None:
+            base = figures.get(f"{key}_random_init")
+            delta = None if base is None else f"{figures[key] - base:+{fmt}} vs random"
+            col.metric(label, f"{figures[key]:{fmt}}", delta=delta, delta_color="inverse" if key in LOWER_IS_BETTER
+                       else "normal", help="delta: against the same architecture with random weights"
+                       if base is not None else None)
     cols[4].metric("Test images", f"{report.get('test_images', 0):,}")
-    cols[5].metric("Classes", f"{report.get('classes', 0):,}")
+    cols[5].metric("Classes", f"{report.get('classes', 0):,}" if report.get("classes") else "no labels")
     st.caption(f"{report.get('protocol', '')} · created {report.get('created', '?')}")
     rows = summary_rows(report)
     if len(rows) > 1:
