@@ -140,11 +140,14 @@ class Workspace:
 
 
 def resolve_inside(root: Path, rel: str | Path) -> Path:
-    """`root/rel` resolved, refusing anything (.., absolute paths, symlinks) that leaves root."""
+    """`root/rel` resolved, refusing anything (.., absolute paths, symlinks) that leaves root, and anything
+    there that is not a regular file (opening a named pipe blocks forever, a device never ends)."""
     root = Path(root).resolve()
     full = (root / rel).resolve()
     if not full.is_relative_to(root):
         raise PermissionError(f"refusing path outside the image root: {rel}")
+    if full.exists() and not full.is_file():
+        raise PermissionError(f"refusing {rel}: not a regular file")
     return full
 
 

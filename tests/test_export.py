@@ -201,3 +201,17 @@ def test_zip_refuses_a_path_that_would_unpack_outside(root, tmp_path):
     from curate.export import export_zip
     with pytest.raises(PermissionError):
         export_zip(root, pd.DataFrame({"id": [0], "path": ["../evil.jpg"]}), io.BytesIO())
+
+
+def test_a_source_that_became_a_pipe_is_refused_not_read(root, rows, tmp_path):
+    """Export and zip read every source: one replaced by a named pipe after the scan would block them forever."""
+    from curate.export import export_zip
+
+    victim = root / rows["path"].iloc[0]
+    victim.unlink()
+    os.mkfifo(victim)
+    with pytest.raises(PermissionError, match="not a regular file"):
+        export_files(root, rows, tmp_path / "out", "copy")
+    assert not (tmp_path / "out").exists()  # refused before anything was written
+    with pytest.raises(PermissionError, match="not a regular file"):
+        export_zip(root, rows, tmp_path / "out.zip")

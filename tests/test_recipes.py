@@ -39,7 +39,7 @@ def test_multi_view_loss_is_nt_xent_for_two_views_and_pulls_small_crops_to_the_w
 
 def test_simclr_local_crops_and_scaled_down_start(cache):
     backbone = build_backbone(BackboneSpec("resnet10", "small_pool"))
-    x = torch.from_numpy(cache[:8]).permute(0, 3, 1, 2).float() / 255
+    x = torch.from_numpy(np.array(cache[:8])).permute(0, 3, 1, 2).float() / 255
     task = MultiTask([TaskSpec("simclr", 1.0, {"local_crops": 3})], backbone, 32).tasks["simclr"]
     views, _ = task.build_views(x, torch.Generator().manual_seed(0))
     assert [tuple(v.shape[-2:]) for v in views] == [(32, 32)] * 2 + [(16, 16)] * 3

@@ -203,3 +203,44 @@ def test_a_missing_folder_leaves_no_workspace_behind(tmp_path):
     with pytest.raises(FileNotFoundError, match="image folder not found"):
         scan(tmp_path / "nope", tmp_path / "ws")
     assert not (tmp_path / "ws").exists()
+
+
+def test_special_files_named_like_images_are_reported_never_opened(tmp_path, bundled_images):
+    """A named pipe called x.jpg would block `open` forever: the scan skips it from its stat, with a reason."""
+    root = tmp_path / "images"
+    root.mkdir()
+    good = next(bundled_images.rglob("*.jpg"))
+    shutil.copy2(good, root / "good.jpg")
+    os.mkfifo(root / "pipe.jpg")
+    os.symlink("/dev/zero", root / "zero.png")  # outside the folder: refused as such before its kind matters
+    os.symlink(root / "pipe.jpg", root / "link_to_pipe.jpg")  # inside, but leads to the pipe
+    manifest, summary = scan_folder(root)  # returns at all: nothing blocked
+    status = dict(zip(manifest["path"], manifest["status"]))
+    assert status["good.jpg"] == "ok" and summary.ok == 1
+    assert status["pipe.jpg"] == status["link_to_pipe.jpg"] == "not a regular file: named pipe"
+    assert status["zero.png"].startswith("outside the image folder")
+
+
+def test_readers_refuse_a_file_that_became_a_pipe_after_the_scan(tmp_path, bundled_images):
+    from curate.workspace import resolve_inside
+
+    root = tmp_path / "images"
+    root.mkdir()
+    os.mkfifo(root / "a.jpg")
+    with pytest.raises(PermissionError, match="not a regular file"):
+        resolve_inside(root, "a.jpg")
+    shutil.copy2(next(bundled_images.rglob("*.jpg")), root / "b.jpg")
+    assert resolve_inside(root, "b.jpg") == (root / "b.jpg").resolve()
+    assert resolve_inside(root, "missing.jpg") == (root / "missing.jpg").resolve()  # a missing file is the caller's
+
+
+def test_app_thumbnail_of_a_pipe_is_a_placeholder(tmp_path):
+    import io
+
+    from PIL import Image
+
+    from curate.ui.cache import _thumbnail
+
+    os.mkfifo(tmp_path / "a.jpg")
+    png = _thumbnail(str(tmp_path), "a.jpg", 96, ())
+    assert Image.open(io.BytesIO(png)).size == (96, 96)  # the grey placeholder, not a hang

@@ -2,7 +2,7 @@
 
 Every listed file gets a row, readable or not: a bad file is a row whose `status` says why
 (`empty file`, `not an image: ...`, `corrupt: ...`, `unreadable: ...`, `missing: ...`,
-`outside the image folder: ...`, `bad file name: ...`), so a scan never fails on file content.
+`outside the image folder: ...`, `bad file name: ...`, `not a regular file: ...`, `too large: ...`), so a scan never fails on file content.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISBLK, S_ISCHR, S_ISDIR, S_ISFIFO, S_ISREG, S_ISSOCK
 
 import pandas as pd
 
@@ -22,6 +23,7 @@ from curate.progress import Progress, report
 
 log = logging.getLogger(__name__)
 
+MAX_FILE_BYTES = 1 << 30  # a file is read whole to hash and verify it: no image needs more
 VERIFY_SIDE = 256  # decode at most this size to prove a file is readable (JPEG draft keeps it cheap)
 
 
@@ -172,7 +174,20 @@ def _stat_entry(path: Path, root: Path) -> _Listed | None:
         return None
     except OSError as err:
         return _Listed(path, rel, 0, 0, f"unreadable: {err.strerror or err}")
+    if not S_ISREG(stat.st_mode):  # a pipe named x.jpg would block `open` forever, a device never end
+        return _Listed(path, rel, 0, stat.st_mtime_ns, f"not a regular file: {_file_kind(stat.st_mode)}")
+    if stat.st_size > MAX_FILE_BYTES:
+        return _Listed(path, rel, stat.st_size, stat.st_mtime_ns,
+                       f"too large: {stat.st_size / 2**30:.1f} GiB (at most {MAX_FILE_BYTES / 2**30:.0f} GiB per file)")
     return _Listed(path, rel, stat.st_size, stat.st_mtime_ns, None)
+
+
+def _file_kind(mode: int) -> str:
+    for test, name in ((S_ISFIFO, "named pipe"), (S_ISCHR, "character device"), (S_ISBLK, "block device"),
+                       (S_ISSOCK, "socket"), (S_ISDIR, "folder")):
+        if test(mode):
+            return name
+    return "special file"
 
 
 def _link_problem(path: Path, root: Path) -> str | None:

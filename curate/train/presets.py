@@ -37,12 +37,12 @@ def config_from_dict(d: dict) -> TrainConfig:
     return TrainConfig(tasks=tasks, **d)
 
 
-SMALL_IMAGES = 64  # training resolutions up to this get the small-image recipe, larger ones the photo recipe
+SMALL_IMAGES = 32  # automatic training sizes up to this get the small-image recipe, larger ones the photo recipe
 
 
 def default_recipe(image_size: int) -> dict:
     """What `curate train` uses when no preset or task is named, chosen by the training resolution:
-    presets/default_small.yaml up to 64 px, presets/default_photos.yaml above (the winners of
+    presets/default_small.yaml up to 32 px, presets/default_photos.yaml above (the winners of
     bench/ssl_quality.py at equal wall clock; README, "Embeddings per CPU-minute"). Its `recipe` field
     says which and why, and lands in model/config.json."""
     d = load_preset("default_small" if image_size <= SMALL_IMAGES else "default_photos")

@@ -197,7 +197,11 @@ def thumbnail(ws: Workspace, image_id: int, size: int = thumbnails.THUMB_SIZE) -
 
 @st.cache_data(max_entries=5_000, show_spinner=False)  # a 96 px PNG is 3-20 kB
 def _thumbnail(root: str, rel: str, size: int, key: tuple) -> bytes:
-    return thumbnails.thumbnail_png(resolve_inside(Path(root), rel), size)
+    try:
+        path = resolve_inside(Path(root), rel)
+    except PermissionError as err:  # outside the root, or no longer a regular file: never opened
+        return thumbnails.placeholder_png(str(err), size)
+    return thumbnails.thumbnail_png(path, size)
 
 
 def upload_vector(ws: Workspace, data: bytes) -> np.ndarray:
