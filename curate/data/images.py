@@ -17,6 +17,10 @@ log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 MAX_PIXELS = 1_000_000_000  # refuse beyond 1 gigapixel: more is a decompression bomb, not a photo
+# Formats decoded at full size (all but JPEG, whose `draft` decodes a fraction of the pixels) stop at
+# 250 MP: above the largest camera sensors (~200 MP), and such a decode already takes ~750 MB as RGB,
+# while a PNG of a few kB can claim 900 MP of zeros (a decompression bomb).
+MAX_FULL_DECODE_PIXELS = 250_000_000
 
 # Pillow's own bomb guard (~179 MP) would reject legitimate large photos. Pillow still raises
 # beyond 2 * MAX_PIXELS while opening; `_check_size` refuses everything beyond MAX_PIXELS itself,
@@ -50,7 +54,7 @@ def load_rgb(path, max_side: int | None = None) -> Image.Image:
     """
     try:
         with Image.open(path) as img:
-            _check_size(img.size)
+            _check_size(img.size, img.format)
             if max_side is not None and img.format == "JPEG":
                 img.draft("RGB", (max_side, max_side))  # DCT-domain downscale: cheap
             img.load()
@@ -148,9 +152,11 @@ def fit_square(img: Image.Image, size: int) -> np.ndarray:
     return np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.uint8)
 
 
-def _check_size(size: tuple[int, int]) -> None:
-    if size[0] * size[1] > MAX_PIXELS:
-        raise ImageError(f"too large: {size[0]}x{size[1]} is more than {MAX_PIXELS:,} pixels")
+def _check_size(size: tuple[int, int], image_format: str | None = None) -> None:
+    limit = MAX_PIXELS if image_format == "JPEG" else MAX_FULL_DECODE_PIXELS
+    if size[0] * size[1] > limit:
+        raise ImageError(f"too large: {size[0]}x{size[1]} is more than {limit:,} pixels"
+                         + ("" if image_format == "JPEG" else f" for a {image_format or 'non-JPEG'} image"))
 
 
 def _shrink(img: Image.Image, max_side: int | None) -> Image.Image:

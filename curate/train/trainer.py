@@ -17,11 +17,11 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from curate import storage
+from curate.evaluate.health import health, is_collapsed
 from curate.models import BackboneSpec, build_backbone
 from curate.pretext import MultiTask
 from curate.progress import Progress, report
 from curate.train.config import TrainConfig
-from curate.evaluate.health import health, is_collapsed
 from curate.train.device import autocast_factory, pick_device
 from curate.train.schedule import warmup_cosine
 from curate.transforms import make_views, normalize, siamese_views, to_float
