@@ -21,6 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("numba", "matplotlib", "PIL", "streamlit", "faiss.loader"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
+        if getattr(args, "threads", None) is not None:
+            set_threads(args.threads)
         result = args.func(args)
         return result if isinstance(result, int) else 0
     except KeyboardInterrupt:
@@ -30,6 +32,21 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, PermissionError, FileExistsError, RuntimeError, FloatingPointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+
+
+def set_threads(n: int) -> None:
+    """Use n CPU threads in torch, FAISS and numba (UMAP), and in subprocesses that read OMP_NUM_THREADS."""
+    import os
+
+    import faiss
+    import torch
+
+    if n < 1:
+        raise ValueError(f"--threads must be at least 1, not {n}")
+    for var in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS"):  # numba reads it when first imported (by UMAP, later)
+        os.environ[var] = str(n)
+    torch.set_num_threads(n)
+    faiss.omp_set_num_threads(n)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
         if images:
             c.add_argument("images", type=Path, help="folder of images (searched recursively)")
         c.add_argument("-w", "--workspace", type=Path, required=True, help="workspace folder")
+        c.add_argument("--threads", type=int, help="CPU threads for torch, FAISS and UMAP (default: torch's choice, "
+                                                   "the physical cores); fewer leaves room for other work")
         c.set_defaults(func=func)
         return c
 
@@ -210,6 +229,7 @@ def cmd_scan(args):
 
 def cmd_train(args, ws=None):
     from curate.steps.train import train
+    from curate.train.cpu_share import SHARED_BELOW
     from curate.workspace import Workspace
 
     ws = ws or cmd_scan(args)
@@ -220,6 +240,9 @@ def cmd_train(args, ws=None):
     print(f"trained {names} for {result.elapsed_s / 60:.1f} min: {result.steps} steps, "
           f"{result.images_per_s:.0f} img/s, loss {result.last_losses.get('loss', float('nan')):.3f} -> "
           f"{Workspace(args.workspace).encoder_file}")
+    if result.cpu_share < SHARED_BELOW:
+        print(f"note: this run got {result.cpu_share:.0%} of the CPU its threads could use (another process shared the "
+              "machine): the budget bought that share of the steps; rerun on a quiet machine for the full encoder")
     if result.health:
         h = result.health
         print(f"embedding health: effective rank {h['effective_rank']:.1f}, alignment {h['alignment']:.3f}, "

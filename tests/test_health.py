@@ -122,3 +122,36 @@ def test_label_free_eval_on_a_folder_without_classes(bundled_images, tmp_path):
     assert trained["uniformity"] < random_init["uniformity"]  # training spreads the embeddings out
     assert "effective rank" in out.getvalue() and "400 images, no labels" in out.getvalue()
     assert "training_health" in report["plots"] and (ws / "reports" / "training_health.png").exists()
+
+
+def test_cpu_share_tells_a_busy_process_from_a_waiting_one():
+    import time
+
+    from curate.train.cpu_share import CpuShare, share_of
+
+    assert share_of(1.0, 1.0, 2) == 0.5 and share_of(3.0, 1.0, 2) == 1.0 and share_of(1.0, 0.0, 2) == 1.0
+    share = CpuShare(threads=1)
+    time.sleep(0.3)  # waiting: no CPU time, as when another process holds the core
+    assert share.sample() < 0.3
+    end = time.perf_counter() + 0.3
+    while time.perf_counter() < end:  # busy on one thread
+        pass
+    assert share.sample() > 0.4 and 0 < share.overall() < 1  # (a loaded CI machine gives it less than all)
+
+
+def test_threads_flag_and_cpu_share_land_in_the_model_config(small_images, tmp_path):
+    import torch
+
+    from curate.cli import main
+
+    before = torch.get_num_threads()
+    try:
+        ws = tmp_path / "ws"
+        assert main(["train", str(small_images), "-w", str(ws), "--epochs", "0.2", "--batch-size", "32",
+                     "--threads", "1"]) == 0
+        trained = json.loads((ws / "model" / "config.json").read_text())["trained"]
+        assert trained["threads"] == 1 and 0 < trained["cpu_share"] <= 1
+        assert "cpu_share" in _log(ws / "model" / "train_log.jsonl")[0]
+        assert main(["train", str(small_images), "-w", str(ws), "--threads", "0"]) == 2
+    finally:
+        torch.set_num_threads(before)

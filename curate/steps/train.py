@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import torch
 
 from curate import storage
 from curate.data.cache import image_cache
@@ -64,7 +65,8 @@ def train(ws: Workspace, cfg: TrainConfig, resume: bool = False, progress: Progr
         "tasks": [t.to_dict() for t in cfg.tasks], "recipe": cfg.recipe, "budget": {"minutes": cfg.minutes, "epochs": cfg.epochs},
         "trained": {"steps": result.steps, "images_seen": result.images_seen, "elapsed_s": round(result.elapsed_s, 1),
                     "images_per_s": round(result.images_per_s, 1), "final_losses": result.last_losses,
-                    "train_images": int(len(train_ids)), "health": result.health},
+                    "train_images": int(len(train_ids)), "health": result.health,
+                    "cpu_share": result.cpu_share, "threads": torch.get_num_threads()},
         "holdout": {"fraction": cfg.holdout, "seed": cfg.seed}, "data_fingerprint": fingerprint(manifest),
         "train_config": cfg.to_dict(), "created": now(),
     })

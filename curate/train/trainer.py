@@ -22,6 +22,7 @@ from curate.models import BackboneSpec, build_backbone
 from curate.pretext import MultiTask
 from curate.progress import Progress, report
 from curate.train.config import TrainConfig
+from curate.train.cpu_share import SHARED_BELOW, CpuShare
 from curate.train.device import autocast_factory, pick_device
 from curate.train.schedule import warmup_cosine
 from curate.transforms import make_views, normalize, siamese_views, to_float
@@ -39,6 +40,7 @@ class TrainResult:
     last_losses: dict
     skipped_steps: int = 0  # updates skipped for non-finite gradients
     health: dict | None = None  # the last embedding-health figures (curate.evaluate.health)
+    cpu_share: float = 1.0  # CPU time used over what its threads could have used (< 0.7: a shared machine)
 
 
 class RepresentationCollapsed(RuntimeError):
@@ -161,6 +163,7 @@ def train(images: np.ndarray, train_ids: np.ndarray, cfg: TrainConfig, out_dir: 
     stream = batches(np.asarray(train_ids), cfg.batch_size, rng)
     start, last_ckpt, logs, seen_this_run = time.perf_counter(), time.perf_counter(), {}, 0
     skipped, skipped_in_a_row, last_health, figures = 0, 0, None, None
+    cpu, warned_shared = CpuShare(torch.get_num_threads()), False
     out_dir.mkdir(parents=True, exist_ok=True)
 
     def check_health(elapsed: float, model: torch.nn.Module) -> dict:
@@ -216,13 +219,20 @@ def train(images: np.ndarray, train_ids: np.ndarray, cfg: TrainConfig, out_dir: 
             speed = seen_this_run / max(1e-9, time.perf_counter() - start)
             if step % 10 == 0 or step == 1:
                 entry = {"step": step, "elapsed_s": round(elapsed, 2), "lr": optimizer.param_groups[0]["lr"],
-                         "images_per_s": round(speed, 1), "skipped_steps": skipped, **{k: round(float(v.detach()), 5) for k, v in logs.items()}}
+                         "images_per_s": round(speed, 1), "skipped_steps": skipped, "cpu_share": round(cpu.sample(), 3),
+                         **{k: round(float(v.detach()), 5) for k, v in logs.items()}}
+                if not warned_shared and time.perf_counter() - start > 60 and cpu.overall() < SHARED_BELOW:
+                    warned_shared = True
+                    log.warning("this run gets %.0f%% of the CPU time its %d threads could use: another process shares "
+                                "the machine, so the --minutes budget buys about that share of the steps",
+                                100 * cpu.overall(), cpu.threads)
                 log_fh.write(json.dumps(entry) + "\n")
                 log_fh.flush()
             eta = (budget_s - elapsed) if budget_s else (total_steps - step) * cfg.batch_size / max(speed, 1e-9)
             report(progress, min(step, total_steps or 10**12) if not budget_s else int(elapsed),
                    total_steps or int(budget_s), stage="train", unit="step" if total_steps else "s", loss=loss.item(), img_s=round(speed), eta=f"{eta / 60:.1f}m",
-                   **({"rank": round(figures["effective_rank"], 1)} if figures else {}))
+                   **({"rank": round(figures["effective_rank"], 1)} if figures else {}),
+                   **({"cpu": round(cpu.overall(), 2)} if warned_shared else {}))
             if time.perf_counter() - last_ckpt > cfg.checkpoint_minutes * 60:
                 save_checkpoint(elapsed)
                 last_ckpt = time.perf_counter()
@@ -234,4 +244,4 @@ def train(images: np.ndarray, train_ids: np.ndarray, cfg: TrainConfig, out_dir: 
     if averaged is not None:
         backbone = averaged.module
     return TrainResult(backbone.eval(), step, step * cfg.batch_size, elapsed, seen_this_run / run_s,
-                       {k: float(v.detach()) for k, v in logs.items()}, skipped, figures)
+                       {k: float(v.detach()) for k, v in logs.items()}, skipped, figures, round(cpu.overall(), 3))

@@ -17,7 +17,7 @@ from curate.workspace import Workspace
 
 POLL_S = 2.0  # seconds between two looks at the progress file
 DEFAULT_MINUTES = 10.0
-FIGURE_NAMES = {"loss": "Loss", "img_s": "Images / s", "eta": "Time left", "rank": "Effective rank"}  # live figures of the progress file
+FIGURE_NAMES = {"loss": "Loss", "img_s": "Images / s", "eta": "Time left", "rank": "Effective rank", "cpu": "CPU share"}  # live figures of the progress file
 
 
 def run_command(images: str, target: str, minutes: float, tasks: list[str]) -> tuple[Path, list[str]]:
