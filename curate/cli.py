@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     c = command("run", cmd_run, "whole pipeline: scan, quality checks, train, embed, index, 2-D map, duplicates, "
                                 "scores, label issues (when there are labels)", images=True)
     _train_options(c)
+    c.add_argument("--retrain", action="store_true", help="train again even when the workspace's encoder was trained "
+                                                          "with this recipe (default: a rerun resumes an interrupted "
+                                                          "training, skips a finished one and embeds new images)")
     command("scan", cmd_scan, "build or refresh the manifest", images=True)
     c = command("train", cmd_train, "self-supervised pretraining on the images", images=True)
     _train_options(c)
@@ -268,10 +271,18 @@ def cmd_run(args):
     from curate.steps.dedup import dedup
     from curate.steps.index import build_projection
 
+    from curate.steps.train import training_state
+
     t = time.perf_counter()
     ws = cmd_scan(args)
     _quality(ws, None)
-    cmd_train(args, ws)
+    state, why = training_state(ws, _train_config(args, ws))
+    if state == "finished" and not args.retrain:  # a rerun after adding images embeds them with this encoder
+        print(f"training skipped: {why}; pass --retrain to train again")
+    else:
+        if state == "interrupted":
+            print(f"resuming training: {why}")
+        cmd_train(argparse.Namespace(**{**vars(args), "resume": state == "interrupted"}), ws)
     cmd_embed(argparse.Namespace(**{**vars(args), "model": None}), ws)
     log.info("computing the 2-D map (UMAP)...")
     build_projection(ws)

@@ -55,6 +55,8 @@ class Workspace:
     def reports_dir(self) -> Path: return self.path / "reports"
     @property
     def cache_dir(self) -> Path: return self.path / "cache"
+    @property
+    def locks_dir(self) -> Path: return self.path / "locks"
 
     def sidecar(self, file: Path) -> Path:
         return file.with_suffix(".json")

@@ -209,3 +209,12 @@ def test_blur_darkness_and_greyscale_on_real_photos(caltech_images):
         assert out.loc[kinds == "clean", flag].mean() <= 0.03, flag
     grey = out.loc[kinds == "clean", "grayscale"].to_numpy(bool)
     assert sum(grey_files) >= 3 and grey[grey_files].all()  # Caltech's greyscale (mode L) photos
+
+
+def test_a_rerun_without_thresholds_keeps_the_ones_the_user_set(built_workspace_copy):
+    """`curate run` calls the checks without thresholds: the user's from `curate quality --blurry ...` stay."""
+    ws = built_workspace_copy
+    strict = QualityConfig(blurry=QualityConfig().blurry * 3)
+    flagged = int(quality(ws, strict)["blurry"].sum())
+    again = quality(ws, None)
+    assert saved_config(ws) == strict and int(again["blurry"].sum()) == flagged

@@ -17,6 +17,7 @@ from numpy.lib.format import open_memmap
 from curate import storage
 from curate.data.images import ImageError, fit_square, load_rgb
 from curate.data.manifest import fingerprint
+from curate.locks import locked
 from curate.progress import Progress, report
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,15 @@ def image_cache(root: Path, manifest: pd.DataFrame, size: int, cache_dir: Path, 
     cached = _open_if_current(final, meta_file, stamp)
     if cached is not None:
         return cached
+    # one builder at a time: a second process waits, then finds the cache the first one built
+    with locked(Path(cache_dir), f"images_{size}", what="another decode of this cache"):
+        cached = _open_if_current(final, meta_file, stamp)
+        return cached if cached is not None else _build(root, manifest, size, final, meta_file, stamp, workers,
+                                                        progress, chunk)
 
+
+def _build(root, manifest, size: int, final: Path, meta_file: Path, stamp: dict, workers: int, progress,
+           chunk: int) -> np.ndarray:
     partial, partial_meta = final.with_suffix(".partial.npy"), final.with_suffix(".partial.json")
     arr, done = _open_partial(partial, partial_meta, stamp)
     paths = [Path(root) / p for p in manifest["path"]]

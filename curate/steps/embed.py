@@ -10,6 +10,7 @@ from curate import storage
 from curate.data.cache import image_cache
 from curate.data.manifest import ok_mask
 from curate.embed.encoder import embed_images, file_fingerprint, load_encoder
+from curate.locks import locked
 from curate.models import feature_dim
 from curate.progress import Progress
 from curate.workspace import Workspace, now
@@ -17,6 +18,13 @@ from curate.workspace import Workspace, now
 
 def embed(ws: Workspace, model: str | Path | None = None, batch_size: int = 256, device: str = "auto",
           progress: Progress | None = None) -> np.ndarray:
+    """Embed every usable image into embeddings.npy; one embedding run at a time per workspace."""
+    with locked(ws.locks_dir, "embed", wait=False, what="an embedding run"):
+        return _embed(ws, model, batch_size, device, progress)
+
+
+def _embed(ws: Workspace, model: str | Path | None, batch_size: int, device: str,
+           progress: Progress | None) -> np.ndarray:
     encoder_file = Path(model) if model else ws.encoder_file
     net, config = load_encoder(encoder_file, device)
     model_id = file_fingerprint(encoder_file)

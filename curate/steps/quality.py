@@ -55,8 +55,9 @@ def measure_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def quality(ws: Workspace, cfg: QualityConfig | None = None, progress: Progress | None = None, workers: int = 4,
             chunk: int = CHUNK) -> pd.DataFrame:
-    """Measure what is missing, flag every row with `cfg`, save; returns the manifest with the new columns."""
-    cfg = QualityConfig() if cfg is None else cfg
+    """Measure what is missing, flag every row with `cfg` (None: the thresholds saved by the last run, so a
+    rerun of `curate run` keeps the ones a user set), save; returns the manifest with the new columns."""
+    cfg = (saved_config(ws) or QualityConfig()) if cfg is None else cfg
     manifest = with_quality_columns(ws.manifest())
     thumbs, have_thumb = _open_fingerprints(ws, len(manifest))
     todo = np.flatnonzero(ok_mask(manifest) & (manifest["entropy"].isna().to_numpy() | ~have_thumb))

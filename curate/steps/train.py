@@ -10,6 +10,7 @@ from curate import storage
 from curate.data.cache import image_cache
 from curate.data.manifest import fingerprint, ok_mask
 from curate.data.split import holdout_mask
+from curate.locks import locked
 from curate.models import BackboneSpec
 from curate.models.vit import VIT_SIZES, vit_stem
 from curate.progress import Progress
@@ -42,7 +43,42 @@ def resolve_config(ws: Workspace, cfg: TrainConfig) -> TrainConfig:
     return cfg
 
 
+# TrainConfig fields that only watch or place a run: a run that differs in these alone is the same recipe
+NOT_RECIPE = ("health_minutes", "health_images", "stop_on_collapse", "checkpoint_minutes", "device", "recipe")
+
+
+def same_recipe(a: dict, b: dict) -> bool:
+    """True when two resolved TrainConfig dicts train the same encoder (watching settings aside)."""
+    strip = lambda d: {k: v for k, v in TrainConfig.from_dict(d).to_dict().items() if k not in NOT_RECIPE}  # noqa: E731
+    return strip(a) == strip(b)
+
+
+def training_state(ws: Workspace, cfg: TrainConfig) -> tuple[str, str]:
+    """(state, why) of this workspace's training for the recipe `cfg` (resolved in place):
+    "finished" (its encoder was trained with this recipe: nothing to do), "interrupted" (a checkpoint of
+    this recipe stopped before its budget: resume it) or "new" (train from scratch)."""
+    cfg = resolve_config(ws, cfg)
+    run_file, ckpt = ws.model_dir / "run_config.json", ws.model_dir / "checkpoint.pt"
+    if not run_file.exists() or not same_recipe(storage.read_json(run_file), cfg.to_dict()):
+        return "new", "no training with this recipe in the workspace"
+    config = ws.model_config() or {}
+    if ws.encoder_file.exists() and same_recipe(config.get("train_config") or {}, cfg.to_dict()):
+        trained = config.get("trained", {})
+        return "finished", (f"the encoder was trained with this recipe ({trained.get('elapsed_s', 0) / 60:.1f} min on "
+                            f"{trained.get('train_images', '?')} images, {config.get('created', '?')})")
+    state = torch.load(ckpt, map_location="cpu", weights_only=True) if ckpt.exists() else None
+    if state is not None and same_recipe(state.get("config") or {}, cfg.to_dict()):
+        return "interrupted", f"a run of this recipe stopped after {state['elapsed_s'] / 60:.1f} min (step {state['step']})"
+    return "new", "the last run of this recipe left no checkpoint of its own"
+
+
 def train(ws: Workspace, cfg: TrainConfig, resume: bool = False, progress: Progress | None = None) -> TrainResult:
+    """Train the workspace's encoder; one training at a time per workspace (a second gets WorkspaceBusy)."""
+    with locked(ws.locks_dir, "model", wait=False, what="a training run"):
+        return _train(ws, cfg, resume, progress)
+
+
+def _train(ws: Workspace, cfg: TrainConfig, resume: bool, progress: Progress | None) -> TrainResult:
     if resume and (ws.model_dir / "checkpoint.pt").exists() and (ws.model_dir / "run_config.json").exists():
         budget = {"minutes": cfg.minutes, "epochs": None} if cfg.minutes else {"epochs": cfg.epochs} if cfg.epochs else {}
         watch = {k: getattr(cfg, k) for k in ("health_minutes", "health_images", "stop_on_collapse")}  # not the recipe
@@ -62,7 +98,8 @@ def train(ws: Workspace, cfg: TrainConfig, resume: bool = False, progress: Progr
         "architecture": cfg.backbone, "stem": cfg.stem, "image_size": cfg.image_size,
         "backbone": BackboneSpec(cfg.backbone, cfg.stem, cfg.image_size).to_dict(),
         "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
-        "tasks": [t.to_dict() for t in cfg.tasks], "recipe": cfg.recipe, "budget": {"minutes": cfg.minutes, "epochs": cfg.epochs},
+        "tasks": [t.to_dict() for t in cfg.tasks], "recipe": cfg.recipe,
+        "budget": {"minutes": cfg.minutes, "epochs": cfg.epochs},
         "trained": {"steps": result.steps, "images_seen": result.images_seen, "elapsed_s": round(result.elapsed_s, 1),
                     "images_per_s": round(result.images_per_s, 1), "final_losses": result.last_losses,
                     "train_images": int(len(train_ids)), "health": result.health,

@@ -6,6 +6,7 @@ budget, logs JSON lines and checkpoints atomically every few minutes.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -69,6 +70,16 @@ class HealthProbe:
             z1, z2 = (backbone(v).float() for v in self.views)
         backbone.train()
         return health(z1, z2).to_dict()
+
+
+@contextlib.contextmanager
+def _checkpoint_on_interrupt(save):
+    """Ctrl-C (or the app's Cancel, a SIGINT) saves the current step before stopping: a rerun resumes there."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        save()
+        raise
 
 
 def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -180,14 +191,16 @@ def train(images: np.ndarray, train_ids: np.ndarray, cfg: TrainConfig, out_dir: 
                                               f"{h['effective_rank']:.2f}); checkpoint saved in {ckpt_file}")
         return h
 
-    with open(log_file, "a") as log_fh:
+    keep_on_interrupt = _checkpoint_on_interrupt(lambda: save_checkpoint(elapsed_before + time.perf_counter() - start))
+    with open(log_file, "a") as log_fh, keep_on_interrupt:
         while True:
             run_s = time.perf_counter() - start
             elapsed = elapsed_before + run_s
             frac = elapsed / budget_s if budget_s else step / total_steps
             if frac >= 1.0:
                 break
-            if probe is not None and (last_health is None or time.perf_counter() - last_health >= cfg.health_minutes * 60):
+            health_due = last_health is None or time.perf_counter() - last_health >= cfg.health_minutes * 60
+            if probe is not None and health_due:
                 figures, last_health = check_health(elapsed, backbone), time.perf_counter()
             for group, base in zip(optimizer.param_groups, base_lrs):
                 group["lr"] = base * warmup_cosine(frac, cfg.warmup)
@@ -230,7 +243,8 @@ def train(images: np.ndarray, train_ids: np.ndarray, cfg: TrainConfig, out_dir: 
                 log_fh.flush()
             eta = (budget_s - elapsed) if budget_s else (total_steps - step) * cfg.batch_size / max(speed, 1e-9)
             report(progress, min(step, total_steps or 10**12) if not budget_s else int(elapsed),
-                   total_steps or int(budget_s), stage="train", unit="step" if total_steps else "s", loss=loss.item(), img_s=round(speed), eta=f"{eta / 60:.1f}m",
+                   total_steps or int(budget_s), stage="train", unit="step" if total_steps else "s", loss=loss.item(),
+                   img_s=round(speed), eta=f"{eta / 60:.1f}m",
                    **({"rank": round(figures["effective_rank"], 1)} if figures else {}),
                    **({"cpu": round(cpu.overall(), 2)} if warned_shared else {}))
             if time.perf_counter() - last_ckpt > cfg.checkpoint_minutes * 60:
