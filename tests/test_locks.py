@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from curate.cli import main
@@ -21,10 +20,10 @@ from curate.workspace import Workspace
 REPO = Path(__file__).resolve().parent.parent
 
 
-def hold_lock(folder: Path, name: str) -> subprocess.Popen:
+def hold_lock(folder: Path, name: str, seconds: float = 120) -> subprocess.Popen:
     """A separate process that takes the lock `name` in `folder`, says so, and sleeps holding it."""
     code = ("import sys, time\nfrom curate.locks import locked\n"
-            f"with locked({str(folder)!r}, {name!r}):\n    print('held', flush=True)\n    time.sleep(120)\n")
+            f"with locked({str(folder)!r}, {name!r}):\n    print('held', flush=True)\n    time.sleep({seconds})\n")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=REPO)
     assert proc.stdout.readline().strip() == "held"
     return proc
@@ -85,3 +84,15 @@ def test_two_processes_building_one_decode_cache_both_get_it(small_images, tmp_p
     sums = [p.communicate(timeout=120)[0].strip() for p in procs]
     assert [p.returncode for p in procs] == [0, 0] and sums[0] == sums[1] and int(sums[0]) > 0
     assert not list((ws / "cache").glob("*.partial.*"))  # one finished cache, no half-built leftovers
+
+
+def test_a_quality_check_waits_for_a_scan_rewriting_the_manifest(small_images, tmp_path):
+    from curate.steps.quality import quality
+
+    ws = tmp_path / "ws"
+    assert main(["scan", str(small_images), "-w", str(ws)]) == 0
+    holder = hold_lock(Workspace(ws).locks_dir, "manifest", seconds=1.5)  # as a scan in another process would
+    started = time.monotonic()
+    manifest = quality(Workspace(ws))
+    assert time.monotonic() - started > 1.0  # it waited for the other writer instead of racing it
+    assert holder.wait(timeout=10) == 0 and manifest["entropy"].notna().sum() == len(manifest)

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from curate import storage
 from numpy.lib.format import open_memmap
 
+from curate import storage
 from curate.data.images import ImageError, load_rgb
 from curate.data.manifest import ok_mask
+from curate.locks import locked
 from curate.progress import Progress, report
 from curate.quality.checks import ANALYSIS_SIDE, FLAG_COLUMNS, IMAGE_METRICS, QualityConfig, flags, measure, shape_metrics
 from curate.quality.fingerprint import THUMB, thumbnail
@@ -56,7 +56,14 @@ def measure_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
 def quality(ws: Workspace, cfg: QualityConfig | None = None, progress: Progress | None = None, workers: int = 4,
             chunk: int = CHUNK) -> pd.DataFrame:
     """Measure what is missing, flag every row with `cfg` (None: the thresholds saved by the last run, so a
-    rerun of `curate run` keeps the ones a user set), save; returns the manifest with the new columns."""
+    rerun of `curate run` keeps the ones a user set), save; returns the manifest with the new columns.
+    Waits for a scan or another check that is rewriting the manifest (each reads it, then writes it whole)."""
+    with locked(ws.locks_dir, "manifest", what="a scan or quality check"):
+        return _measure_and_flag(ws, cfg, progress, workers, chunk)
+
+
+def _measure_and_flag(ws: Workspace, cfg: QualityConfig | None, progress: Progress | None, workers: int,
+                      chunk: int) -> pd.DataFrame:
     cfg = (saved_config(ws) or QualityConfig()) if cfg is None else cfg
     manifest = with_quality_columns(ws.manifest())
     thumbs, have_thumb = _open_fingerprints(ws, len(manifest))
