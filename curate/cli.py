@@ -254,6 +254,7 @@ def cmd_train(args, ws=None):
 
 
 def cmd_embed(args, ws=None):
+    from curate import storage
     from curate.steps.embed import embed
     from curate.steps.index import build_workspace_index
 
@@ -262,7 +263,10 @@ def cmd_embed(args, ws=None):
     with _bar("embed") as bar:
         vectors = embed(ws, getattr(args, "model", None), progress=bar)
     sidecar = build_workspace_index(ws)
-    print(f"embedded {sidecar['n']} images ({vectors.shape[1]}-d) in {time.perf_counter() - t:.1f}s; "
+    meta = storage.read_json(ws.sidecar(ws.embeddings_file))
+    kept = f", {meta['reused']:,} kept from the last embedding" if meta.get("reused") else ""
+    print(f"embedded {meta.get('newly_embedded', sidecar['n']):,} images{kept} ({vectors.shape[1]}-d) in "
+          f"{time.perf_counter() - t:.1f}s; "
           f"index {sidecar['factory']} -> {ws.index_file}")
     return ws
 

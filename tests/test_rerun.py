@@ -39,13 +39,16 @@ def test_a_rerun_skips_finished_training_and_embeds_new_images(small_images, tmp
     extra = sorted((bundled_images / "cat").glob("*.jpg"))[-5:]  # five images the first run never saw
     for f in extra:
         shutil.copy2(f, images / "cat" / f"new_{f.name}")
+    before = np.load(ws / "embeddings.npy")
     out = run(capsys, "run", str(images), "-w", str(ws), *RECIPE)
     assert "training skipped: the encoder was trained with this recipe" in out
+    assert "embedded 5 images, 200 kept from the last embedding" in out  # only the new ones went through the encoder
     assert (ws / "model" / "encoder.pt").read_bytes() == encoder  # not trained again
     manifest = Workspace(ws).manifest()
     new_ids = manifest.loc[manifest["path"].str.startswith("cat/new_"), "id"].to_numpy()
     vectors = np.load(ws / "embeddings.npy")
     assert len(new_ids) == 5 and np.allclose(np.linalg.norm(vectors[new_ids], axis=1), 1, atol=1e-3)
+    assert np.array_equal(vectors[:len(before)], before)  # the kept vectors are the stored ones
 
     out = run(capsys, "run", str(images), "-w", str(ws), *RECIPE, "--retrain")
     assert "training skipped" not in out and (ws / "model" / "encoder.pt").read_bytes() != encoder

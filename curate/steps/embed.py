@@ -1,4 +1,5 @@
-"""`curate embed`: embed every usable image; rows of unusable ones stay zero. Resumable."""
+"""`curate embed`: embed every usable image; rows of unusable ones stay zero. Resumable, and incremental:
+a row whose image and model are unchanged since the last embedding keeps its vector."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,6 +17,30 @@ from curate.progress import Progress
 from curate.workspace import Workspace, now
 
 
+EMBEDDED_KEYS = "embeddings_keys.npy"  # uint64 per row: the content (sha1 prefix) its vector was computed from
+
+
+def content_keys(manifest) -> np.ndarray:
+    """(N,) uint64 per manifest row: the first 16 hex digits of its sha1 (0 where there is none)."""
+    return np.array([int(h[:16], 16) if isinstance(h, str) and len(h) >= 16 else 0 for h in manifest["sha1"]],
+                    dtype=np.uint64)
+
+
+def _current_rows(ws: Workspace, model_id: str, dim: int, keys: np.ndarray) -> np.ndarray:
+    """(N,) True where embeddings.npy already holds this model's vector of this row's current content."""
+    current = np.zeros(len(keys), bool)
+    sidecar, keys_file = ws.sidecar(ws.embeddings_file), ws.path / EMBEDDED_KEYS
+    if not (ws.embeddings_file.exists() and sidecar.exists() and keys_file.exists()):
+        return current
+    meta = storage.read_json(sidecar)
+    if meta.get("model") != model_id or meta.get("d") != dim:
+        return current
+    stored = np.load(keys_file)
+    n = min(len(stored), len(keys), int(meta.get("n", 0)))
+    current[:n] = (stored[:n] == keys[:n]) & (keys[:n] != 0)
+    return current
+
+
 def embed(ws: Workspace, model: str | Path | None = None, batch_size: int = 256, device: str = "auto",
           progress: Progress | None = None) -> np.ndarray:
     """Embed every usable image into embeddings.npy; one embedding run at a time per workspace."""
@@ -30,12 +55,17 @@ def _embed(ws: Workspace, model: str | Path | None, batch_size: int, device: str
     model_id = file_fingerprint(encoder_file)
     manifest = ws.manifest()
     images = image_cache(ws.root, manifest, config["image_size"], ws.cache_dir, progress=progress)
-    rows = np.flatnonzero(ok_mask(manifest))
+    usable = np.flatnonzero(ok_mask(manifest))
     dim = feature_dim(net)
+    keys = content_keys(manifest)
+    kept = _current_rows(ws, model_id, dim, keys)  # rows whose stored vector is of this model and this content
+    rows = usable[~kept[usable]]  # only these are embedded: a rerun after adding images embeds those
     partial, partial_meta = ws.path / "embeddings.partial.npy", ws.path / "embeddings.partial.json"
     key = {"model": model_id, "rows": int(len(rows)), "n": int(len(manifest)), "d": dim}
     done = 0
-    if partial.exists() and partial_meta.exists() and storage.read_json(partial_meta).get("key") == key:
+    if not len(rows):  # every vector is current (an empty memmap cannot be mapped)
+        packed = np.zeros((0, dim), np.float32)
+    elif partial.exists() and partial_meta.exists() and storage.read_json(partial_meta).get("key") == key:
         done = storage.read_json(partial_meta)["done"]
         packed = np.load(partial, mmap_mode="r+")
     else:
@@ -47,13 +77,20 @@ def _embed(ws: Workspace, model: str | Path | None, batch_size: int, device: str
             storage.write_json(partial_meta, {"key": key, "done": n_done})
 
     norm = config["normalization"]
-    embed_images(net, images, rows, norm["mean"], norm["std"], batch_size, progress=progress,
-                 out=packed, done=done, on_chunk=checkpoint)
+    if len(rows):
+        embed_images(net, images, rows, norm["mean"], norm["std"], batch_size, progress=progress,
+                     out=packed, done=done, on_chunk=checkpoint)
     full = np.zeros((len(manifest), dim), dtype=np.float32)
+    reused = usable[kept[usable]]
+    if len(reused):
+        full[reused] = ws.embeddings()[reused]
     full[rows] = packed
+    stored = np.where(ok_mask(manifest), keys, 0).astype(np.uint64)  # 0: no vector for this row
     storage.write_npy(ws.embeddings_file, full)
+    storage.write_npy(ws.path / EMBEDDED_KEYS, stored)
     storage.write_json(ws.sidecar(ws.embeddings_file), {"model": model_id, "model_file": str(encoder_file.resolve()),
-                                                        "d": dim, "n": int(len(manifest)), "embedded": int(len(rows)),
+                                                        "d": dim, "n": int(len(manifest)), "embedded": int(len(usable)),
+                                                        "newly_embedded": int(len(rows)), "reused": int(len(reused)),
                                                         "image_size": config["image_size"], "created": now()})
     partial.unlink(missing_ok=True)
     partial_meta.unlink(missing_ok=True)
