@@ -51,7 +51,8 @@ def test_second_call_reuses_the_cache_without_decoding(folder, tmp_path):
     calls, progress = recorder()
     again = image_cache(folder, manifest, SIZE, tmp_path / "cache", progress=progress, chunk=4)
     assert calls == [] and (np.asarray(again) == first).all()
-    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [f"images_{SIZE}.json", f"images_{SIZE}.npy"]
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [
+        f"images_{SIZE}.json", f"images_{SIZE}.keys.npy", f"images_{SIZE}.lock", f"images_{SIZE}.npy"]
 
 
 def test_rebuilt_when_an_image_changes(folder, tmp_path, bundled_images):
@@ -66,6 +67,28 @@ def test_rebuilt_when_an_image_changes(folder, tmp_path, bundled_images):
     assert calls, "a new fingerprint must rebuild the cache"
     row = int(manifest.loc[manifest["path"] == changed, "id"].iloc[0])
     assert (arr[row] == decode_square(bundled_images / "horse" / "4800.jpg", SIZE)).all()
+
+
+def test_a_rebuild_decodes_only_new_and_changed_images(folder, tmp_path, bundled_images, monkeypatch):
+    import curate.data.cache as cache_module
+
+    manifest, _ = scan_folder(folder)
+    image_cache(folder, manifest, SIZE, tmp_path / "cache")
+    shutil.copy(bundled_images / "horse" / "4800.jpg", folder / "ship" / "4800.jpg")  # changed in place
+    shutil.copy(bundled_images / "horse" / "4801.jpg", folder / "truck" / "new.jpg")  # added
+    manifest, _ = scan_folder(folder, manifest)
+    decoded = []
+
+    def counting(path, size):  # the real decoder, counted
+        decoded.append(Path(path).relative_to(folder).as_posix())
+        return decode_square(path, size)
+
+    monkeypatch.setattr(cache_module, "decode_square", counting)
+    arr = image_cache(folder, manifest, SIZE, tmp_path / "cache")
+    assert sorted(decoded) == ["ship/4800.jpg", "truck/new.jpg"]
+    monkeypatch.undo()
+    fresh = image_cache(folder, manifest, SIZE, tmp_path / "fresh")  # from scratch: the same pixels
+    assert (np.asarray(arr) == np.asarray(fresh)).all()
 
 
 def test_rebuilt_when_an_unreadable_file_is_added(folder, tmp_path):

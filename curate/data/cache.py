@@ -2,7 +2,8 @@
 
 Training and embedding then read pixels at memory speed instead of decoding JPEGs every epoch.
 Row i is manifest id i (unusable images are zero rows). Built in chunks with a resumable
-partial file, so an interrupted build picks up where it stopped.
+partial file, so an interrupted build picks up where it stopped; a rebuild after images were added
+or changed decodes only those (`images_S.keys.npy` records which content each row holds).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from numpy.lib.format import open_memmap
 
 from curate import storage
 from curate.data.images import ImageError, fit_square, load_rgb
-from curate.data.manifest import fingerprint
+from curate.data.manifest import content_keys, fingerprint
 from curate.locks import locked
 from curate.progress import Progress, report
 
@@ -56,10 +57,14 @@ def _build(root, manifest, size: int, final: Path, meta_file: Path, stamp: dict,
     arr, done = _open_partial(partial, partial_meta, stamp)
     paths = [Path(root) / p for p in manifest["path"]]
     usable = (manifest["status"] == "ok").to_numpy()
+    keys = np.where(usable, content_keys(manifest), 0).astype(np.uint64)
+    old, same = _previous_rows(final, keys, size)  # ids are never reused: row i of the old cache is id i too
 
     def decode(i: int) -> np.ndarray | None:
         if not usable[i]:
             return None
+        if same[i]:  # unchanged since the last build: its pixels are already decoded
+            return old[i]
         try:
             return decode_square(paths[i], size)
         except ImageError as err:  # changed on disk since the scan: zero row, reported
@@ -75,13 +80,37 @@ def _build(root, manifest, size: int, final: Path, meta_file: Path, stamp: dict,
             arr.flush()  # rows on disk before the sidecar that counts them
             storage.write_json(partial_meta, {**stamp, "done": stop})
             report(progress, stop, n, stage=f"decode {size}px", unit="img")
-    del arr
-    # The old sidecar goes first: a crash between the two steps below must not vouch for new rows.
+    del arr, old
+    # The old sidecar goes first: a crash between the steps below must not vouch for new rows.
     meta_file.unlink(missing_ok=True)
     partial.replace(final)
+    storage.write_npy(_keys_file(final), keys)
     storage.write_json(meta_file, stamp)
     partial_meta.unlink(missing_ok=True)
     return np.load(final, mmap_mode="r")
+
+
+def _keys_file(final: Path) -> Path:
+    return final.with_suffix(".keys.npy")
+
+
+def _previous_rows(final: Path, keys: np.ndarray, size: int) -> tuple[np.ndarray | None, np.ndarray]:
+    """The last finished cache (or None) and (N,) True where its row holds the content `keys` names now."""
+    same = np.zeros(len(keys), bool)
+    try:
+        if not (final.exists() and _keys_file(final).exists()):
+            return None, same
+        old, old_keys = np.load(final, mmap_mode="r"), np.load(_keys_file(final))
+    except (OSError, ValueError):  # an unreadable leftover: decode everything
+        return None, same
+    if old.shape[1:] != (size, size, 3):
+        return None, same
+    n = min(len(keys), len(old_keys), len(old))
+    same[:n] = (old_keys[:n] == keys[:n]) & (keys[:n] != 0)
+    if same.any():
+        log.info("image cache: %d of %d rows unchanged since the last build, %d to decode", int(same.sum()),
+                 len(keys), int((keys != 0).sum() - same.sum()))
+    return old, same
 
 
 def _open_if_current(final: Path, meta_file: Path, stamp: dict) -> np.ndarray | None:

@@ -49,3 +49,10 @@ def fingerprint(manifest: pd.DataFrame) -> str:
     for i, sha in zip(ok["id"].to_numpy(), ok["sha1"].astype(str)):
         h.update(f"{i}:{sha};".encode())
     return h.hexdigest()[:16]
+
+
+def content_keys(manifest: pd.DataFrame) -> np.ndarray:
+    """(N,) uint64 per row: the first 16 hex digits of its sha1 (0 where there is none), so derived data
+    (decoded pixels, vectors) can tell which rows still show the content they were computed from."""
+    return np.array([int(h[:16], 16) if isinstance(h, str) and len(h) >= 16 else 0 for h in manifest["sha1"]],
+                    dtype=np.uint64)

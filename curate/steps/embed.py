@@ -9,7 +9,7 @@ from numpy.lib.format import open_memmap
 
 from curate import storage
 from curate.data.cache import image_cache
-from curate.data.manifest import ok_mask
+from curate.data.manifest import content_keys, ok_mask
 from curate.embed.encoder import embed_images, file_fingerprint, load_encoder
 from curate.locks import locked
 from curate.models import feature_dim
@@ -18,12 +18,6 @@ from curate.workspace import Workspace, now
 
 
 EMBEDDED_KEYS = "embeddings_keys.npy"  # uint64 per row: the content (sha1 prefix) its vector was computed from
-
-
-def content_keys(manifest) -> np.ndarray:
-    """(N,) uint64 per manifest row: the first 16 hex digits of its sha1 (0 where there is none)."""
-    return np.array([int(h[:16], 16) if isinstance(h, str) and len(h) >= 16 else 0 for h in manifest["sha1"]],
-                    dtype=np.uint64)
 
 
 def _current_rows(ws: Workspace, model_id: str, dim: int, keys: np.ndarray) -> np.ndarray:
