@@ -35,19 +35,34 @@ class OpenWorkspace:
 
     @cached_property
     def index(self):
+        """The FAISS index, refused when it was built from other embeddings than embeddings.npy holds now
+        (an embedding run wrote new vectors and has not rebuilt the index yet, or was stopped in between)."""
+        from curate import storage
         from curate.index import load_index
+        from curate.steps.index import embeddings_generation
 
-        return load_index(self.ws.index_file)
+        index = load_index(self.ws.index_file)
+        built_from = storage.read_json(self.ws.sidecar(self.ws.index_file)).get("embeddings")
+        if built_from is not None and built_from != embeddings_generation(self.ws):
+            raise ValueError(f"the index of {self.ws.path} was built from older embeddings than embeddings.npy holds "
+                             "(an embedding run is under way or was stopped): wait for it, or run `curate embed`")
+        return index
 
     @cached_property
     def encoder(self):
-        """The encoder the embeddings were made with (a workspace may embed with another's model)."""
+        """The encoder the embeddings were made with (a workspace may embed with another's model), refused
+        when that file has changed since (retrained): an upload must be embedded by the corpus's model."""
         from curate import storage
         from curate.embed import load_encoder
+        from curate.embed.encoder import file_fingerprint
 
         sidecar = self.ws.sidecar(self.ws.embeddings_file)
-        model_file = storage.read_json(sidecar).get("model_file") if sidecar.exists() else None
-        return load_encoder(model_file or self.ws.encoder_file)
+        meta = storage.read_json(sidecar) if sidecar.exists() else {}
+        model_file = Path(meta.get("model_file") or self.ws.encoder_file)
+        if meta.get("model") and model_file.exists() and file_fingerprint(model_file) != meta["model"]:
+            raise ValueError(f"{model_file} has changed since the embeddings were made (trained again?): run "
+                             "`curate embed` so that searches and uploads use one model")
+        return load_encoder(model_file)
 
     def search(self, query: int | str | Path | np.ndarray, k: int = 10) -> pd.DataFrame:
         """Nearest images to an id, an image file, or a vector: a table of id, path, label, similarity, distance.

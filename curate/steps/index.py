@@ -14,11 +14,23 @@ def indexed_rows(ws: Workspace) -> np.ndarray:
     return np.flatnonzero(np.any(ws.embeddings() != 0, axis=1))
 
 
+def embeddings_generation(ws: Workspace) -> str | None:
+    """Which embedding run wrote embeddings.npy (its model and time, from the sidecar); None if unknown."""
+    file = ws.sidecar(ws.embeddings_file)
+    if not file.exists():
+        return None
+    meta = storage.read_json(file)
+    return f"{meta.get('model')}@{meta.get('created')}"
+
+
 def build_workspace_index(ws: Workspace, factory: str | None = None) -> dict:
+    """Index the embedded rows; index.json names the embeddings it was built from (`embeddings`), so a
+    reader can tell an index that lags behind a newer embeddings.npy."""
+    generation = embeddings_generation(ws)
     vectors = np.asarray(ws.embeddings())
     ids = indexed_rows(ws)
     index, sidecar = build_index(vectors[ids], ids, factory)
-    save_index(index, {**sidecar, "created": now()}, ws.index_file)
+    save_index(index, {**sidecar, "embeddings": generation, "created": now()}, ws.index_file)
     return sidecar
 
 

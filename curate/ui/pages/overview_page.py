@@ -117,6 +117,8 @@ def show_model(ws: Workspace) -> None:
     st.caption(f"Tasks: {tasks or '?'} · trained {trained.get('elapsed_s', '?')} s on "
                f"{trained.get('train_images', '?')} images · created {config.get('created', '?')}")
     show_loss_curve(ws)
+    st.markdown("**Embedding health while training**")
+    runs.show_health_curves(ws)
 
 
 def show_loss_curve(ws: Workspace) -> None:
@@ -131,8 +133,6 @@ def show_loss_curve(ws: Workspace) -> None:
                    "Longer runs log every 10 steps and draw a curve here.")
         return
     st.line_chart(log.set_index("step")[losses], height=260, x_label="step", y_label="loss")
-    st.markdown("**Embedding health while training**")
-    runs.show_health_curves(ws)
 
 
 def show_eval(ws: Workspace) -> None:
