@@ -61,11 +61,15 @@ def test_a_second_training_on_one_workspace_is_refused_with_a_reason(small_image
     assert main(["train", str(small_images), "-w", str(ws), "--epochs", "0.2", "--batch-size", "32"]) == 0
 
 
+def scanned(images: Path, ws: Path, imports: str) -> str:
+    """Scan `images` into `ws`; the start of a script for another process: `imports`, then `ws` opened."""
+    assert main(["scan", str(images), "-w", str(ws)]) == 0
+    return f"import sys\n{imports}\nfrom curate.workspace import Workspace\nws = Workspace({str(ws)!r})\n"
+
+
 def test_two_taggers_at_once_lose_no_tag(small_images, tmp_path):
     ws = tmp_path / "ws"
-    assert main(["scan", str(small_images), "-w", str(ws)]) == 0
-    code = ("import sys\nfrom curate.data.tags import add_tag\nfrom curate.workspace import Workspace\n"
-            f"ws = Workspace({str(ws)!r})\n"
+    code = (scanned(small_images, ws, "from curate.data.tags import add_tag") +
             "for i in range(int(sys.argv[1]), int(sys.argv[1]) + 40):\n    add_tag(ws, [i], 'seen')\n")
     procs = [subprocess.Popen([sys.executable, "-c", code, str(start)], cwd=REPO) for start in (0, 100)]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
@@ -75,9 +79,7 @@ def test_two_taggers_at_once_lose_no_tag(small_images, tmp_path):
 
 def test_two_processes_building_one_decode_cache_both_get_it(small_images, tmp_path):
     ws = tmp_path / "ws"
-    assert main(["scan", str(small_images), "-w", str(ws)]) == 0
-    code = ("from curate.data.cache import image_cache\nfrom curate.workspace import Workspace\n"
-            f"ws = Workspace({str(ws)!r})\n"
+    code = (scanned(small_images, ws, "from curate.data.cache import image_cache") +
             "arr = image_cache(ws.root, ws.manifest(), 32, ws.cache_dir, chunk=16)\nprint(int(arr.sum()))\n")
     procs = [subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, text=True)
              for _ in range(2)]
