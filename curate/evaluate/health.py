@@ -28,6 +28,21 @@ COLLAPSE_RANK = 1.5
 COLLAPSE_UNIFORMITY = -0.02  # mean squared distance between vectors under ~0.01 (cosine above ~0.995)
 
 
+# Each figure once, for every table, plot and page that shows them: key, name, how to read it, number format.
+FIGURES = (
+    ("effective_rank", "effective rank", "higher: more directions used", ".1f"),
+    ("uniformity", "uniformity", "lower: more spread", ".3f"),
+    ("alignment", "alignment", "lower: more invariant", ".3f"),
+    ("nn_similarity", "nearest-neighbour cosine", "", ".3f"),
+)
+LOWER_IS_BETTER = frozenset({"uniformity", "alignment"})
+
+
+def titled(name: str, reading: str) -> str:
+    """'effective rank (higher: more directions used)': a figure's name with how to read it."""
+    return f"{name} ({reading})" if reading else name
+
+
 @dataclass
 class Health:
     effective_rank: float

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from curate import storage
+from curate.evaluate.health import FIGURES, titled
 
 MAX_LEGEND = 20  # classes named in a legend; more get colours only
 MAX_MAP_POINTS = 50_000  # a scatter beyond this is slow to draw and no more readable
@@ -52,10 +53,9 @@ def plot_health_curves(log: list[dict], path: str | Path) -> Path | None:
     rows = [r for r in log if "effective_rank" in r]
     if not rows:
         return None
-    panels = [("effective_rank", "effective rank (higher: more directions)"), ("uniformity", "uniformity (lower: spread)"),
-              ("alignment", "alignment (lower: invariant)"), ("nn_similarity", "nearest-neighbour cosine")]
     fig = Figure(figsize=(12, 3))
-    for ax, (key, title) in zip(fig.subplots(1, len(panels)), panels):
+    for ax, (key, name, reading, _) in zip(fig.subplots(1, len(FIGURES)), FIGURES):
+        title = titled(name, reading)
         points = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
         if points:
             ax.plot(*zip(*points), marker=".", color="#4c72b0")

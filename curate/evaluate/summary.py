@@ -6,10 +6,8 @@ Example:
 """
 from __future__ import annotations
 
-HEALTH_ROWS = (("effective_rank", "effective rank (higher: more directions used)"),
-               ("uniformity", "uniformity (lower: more spread)"),
-               ("alignment", "alignment (lower: more invariant)"),
-               ("nn_similarity", "nearest-neighbour cosine"))
+from curate.evaluate.health import FIGURES, titled
+
 Row = tuple[str, str, str]  # metric, trained model, random-weights baseline ("" when not measured)
 
 
@@ -31,9 +29,9 @@ def summary_rows(report: dict) -> list[Row]:
         rows.append(("k-means NMI", _num(r("kmeans_nmi")), _num(r("kmeans_nmi_random_init"))))
         rows.append(("k-means ARI", _num(r("kmeans_ari")), _num(r("kmeans_ari_random_init"))))
     health, health_random = r("health") or {}, r("health_random_init") or {}
-    for key, name in HEALTH_ROWS:
+    for key, name, reading, _ in FIGURES:
         if health.get(key) is not None:
-            rows.append((name, _num(health[key]), _num(health_random.get(key))))
+            rows.append((titled(name, reading), _num(health[key]), _num(health_random.get(key))))
     for layer, acc in (r("layer_probe_top1") or {}).items():
         rows.append((f"probe {layer}", _pct(acc), ""))
     inv, rel = r("invariance") or {}, r("invariance_relative") or {}

@@ -79,7 +79,8 @@ def _embed(ws: Workspace, model: str | Path | None, batch_size: int, device: str
     if len(reused):
         full[reused] = ws.embeddings()[reused]
     full[rows] = packed
-    stored = np.where(ok_mask(manifest), keys, 0).astype(np.uint64)  # 0: no vector for this row
+    stored = np.zeros_like(keys)  # 0: no vector for this row
+    stored[usable] = keys[usable]
     storage.write_npy(ws.embeddings_file, full)
     storage.write_npy(ws.path / EMBEDDED_KEYS, stored)
     storage.write_json(ws.sidecar(ws.embeddings_file), {"model": model_id, "model_file": str(encoder_file.resolve()),

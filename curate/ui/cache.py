@@ -148,17 +148,17 @@ def _label_review(path: str, key: tuple) -> pd.DataFrame | None:
 def train_log(ws: Workspace) -> pd.DataFrame:
     """model/train_log.jsonl as a table (step, loss, ...); empty before training."""
     file = ws.model_dir / "train_log.jsonl"
-    return _train_log(str(file), stamp(file))
+    return _jsonl_rows(str(file), stamp(file))
 
 
 def health_log(ws: Workspace) -> pd.DataFrame:
     """model/health_log.jsonl as a table (step, elapsed_s, effective_rank, alignment, ...); may be empty."""
     file = ws.model_dir / "health_log.jsonl"
-    return _train_log(str(file), stamp(file))
+    return _jsonl_rows(str(file), stamp(file))
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
-def _train_log(file: str, key: tuple) -> pd.DataFrame:
+def _jsonl_rows(file: str, key: tuple) -> pd.DataFrame:
     path = Path(file)
     if not path.exists():
         return pd.DataFrame()

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from curate.evaluate.health import FIGURES, LOWER_IS_BETTER
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -69,15 +71,14 @@ def flag_bars(counts: Mapping[str, int], saved: Mapping[str, int] | None = None,
     return figure
 
 
-HEALTH_PANELS = (("effective_rank", "effective rank ↑"), ("uniformity", "uniformity ↓"),
-                 ("alignment", "alignment ↓"), ("nn_similarity", "nearest-neighbour cosine"))
 
 
 def health_figure(log: "pd.DataFrame", height: int = 260) -> go.Figure:
     """Embedding health against training step, one small panel per figure (curate.evaluate.health)."""
     from plotly.subplots import make_subplots
 
-    panels = [(key, title) for key, title in HEALTH_PANELS if key in log.columns and log[key].notna().any()]
+    arrow = {key: "" if not reading else " ↓" if key in LOWER_IS_BETTER else " ↑" for key, _, reading, _ in FIGURES}
+    panels = [(key, name + arrow[key]) for key, name, _, _ in FIGURES if key in log.columns and log[key].notna().any()]
     figure = make_subplots(rows=1, cols=max(1, len(panels)), subplot_titles=[t for _, t in panels],
                            horizontal_spacing=0.08)
     for col, (key, title) in enumerate(panels, start=1):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from curate.evaluate.health import FIGURES, LOWER_IS_BETTER
 from curate.evaluate.summary import summary_rows
 from curate.ui import cache, runs, state
 from curate.ui.guard import errors_as_messages, show_no_workspace
@@ -15,9 +16,7 @@ EVAL_METRICS = [  # label, report key, number format (the random-weights figure,
     ("kNN top-1", "knn_top1", ".1%"), ("Linear probe top-1", "linear_probe_top1", ".1%"),
     ("k-means NMI", "kmeans_nmi", ".3f"), ("k-means ARI", "kmeans_ari", ".3f"),
 ]
-HEALTH_METRICS = [("Effective rank", "effective_rank", ".1f"), ("Uniformity", "uniformity", ".3f"),
-                  ("Alignment", "alignment", ".3f"), ("NN cosine", "nn_similarity", ".3f")]
-LOWER_IS_BETTER = {"uniformity", "alignment"}
+HEALTH_METRICS = [(name.capitalize(), key, fmt) for key, name, _, fmt in FIGURES]  # label, key, format
 EVAL_PLOTS = [("summary", "Trained vs random weights"), ("layer_probes", "Per-layer linear probes"),
               ("training_curves", "Training losses"), ("training_health", "Embedding health while training"),
               ("embedding_map", "2-D map by label")]
