@@ -41,7 +41,7 @@ class OpenWorkspace:
         from curate.index import load_index
         from curate.steps.index import embeddings_generation
 
-        index = load_index(self.ws.index_file)
+        index = load_index(self.ws.index_file, self.embeddings)  # a compressed index re-scores from them
         built_from = storage.read_json(self.ws.sidecar(self.ws.index_file)).get("embeddings")
         if built_from is not None and built_from != embeddings_generation(self.ws):
             raise ValueError(f"the index of {self.ws.path} was built from older embeddings than embeddings.npy holds "

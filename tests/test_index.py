@@ -39,6 +39,7 @@ def test_ivf_index_recall(tmp_path):
     assert recall > 0.9
 
 
-@pytest.mark.parametrize("n,expected", [(10, "IDMap2,Flat"), (100_000, "IDMap2,Flat"), (1_000_000, "IVF4096,Flat")])
+@pytest.mark.parametrize("n,expected", [(10, "IDMap2,Flat"), (100_000, "IDMap2,Flat"), (1_000_000, "IVF2048,Flat"),
+                                        (10_000_000, "IVF8192_HNSW32,PQ128")])
 def test_factory_by_size(n, expected):
-    assert choose_factory(n) == expected
+    assert choose_factory(n, 512) == expected

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-import faiss
 import numpy as np
 import pandas as pd
+
+
+NEAR_K = 32  # neighbours per row checked for near duplicates: larger groups are cut (see near_duplicates)
 
 
 def exact_duplicates(hashes: list[str | None]) -> list[list[int]]:
@@ -21,31 +23,25 @@ def exact_duplicates(hashes: list[str | None]) -> list[list[int]]:
     return [g for g in by_hash.values() if len(g) > 1]
 
 
-def near_duplicates(vectors: np.ndarray, threshold: float = 0.95) -> list[list[int]]:
+def near_duplicates(vectors: np.ndarray, threshold: float = 0.95, k: int = NEAR_K) -> list[list[int]]:
     """Groups of rows whose cosine similarity to the group's leader is >= threshold (vectors L2-normalised).
 
-    FAISS range search finds every pair above the threshold without an N x N matrix. Groups are
-    formed around leaders (the rows with most such neighbours first), not as connected components:
-    chains of slightly-similar images would otherwise merge into one giant "duplicate" group.
-    Sorted by size, largest first.
+    Candidates are each row's `k` nearest neighbours (`curate.quality.scores.knn`: exact up to its
+    EXACT_MAX rows, k-means-partitioned blocks above), never an N x N matrix: minutes at 1M rows.
+    Groups are formed around leaders (the rows with most such neighbours first), not as connected
+    components: chains of slightly-similar images would otherwise merge into one giant "duplicate"
+    group. A group holds at most k + 1 rows (a larger one is cut around its k-th member, and the
+    rest of it is grouped around its own leader). Sorted by size, largest first.
     """
+    from curate.quality.scores import knn
+
     x = np.ascontiguousarray(vectors, dtype=np.float32)
     if len(x) < 2:
         return []
-    index = faiss.IndexFlatIP(x.shape[1])
-    index.add(x)
-    lims, _, nbrs = index.range_search(x, float(threshold))
-    degree = np.diff(lims)
-    group_of = np.full(len(x), -1)
-    groups: list[list[int]] = []
-    for leader in np.lexsort((np.arange(len(x)), -degree)):
-        if group_of[leader] >= 0 or degree[leader] <= 1:  # a row always matches itself
-            continue
-        members = [int(j) for j in nbrs[lims[leader]:lims[leader + 1]] if group_of[j] < 0]
-        if len(members) > 1:
-            group_of[members] = len(groups)
-            groups.append(sorted(members))
-    return sorted(groups, key=lambda g: (-len(g), g[0]))
+    sims, ids = knn(x, min(k, len(x) - 1))
+    rows = np.repeat(np.arange(len(x)), ids.shape[1])
+    close = (sims.ravel() >= threshold) & (ids.ravel() >= 0)
+    return groups_from_pairs(np.stack([rows[close], ids.ravel()[close]], axis=1), len(x))
 
 
 def groups_from_pairs(pairs: np.ndarray, n: int) -> list[list[int]]:
@@ -79,13 +75,12 @@ def calibrated_threshold(vectors: np.ndarray, low: float = 0.9, high: float = 0.
     Near duplicates are the high outliers of the nearest-neighbour similarity distribution, so the
     threshold is its median + 5 robust standard deviations (MAD), kept within [low, high].
     """
+    from curate.quality.scores import knn
+
     x = np.ascontiguousarray(vectors, dtype=np.float32)
     if len(x) < 3:
         return high
-    index = faiss.IndexFlatIP(x.shape[1])
-    index.add(x)
-    sims, _ = index.search(x, 2)
-    nearest = sims[:, 1]
+    nearest = knn(x, 1)[0][:, 0]
     median = float(np.median(nearest))
     mad = 1.4826 * float(np.median(np.abs(nearest - median)))
     return float(np.clip(median + 5 * mad, low, high))

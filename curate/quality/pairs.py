@@ -92,18 +92,24 @@ def _unique(pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def score_pairs(thumbs: np.ndarray, vectors: np.ndarray | None, cfg: PairConfig | None = None,
-                progress: Progress | None = None, sides: np.ndarray | None = None) -> pd.DataFrame:
+                progress: Progress | None = None, sides: np.ndarray | None = None,
+                neighbours: np.ndarray | None = None) -> pd.DataFrame:
     """The candidate pairs and their null counterparts, scored: a frame of PAIR_COLUMNS.
 
     `thumbs` (N, T, T, 3) uint8 fingerprint thumbnails and `vectors` (N, D) L2-normalised embeddings
     (or None) are row-aligned, and so is `sides` (each image's shorter side, px; small images are
     compared at 16 px only, see `pixel_similarity`); `a`, `b` are row positions. Rows with `null`
     True are the mirrored pairs the calibration uses; the rest are the real candidates.
+    `neighbours` (N, >= k) row positions of each row's nearest by embedding (-1: none), e.g. the
+    workspace's k-NN graph; computed from `vectors` when not given.
     """
     cfg = PairConfig() if cfg is None else cfg
     codes = dct_codes(thumbs)
     null_flip = "ud" if cfg.flips else "lr"
-    graph = _knn_pairs(vectors, cfg.k) if vectors is not None else None  # computed once: real and null use it
+    if vectors is None:
+        graph = None
+    else:  # computed once: real and null pairs use it
+        graph = _as_pairs(neighbours[:, :cfg.k]) if neighbours is not None else _knn_pairs(vectors, cfg.k)
     real, real_weight = candidate_pairs(codes, graph, cfg.k, mirror_codes(codes, "lr") if cfg.flips else None)
     pixel = pixel_similarity(thumbs, real, cfg.crops, progress=progress, stage="candidate pairs", sides=sides)
     if cfg.flips:

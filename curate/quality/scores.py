@@ -111,7 +111,11 @@ def outliers(scores: np.ndarray, mads: float = 3.0) -> np.ndarray:
 
 def image_scores(vectors: np.ndarray, k: int = 10, mads: float = 3.0) -> pd.DataFrame:
     """One row per vector: uniqueness, typicality (both over the same k neighbours), outlier."""
-    sims = knn(vectors, k)[0]
+    return scores_from(knn(vectors, k)[0], mads)
+
+
+def scores_from(sims: np.ndarray, mads: float = 3.0) -> pd.DataFrame:
+    """`image_scores` from a k-NN graph's similarities (N, k), descending per row."""
     unique = uniqueness_from(sims)
     return pd.DataFrame({"uniqueness": unique, "typicality": typicality_from(sims),
                          "outlier": outliers(unique, mads)})

@@ -29,6 +29,7 @@ from curate.quality.calibration import TARGET_PRECISION, calibrate, expected_pre
 from curate.quality.duplicates import groups_from_pairs
 from curate.quality.pairs import MIRRORED_COPY, PairConfig, score_pairs
 from curate.progress import Progress
+from curate.steps.graph import knn_graph, positions
 from curate.steps.quality import fingerprints, fingerprints_file, quality, saved_config
 from curate.workspace import Workspace, now
 
@@ -62,7 +63,8 @@ def dedup(ws: Workspace, threshold: float | None = None, cfg: PairConfig | None 
     if vectors is not None and len(vectors) and not np.isfinite(vectors).all():
         raise ValueError("embeddings.npy holds non-finite values: run `curate embed` again")
     sides = np.minimum(manifest["width"].to_numpy(), manifest["height"].to_numpy())[rows]
-    pairs = score_pairs(thumbs, vectors, cfg, progress, sides)
+    neighbours = embedding_neighbours(ws, rows, cfg.k, progress) if vectors is not None else None
+    pairs = score_pairs(thumbs, vectors, cfg, progress, sides, neighbours)
     pairs["a"], pairs["b"] = rows[pairs["a"].to_numpy()], rows[pairs["b"].to_numpy()]  # row positions -> ids
     real, null = pairs[~pairs["null"]], pairs[pairs["null"] & (pairs["pixel"] < MIRRORED_COPY)]
     calibration = calibrate(real["score"], null["score"], target, real["weight"], null["weight"])
@@ -72,6 +74,16 @@ def dedup(ws: Workspace, threshold: float | None = None, cfg: PairConfig | None 
     storage.write_parquet(pairs_file(ws), pairs)
     storage.write_json(_settings_file(ws), settings)
     return regroup(ws, pairs, settings)
+
+
+def embedding_neighbours(ws: Workspace, rows: np.ndarray, k: int, progress: Progress | None = None) -> np.ndarray:
+    """(len(rows), k) positions in `rows` of each row's k nearest by embedding (-1: none), from the
+    workspace's k-NN graph (shared with the scores and the map)."""
+    graph_rows, _, graph_ids = knn_graph(ws, k, progress)
+    out = np.full((len(rows), k), -1, np.int64)
+    at = positions(graph_rows, rows)
+    out[at[at >= 0]] = positions(graph_ids[at >= 0], rows)
+    return out
 
 
 def regroup(ws: Workspace, pairs: pd.DataFrame | None = None, settings: dict | None = None) -> pd.DataFrame:

@@ -5,13 +5,20 @@ import numpy as np
 
 from curate import storage
 from curate.index import build_index, save_index
+from curate.index.plan import DEFAULT_MEMORY, plan_index
+from curate.index.tune import RECALL_TARGET, tune_nprobe
+from curate.progress import Progress
 from curate.project import project_2d
 from curate.workspace import Workspace, now
+
+ROWS_AT_A_TIME = 65_536  # embeddings read from disk in blocks: 10M x 512 floats never sit in memory at once
 
 
 def indexed_rows(ws: Workspace) -> np.ndarray:
     """Ids with an embedding (non-zero rows)."""
-    return np.flatnonzero(np.any(ws.embeddings() != 0, axis=1))
+    x = ws.embeddings()
+    return np.concatenate([start + np.flatnonzero(np.any(x[start:start + ROWS_AT_A_TIME] != 0, axis=1))
+                           for start in range(0, len(x), ROWS_AT_A_TIME)] or [np.zeros(0, np.int64)])
 
 
 def embeddings_generation(ws: Workspace) -> str | None:
@@ -23,23 +30,38 @@ def embeddings_generation(ws: Workspace) -> str | None:
     return f"{meta.get('model')}@{meta.get('created')}"
 
 
-def build_workspace_index(ws: Workspace, factory: str | None = None) -> dict:
-    """Index the embedded rows; index.json names the embeddings it was built from (`embeddings`), so a
-    reader can tell an index that lags behind a newer embeddings.npy."""
+def build_workspace_index(ws: Workspace, factory: str | None = None, memory: int = DEFAULT_MEMORY,
+                          recall: float = RECALL_TARGET, progress: Progress | None = None) -> dict:
+    """Index the embedded rows with the index `plan_index` picks for their number, dimension and the
+    `memory` budget (bytes), its nprobe tuned to `recall` (recall@10 against exact search, measured on
+    a sample of the vectors). index.json records the plan, the measured recall and the embeddings it
+    was built from (`embeddings`), so a reader can tell an index that lags behind embeddings.npy."""
     generation = embeddings_generation(ws)
-    vectors = np.asarray(ws.embeddings())
+    vectors = ws.embeddings()  # a memmap: read in blocks by the build
     ids = indexed_rows(ws)
-    index, sidecar = build_index(vectors[ids], ids, factory)
+    if not len(ids):
+        raise ValueError(f"no embedded images in {ws.path}: run `curate embed` first")
+    plan = plan_index(len(ids), vectors.shape[1], memory)
+    factory = factory or plan.factory
+    index, sidecar = build_index(vectors, ids, factory, rows=ids, progress=progress)
+    sidecar.update({"plan": plan.reason if factory == plan.factory else "given", "memory_budget": int(memory)})
+    if "IVF" in factory:
+        sidecar = tune_nprobe(index, vectors, ids, ids, sidecar, recall, progress=progress)
+    else:
+        sidecar.update({"recall_at_10": 1.0, "recall_target": recall, "reached": True})
     save_index(index, {**sidecar, "embeddings": generation, "created": now()}, ws.index_file)
     return sidecar
 
 
 def build_projection(ws: Workspace, method: str = "auto", seed: int = 0) -> np.ndarray:
-    """(N, 2) map; rows without an embedding are NaN (the app leaves them out)."""
-    vectors = np.asarray(ws.embeddings())
-    ids = indexed_rows(ws)
+    """(N, 2) map; rows without an embedding are NaN (the app leaves them out). UMAP takes its
+    neighbours from the workspace's k-NN graph."""
+    from curate.steps.graph import knn_graph, positions  # the graph module builds on this one
+
+    vectors = ws.embeddings()
+    ids, sims, neighbours = knn_graph(ws)  # shared with the scores and the duplicate search
     out = np.full((len(vectors), 2), np.nan, dtype=np.float32)
-    out[ids] = project_2d(vectors[ids], method, seed)
+    out[ids] = project_2d(np.asarray(vectors[ids], np.float32), method, seed, knn=(sims, positions(neighbours, ids)))
     storage.write_npy(ws.projection_file, out)
     storage.write_json(ws.sidecar(ws.projection_file), {"method": method, "seed": seed, "created": now()})
     return out

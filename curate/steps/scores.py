@@ -3,23 +3,24 @@ and `image_table`, the manifest joined with every per-image column the workspace
 duplicate groups, label issues, tags), which the selection filters and the app read."""
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from curate import storage
 from curate.data.tags import read_tags
-from curate.steps.index import indexed_rows
+from curate.progress import Progress
 from curate.steps.label_issues import issue_columns
 from curate.workspace import Workspace, now
 
 SCORE_COLUMNS = ["uniqueness", "typicality", "outlier"]
 
 
-def compute_scores(ws: Workspace, k: int = 10) -> pd.DataFrame:
-    from curate.quality.scores import image_scores
+def compute_scores(ws: Workspace, k: int = 10, progress: Progress | None = None) -> pd.DataFrame:
+    """Scores from the workspace's k-NN graph (computed once, shared with dedup and the map)."""
+    from curate.quality.scores import scores_from
+    from curate.steps.graph import knn_graph
 
-    ids = indexed_rows(ws)
-    table = image_scores(np.asarray(ws.embeddings())[ids], k=k)[SCORE_COLUMNS].assign(id=ids)
+    ids, sims, _ = knn_graph(ws, k, progress)
+    table = scores_from(sims)[SCORE_COLUMNS].assign(id=ids)
     table = table[["id", *SCORE_COLUMNS]].reset_index(drop=True)
     storage.write_parquet(ws.scores_file, table)
     storage.write_json(ws.sidecar(ws.scores_file), {"k": k, "n": int(len(table)), "created": now(),
