@@ -377,3 +377,25 @@ def test_pages_open_in_under_two_seconds_on_50k_images(monkeypatch, tmp_path):
     set_colour(at, "uniqueness")  # a view seen before comes from the cache
     assert time.perf_counter() - began < 2.0
     assert plotted(at) == (50_000, 50_000)
+
+
+def test_map_draws_after_a_rescan_added_images_it_has_no_points_for(monkeypatch, tmp_path, built_workspace_copy,
+                                                                     bundled_images):
+    """Between a rescan and the next embedding the manifest is longer than the map: the new images
+    are left off the map (and counted nowhere) instead of the page failing on the shapes."""
+    from curate import storage
+    from curate.steps.scan import scan
+
+    ws = built_workspace_copy
+    root = tmp_path / "images"
+    shutil.copytree(bundled_images, root)  # same files, same mtimes: the rescan keeps every id
+    for i, src in enumerate(sorted((bundled_images / "cat").glob("*.jpg"))[:3]):
+        shutil.copy(src, root / "cat" / f"added_{i}.jpg")
+    storage.write_json(ws.meta_file, {**storage.read_json(ws.meta_file), "root": str(root)})
+    scan(root, ws.path)
+    assert len(ws.manifest()) == 2003 and len(ws.projection()) == 2000
+    at = open_page(start(monkeypatch, ws.path), "Explore")
+    for option in ("label", "cluster"):
+        set_colour(at, option)
+        assert_clean(at)
+        assert sum(count_in(n) for n in names(at)) == 2000, (option, names(at))

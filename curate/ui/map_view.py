@@ -67,7 +67,10 @@ def keep_mask(table: pd.DataFrame, view: MapView, tags: pd.DataFrame) -> np.ndar
 def chart(table: pd.DataFrame, xy: np.ndarray, view: MapView, tags: pd.DataFrame,
           clusters: np.ndarray | None = None, selections: dict[str, np.ndarray] | None = None) -> map_figure.MapChart:
     """The map of `view`: `table` is `image_table` (row i = id i), `xy` the (N, 2) map, `clusters` the
-    (N,) k-means cluster of each id (-1: none) when colouring by cluster, `selections` name -> ids."""
+    (N,) k-means cluster of each id (-1: none) when colouring by cluster, `selections` name -> ids.
+    A rescan adds manifest rows before the map and clusters are redone: those images get no point yet."""
+    xy = rows_for(xy, len(table), np.nan)
+    clusters = None if clusters is None else rows_for(clusters, len(table), -1)
     keep = keep_mask(table, view, tags)
     colour = view.colour
     if colour in CONTINUOUS:
@@ -93,6 +96,15 @@ def chart(table: pd.DataFrame, xy: np.ndarray, view: MapView, tags: pd.DataFrame
     else:  # the basket or one selection
         groups = map_figure.groups_by_membership(np.asarray(view.members, np.int64), xy, view.member_name, keep)
     return map_figure.scatter(xy, groups)
+
+
+def rows_for(values: np.ndarray, n: int, missing) -> np.ndarray:
+    """`values` (per id) cut or padded with `missing` to n rows: ids are never reused, so rows beyond
+    the array's end are images added since it was computed."""
+    if len(values) >= n:
+        return values[:n]
+    pad = np.full((n - len(values), *values.shape[1:]), missing, dtype=values.dtype)
+    return np.concatenate([values, pad])
 
 
 def flag_names(table: pd.DataFrame, flags: list[str]) -> pd.Series:
