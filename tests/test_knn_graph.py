@@ -94,3 +94,29 @@ def test_umap_takes_the_given_neighbours(n):
         return means.std(0).mean() / within
 
     assert separation(umap_2d(x, knn=true)) > 3 * separation(umap_2d(x, knn=fake))
+
+
+@pytest.mark.parametrize("strategy", ["facility_location", "probcover", "uniqueness"])
+def test_whole_pool_selections_read_the_shared_graph(built_workspace_copy, strategy):
+    """A strategy given the workspace's (exact, at 2,000 images) graph ranks as it does searching
+    itself; the graph is what it reads (a shuffled graph changes the ranking); a filtered pool
+    searches its own neighbours."""
+    from curate.select.constraints import Constraints, constrained_select
+    from curate.steps.graph import positions
+    from curate.steps.select import SelectionRequest, compute_selection
+
+    ws = built_workspace_copy
+    rows, sims, ids = knn_graph(ws)
+    x = np.asarray(ws.embeddings())[rows]
+    graph = (sims, positions(ids, rows))
+    params = {"max_degree": 32} if strategy == "probcover" else {}  # (at 2,000 rows ProbCover lists 1,000)
+    own = constrained_select(x, 50, strategy, **params)
+    assert np.array_equal(constrained_select(x, 50, strategy, neighbours=graph, **params), own)
+    saved = compute_selection(ws, SelectionRequest(n=50, strategy=strategy, params=params))
+    assert np.array_equal(saved.ids, rows[own])
+    perm = np.random.default_rng(0).permutation(len(rows))  # each row gets another row's neighbours
+    shuffled = (graph[0][perm], graph[1][perm])
+    assert not np.array_equal(constrained_select(x, 50, strategy, neighbours=shuffled, **params), own)
+    pool = np.arange(len(x)) % 2 == 0  # a filter: the graph (of all rows) must not be used
+    filtered = constrained_select(x, 20, strategy, constraints=Constraints(pool=pool), neighbours=shuffled, **params)
+    assert np.array_equal(filtered, constrained_select(x, 20, strategy, constraints=Constraints(pool=pool), **params))

@@ -76,6 +76,15 @@ def _drop_self(sims: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, n
     return sims, ids
 
 
+def neighbours_or_knn(vectors: np.ndarray, k: int, neighbours: tuple[np.ndarray, np.ndarray] | None = None,
+                      seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's k nearest other rows (as `knn`): the first k columns of `neighbours` (sims, ids), a
+    graph computed before (the workspace's shared one), when it is that wide; else searched now."""
+    if neighbours is not None and neighbours[1].shape[1] >= k and len(neighbours[1]) == len(vectors):
+        return neighbours[0][:, :k], neighbours[1][:, :k]
+    return knn(vectors, k, seed=seed)
+
+
 def uniqueness_from(sims: np.ndarray) -> np.ndarray:
     """(N,) cosine distance to the last (k-th) neighbour of a `knn` result, in [0, 2]."""
     return np.clip(1.0 - sims[:, -1], 0.0, 2.0).astype(np.float32)

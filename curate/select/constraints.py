@@ -39,9 +39,12 @@ class Constraints:
 
 
 def constrained_select(vectors: np.ndarray, n: int, strategy: str = "kcenter", seed: int = 0,
-                       constraints: Constraints | None = None, **params) -> np.ndarray:
+                       constraints: Constraints | None = None, neighbours: tuple | None = None,
+                       **params) -> np.ndarray:
     """Row indices of `vectors` in priority order: the must-include rows first, then the strategy's
-    picks among eligible rows, honouring balance and dedup. Length min(n, what is available)."""
+    picks among eligible rows, honouring balance and dedup. Length min(n, what is available).
+    `neighbours` (sims, ids): a k-NN graph of all rows, handed to strategies that take one when
+    they rank every row (no filter, include or balance narrows the pool)."""
     c = constraints or Constraints()
     x = np.ascontiguousarray(vectors, dtype=np.float32)
     include = _unique_in_order(c.include)
@@ -50,7 +53,8 @@ def constrained_select(vectors: np.ndarray, n: int, strategy: str = "kcenter", s
     eligible = c.eligible(len(x))
     budget = max(0, int(n) - len(include))
     if c.balance is None:
-        picks = _rank_group(x, np.flatnonzero(eligible), include, budget, strategy, seed, c.dedup, params)
+        picks = _rank_group(x, np.flatnonzero(eligible), include, budget, strategy, seed, c.dedup,
+                            {**params, "neighbours": neighbours} if neighbours is not None else params)
     else:
         picks = _balanced(x, eligible, include, budget, strategy, seed, c, params)
     return np.concatenate([include[:n], picks]).astype(np.int64)
@@ -110,6 +114,10 @@ def _rank_group(x, rows, chosen, k, strategy, seed, dedup, params, plan_around=N
 def _run_strategy(x, rows, include, k, strategy, seed, params) -> np.ndarray:
     """The strategy's ranking of `rows` (as positions in `rows`), given included rows if it takes them."""
     fn = STRATEGIES.get(strategy)
+    params = dict(params)
+    graph = params.pop("neighbours", None)
+    if graph is not None and not len(include) and len(rows) == len(x) and "neighbours" in inspect.signature(fn).parameters:
+        params["neighbours"] = graph  # the graph is of all rows: valid only when the strategy ranks them all
     if len(include) and "include" in inspect.signature(fn).parameters:
         sub = np.concatenate([x[include], x[rows]])
         picks = np.asarray(fn(sub, k, seed=seed, include=np.arange(len(include)), **params), np.int64)

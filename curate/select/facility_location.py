@@ -22,23 +22,25 @@ from curate.select.base import STRATEGIES
 
 @STRATEGIES.register("facility_location")
 def facility_location(vectors: np.ndarray, n: int, seed: int = 0, k: int = 10,
-                      include: np.ndarray | None = None) -> np.ndarray:
+                      include: np.ndarray | None = None, neighbours: tuple | None = None) -> np.ndarray:
     """(n,) int64 ranking by lazy greedy on the k-nearest-neighbour graph. `include`: rows
     already chosen (their neighbourhoods count as served; not returned). `seed` breaks ties
     (and orders the tail once every gain is 0, which only exact duplicates cause) and seeds the
-    partitioned neighbour search beyond curate.quality.scores.EXACT_MAX rows."""
-    return facility_location_greedy(vectors, n, seed, k, include)[0]
+    partitioned neighbour search beyond curate.quality.scores.EXACT_MAX rows. `neighbours`: a k-NN
+    graph (sims, ids) of these rows computed before (the workspace's), used instead of searching."""
+    return facility_location_greedy(vectors, n, seed, k, include, neighbours)[0]
 
 
 def facility_location_greedy(vectors: np.ndarray, n: int, seed: int = 0, k: int = 10,
-                             include: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                             include: np.ndarray | None = None,
+                             neighbours: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(ranking (n,) int64, marginal gains (n,) float64, non-increasing)."""
-    from curate.quality.scores import knn  # lazy: faiss and numba load on first use
+    from curate.quality.scores import neighbours_or_knn  # lazy: faiss and numba load on first use
     from curate.select._coverage import lazy_greedy
 
     include = np.unique(np.asarray(include, np.int64)) if include is not None else None
     n = min(int(n), len(vectors) - (0 if include is None else len(include)))
-    sims, ids = knn(vectors, k, seed=seed)
+    sims, ids = neighbours_or_knn(vectors, k, neighbours, seed)
     indptr, cover, weight = similarity_graph(sims, ids)
     tiebreak = np.random.default_rng(seed).permutation(len(vectors))
     return lazy_greedy(indptr, cover, weight, n, tiebreak, include)

@@ -10,7 +10,7 @@ import inspect
 
 from curate.select.base import STRATEGIES
 
-ENGINE_PARAMS = frozenset({"vectors", "n", "seed", "include"})
+ENGINE_PARAMS = frozenset({"vectors", "n", "seed", "include", "neighbours"})
 
 
 def tunable_params(strategy: str) -> dict[str, int | float | bool | str]:

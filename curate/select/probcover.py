@@ -39,19 +39,21 @@ def auto_max_degree(n_rows: int) -> int:
 
 @STRATEGIES.register("probcover")
 def probcover(vectors: np.ndarray, n: int, seed: int = 0, delta: float | None = None, classes: int = 10,
-              max_degree: int | None = None, purity: float = PURITY, include: np.ndarray | None = None) -> np.ndarray:
+              max_degree: int | None = None, purity: float = PURITY, include: np.ndarray | None = None,
+              neighbours: tuple | None = None) -> np.ndarray:
     """(n,) int64 ranking. delta: cosine-distance radius (default: `choose_delta`); classes:
     k-means pseudo-classes for the purity rule; max_degree: neighbours listed per ball (default
     `auto_max_degree`); include: rows already chosen (their balls count as covered; not
-    returned). `seed` seeds k-means, the neighbour search and tie-breaks."""
-    from curate.quality.scores import knn  # lazy: faiss and numba load on first use
+    returned); neighbours: a k-NN graph (sims, ids) of these rows computed before, used when it lists
+    max_degree neighbours. `seed` seeds k-means, the neighbour search and tie-breaks."""
+    from curate.quality.scores import neighbours_or_knn  # lazy: faiss and numba load on first use
     from curate.select._coverage import lazy_greedy
 
     x = np.ascontiguousarray(vectors, dtype=np.float32)
     include = np.unique(np.asarray(include, np.int64)) if include is not None else None
     n = min(int(n), len(x) - (0 if include is None else len(include)))
     max_degree = auto_max_degree(len(x)) if max_degree is None else int(max_degree)
-    sims, ids = knn(x, min(max_degree, len(x) - 1), seed=seed)
+    sims, ids = neighbours_or_knn(x, min(max_degree, len(x) - 1), neighbours, seed)
     if delta is None:
         delta = choose_delta(x, sims, ids, classes, purity, seed)
     indptr, cover = ball_graph(sims, ids, delta)

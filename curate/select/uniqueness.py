@@ -18,11 +18,14 @@ from curate.select.base import STRATEGIES
 
 
 @STRATEGIES.register("uniqueness")
-def uniqueness_sample(vectors: np.ndarray, n: int, seed: int = 0, k: int = 10, power: float = 1.0) -> np.ndarray:
-    """(n,) int64: weighted sample without replacement, weights uniqueness ** power."""
-    from curate.quality.scores import uniqueness  # lazy: faiss loads on first use
+def uniqueness_sample(vectors: np.ndarray, n: int, seed: int = 0, k: int = 10, power: float = 1.0,
+                      neighbours: tuple | None = None) -> np.ndarray:
+    """(n,) int64: weighted sample without replacement, weights uniqueness ** power. `neighbours`: a
+    k-NN graph (sims, ids) of these rows computed before, used instead of searching."""
+    from curate.quality.scores import neighbours_or_knn, uniqueness_from  # lazy: faiss loads on first use
 
-    weight = np.maximum(uniqueness(vectors, k).astype(np.float64), 1e-12) ** float(power)
+    sims = neighbours_or_knn(vectors, k, neighbours)[0]
+    weight = np.maximum(uniqueness_from(sims).astype(np.float64), 1e-12) ** float(power)
     u = np.random.default_rng(seed).random(len(weight))
     key = np.log(np.maximum(u, 1e-300)) / weight  # log of u^(1/w): same order, no underflow
     return np.argsort(-key, kind="stable")[:n].astype(np.int64)

@@ -21,7 +21,7 @@ from curate.quality.scores import EXACT_MAX, knn
 from curate.steps.index import embeddings_generation, indexed_rows
 from curate.workspace import Workspace, now
 
-GRAPH_K = 30  # enough for the scores (10), the map (15), the duplicate search (5) and facility location (10)
+GRAPH_K = 32  # enough for the scores (10), the map (15), dedup (5), facility location (10) and ProbCover at 1M+ (32)
 QUERY_CHUNK = 16_384
 
 

@@ -128,7 +128,8 @@ def compute_selection(ws: Workspace, req: SelectionRequest) -> SelectionResult:
                               balance=groups[req.balance] if req.balance else None,
                               dedup=_dedup_threshold(ws, req.dedup))
     pool_size = int(np.count_nonzero(constraints.eligible(len(ids)))) + len(include)
-    order = constrained_select(vectors, budget(req.n, pool_size), req.strategy, req.seed, constraints, **req.params)
+    order = constrained_select(vectors, budget(req.n, pool_size), req.strategy, req.seed, constraints,
+                               neighbours=_shared_graph(ws, req.strategy, ids), **req.params)
     if len(order) == 0:
         raise ValueError("no image passes the filters and constraints: nothing to select")
     in_pool = eligible.copy()
@@ -146,6 +147,19 @@ def run_selection(ws: Workspace, n: float, strategy: str = "kcenter", name: str 
     result = compute_selection(ws, req)
     return save_selection(ws, name or f"{req.strategy}_{len(result.ids)}", result.ids, req.strategy, req.params,
                           req.seed, metrics=result.metrics, request=result.request)
+
+
+def _shared_graph(ws: Workspace, strategy: str, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The workspace's k-NN graph (sims, row positions) for strategies that take one, else None."""
+    import inspect
+
+    from curate.select.base import STRATEGIES
+    from curate.steps.graph import knn_graph, positions
+
+    if "neighbours" not in inspect.signature(STRATEGIES.get(strategy)).parameters:
+        return None
+    rows, sims, neighbours = knn_graph(ws)
+    return (sims, positions(neighbours, ids)) if np.array_equal(rows, ids) else None
 
 
 def budget(n: float, pool_size: int) -> int:
