@@ -32,7 +32,6 @@ from itertools import combinations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from bench.dup_data import CROPS, EDITS, FACES, FLIPS, STANDARD, build_folder, faces_pairs
 from bench.machine import load_average, machine_facts, summary_line
@@ -326,7 +325,7 @@ def report(datasets: dict, facts: dict) -> None:
             extra += f", expected precision {info['expected_precision']:.3f}" if info.get("expected_precision") else ""
             print(f"- {tool}: {info.get('error') or info['setting']}{extra}")
         print(f"- curate's encoder: {d['curate']['encoder']}; {training_line(d['curate']['trained'])}")
-        print(f"- curate steps shared by its columns (s): " + ", ".join(f"{s} {v:.1f}" for s, v in d["curate"]["steps_s"].items()))
+        print("- curate steps shared by its columns (s): " + ", ".join(f"{s} {v:.1f}" for s, v in d["curate"]["steps_s"].items()))
     print("\n- Precision of an edit's row: found pairs that involve its copies and are planted; of the 'all' row: "
           "every found pair. Duplicates already among the originals count as false positives for every tool alike.")
     print(f"\n### Overall\n\n{markdown_table([r for d in datasets.values() for r in d['overall']])}")

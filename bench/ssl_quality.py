@@ -21,7 +21,6 @@ import argparse
 import datetime as dt
 import json
 import logging
-import time
 from pathlib import Path
 
 import numpy as np

@@ -67,16 +67,29 @@ def build_parser() -> argparse.ArgumentParser:
     c = command("run", cmd_run, "whole pipeline: scan, quality checks, train, embed, index, 2-D map, duplicates, "
                                 "scores, label issues (when there are labels)", images=True)
     _train_options(c)
+    _index_options(c)
     c.add_argument("--retrain", action="store_true", help="train again even when the workspace's encoder was trained "
                                                           "with this recipe (default: a rerun resumes an interrupted "
                                                           "training, skips a finished one and embeds new images)")
-    command("scan", cmd_scan, "build or refresh the manifest", images=True)
+    c = command("scan", cmd_scan, "build or refresh the manifest", images=True)
+    _engine_options(c, actors=False)
     c = command("train", cmd_train, "self-supervised pretraining on the images", images=True)
     _train_options(c)
     c.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
+    c.add_argument("--nproc", type=int, help="train with torch DDP in this many processes on this machine (torchrun; "
+                                             "gloo on CPU with cores/N threads each, NCCL with one GPU each); the "
+                                             "batch size is the global batch, split evenly")
+    c.add_argument("--nnodes", help="DDP over several machines: node count (or MIN:MAX), as torchrun takes it")
+    c.add_argument("--node-rank", type=int, help="this machine's rank among the nodes (static rendezvous)")
+    c.add_argument("--rdzv-endpoint", help="HOST:PORT of the rendezvous, the same on every node")
+    c.add_argument("--rdzv-id", help="a job id shared by the nodes of one run")
+    c.add_argument("--rdzv-backend", help="rendezvous backend (default c10d)")
+    c.add_argument("--distributed-worker", action="store_true", help=argparse.SUPPRESS)  # a torchrun rank
     c = command("embed", cmd_embed, "embed a folder and (re)build the index", images=True)
     c.add_argument("--model", type=Path, help="encoder.pt to use (default: the workspace's own)")
     c.add_argument("--batch-size", type=int, default=256)
+    _engine_options(c)
+    _index_options(c)
     c = command("search", cmd_search, "nearest neighbours of an image")
     q = c.add_mutually_exclusive_group(required=True)
     q.add_argument("--image", type=Path, help="an image file (anywhere)")
@@ -214,11 +227,39 @@ def _bar(desc: str, unit: str = "img"):
         yield both
 
 
+def _index_options(c: argparse.ArgumentParser) -> None:
+    c.add_argument("--index-memory", default="4G", help="memory the FAISS index may take (default 4G): the index "
+                                                        "type follows from it, the image count and the dimension")
+    c.add_argument("--recall", type=float, default=0.95, help="recall@10 against exact search the index is tuned "
+                                                              "to reach (default 0.95)")
+
+
+def _engine_options(c: argparse.ArgumentParser, actors: bool = True) -> None:
+    c.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="where the work runs: this process (default) or a Ray cluster (needs pip install 'ray[data]')")
+    c.add_argument("--address", help="Ray cluster to join: auto, HOST:PORT or ray://HOST:PORT "
+                                     "(default: RAY_ADDRESS, else start Ray in this process)")
+    if actors:
+        c.add_argument("--actors", type=int, help="Ray encoder actors (default: one per --gpus-per-actor GPUs, "
+                                                  "else half the cluster's CPUs)")
+        c.add_argument("--gpus-per-actor", type=float, default=0.0,
+                       help="GPUs per Ray encoder actor (default 0: CPU actors)")
+
+
+def _engine_args(args) -> dict:
+    """The engine options of `args` (absent under `curate run`, which runs locally)."""
+    if not hasattr(args, "engine"):
+        return {}
+    return {"engine": args.engine, "address": args.address, "actors": args.actors,
+            "gpus_per_actor": args.gpus_per_actor}
+
+
 def cmd_scan(args):
     from curate.steps.scan import scan
 
     with _bar("scan", "file") as bar:
-        ws, summary = scan(args.images, args.workspace, progress=bar)
+        ws, summary = scan(args.images, args.workspace, progress=bar, engine=getattr(args, "engine", "local"),
+                           address=getattr(args, "address", None))
     print(f"scanned {ws.root}: {summary.line()}")
     if summary.skipped:
         bad = ws.manifest()
@@ -235,6 +276,9 @@ def cmd_train(args, ws=None):
     from curate.train.cpu_share import SHARED_BELOW
     from curate.workspace import Workspace
 
+    if getattr(args, "nproc", None) is not None or getattr(args, "distributed_worker", False):  # torch DDP under torchrun
+        from curate.train.launch import distributed_train
+        return distributed_train(args, ws, cmd_train)
     ws = ws or cmd_scan(args)
     cfg = _train_config(args, ws)
     names = "+".join(f"{t.name}:{t.weight:g}" for t in cfg.tasks)
@@ -256,18 +300,28 @@ def cmd_train(args, ws=None):
 def cmd_embed(args, ws=None):
     from curate import storage
     from curate.steps.embed import embed
+    from curate.index import parse_memory
     from curate.steps.index import build_workspace_index
 
     ws = ws or cmd_scan(args)
     t = time.perf_counter()
     with _bar("embed") as bar:
-        vectors = embed(ws, getattr(args, "model", None), progress=bar)
-    sidecar = build_workspace_index(ws)
+        vectors = embed(ws, getattr(args, "model", None), batch_size=getattr(args, "batch_size", None) or 256,
+                        progress=bar, **_engine_args(args))
+    with _bar("index", "vec") as bar:
+        sidecar = build_workspace_index(ws, memory=parse_memory(getattr(args, "index_memory", None) or "4G"),
+                                        recall=getattr(args, "recall", None) or 0.95, progress=bar)
     meta = storage.read_json(ws.sidecar(ws.embeddings_file))
     kept = f", {meta['reused']:,} kept from the last embedding" if meta.get("reused") else ""
+    if meta.get("engine") == "ray" and meta.get("newly_embedded"):
+        kept += f" (on Ray, {meta['actors']} encoder actor{'s' if meta['actors'] != 1 else ''})"
     print(f"embedded {meta.get('newly_embedded', sidecar['n']):,} images{kept} ({vectors.shape[1]}-d) in "
           f"{time.perf_counter() - t:.1f}s; "
-          f"index {sidecar['factory']} -> {ws.index_file}")
+          f"index {sidecar['factory']} (recall@10 {sidecar['recall_at_10']:.3f}"
+          f"{', nprobe ' + str(sidecar['nprobe']) if sidecar.get('nprobe', 1) > 1 else ''}) -> {ws.index_file}")
+    if not sidecar.get("reached", True):
+        print(f"note: the index reaches recall@10 {sidecar['recall_at_10']:.3f}, below --recall {sidecar['recall_target']}"
+              ": give it more --index-memory")
     return ws
 
 

@@ -20,7 +20,6 @@ from curate.steps import quality as quality_step
 from curate.steps.dedup import dedup
 from curate.steps.quality import quality, saved_config
 from curate.steps.scan import scan
-from curate.workspace import Workspace
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 

@@ -30,6 +30,16 @@ def decode_square(path: Path, size: int) -> np.ndarray:
     return fit_square(load_rgb(path, max_side=4 * size), size)
 
 
+def decode_row(path: Path, size: int) -> np.ndarray | None:
+    """`decode_square`, or None for a file that no longer decodes (its row stays zero; logged).
+    Every engine decodes with this, so a row's pixels do not depend on where they were decoded."""
+    try:
+        return decode_square(path, size)
+    except ImageError as err:  # changed on disk since the scan: zero row, reported
+        log.warning("could not decode %s: %s (rescan with `curate scan`)", path, err)
+        return None
+
+
 def image_cache(root: Path, manifest: pd.DataFrame, size: int, cache_dir: Path, workers: int = 4,
                 progress: Progress | None = None, chunk: int = CHUNK) -> np.ndarray:
     """Return the read-only memmap (N, size, size, 3) uint8 of decoded images for this manifest, building it if needed.
@@ -65,11 +75,7 @@ def _build(root, manifest, size: int, final: Path, meta_file: Path, stamp: dict,
             return None
         if same[i]:  # unchanged since the last build: its pixels are already decoded
             return old[i]
-        try:
-            return decode_square(paths[i], size)
-        except ImageError as err:  # changed on disk since the scan: zero row, reported
-            log.warning("could not decode %s: %s (rescan with `curate scan`)", paths[i], err)
-            return None
+        return decode_row(paths[i], size)
 
     n = stamp["n"]
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:

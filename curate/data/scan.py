@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISBLK, S_ISCHR, S_ISDIR, S_ISFIFO, S_ISREG, S_ISSOCK
+from typing import Callable, Iterable, Iterator
 
 import pandas as pd
 
@@ -92,7 +93,8 @@ def inspect_file(path: Path) -> dict:
 
 
 def scan_folder(root: str | Path, previous: pd.DataFrame | None = None, workers: int = 4,
-                progress: Progress | None = None) -> tuple[pd.DataFrame, ScanSummary]:
+                progress: Progress | None = None, inspect_files: Callable[[list[Path]], Iterable[dict]] | None = None
+                ) -> tuple[pd.DataFrame, ScanSummary]:
     """Build or refresh a manifest for `root`.
 
     Unchanged files (same size and mtime) are not re-read. Ids of known paths are kept (a path
@@ -100,6 +102,8 @@ def scan_folder(root: str | Path, previous: pd.DataFrame | None = None, workers:
     path order; vanished paths keep their row with status `removed`. Row i of the result is id i.
     Columns other steps added to `previous` (quality metrics and flags) are kept for unchanged and
     removed rows and left missing (NaN / NA) for new and changed ones, which must be measured again.
+    `inspect_files` maps `inspect_file` over the files to read, in order (default: `workers` threads; the
+    ray engine passes its own).
     """
     root = Path(root)
     if not root.is_dir():
@@ -108,11 +112,11 @@ def scan_folder(root: str | Path, previous: pd.DataFrame | None = None, workers:
     listed = [entry for entry in (_stat_entry(p, root) for p in list_images(root)) if entry is not None]
     kept, fresh, todo, old_rows = _plan(listed, previous)
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:  # Pillow and hashlib release the GIL
-        infos = pool.map(inspect_file, (entry.path for _, entry in todo))
-        for n, ((image_id, entry), info) in enumerate(zip(todo, infos)):
-            fresh.append(_row(image_id, entry, info))
-            report(progress, n + 1, len(todo), stage="scan", unit="file")
+    paths = [entry.path for _, entry in todo]
+    infos = inspect_files(paths) if inspect_files is not None else _inspect_threaded(paths, workers)
+    for n, ((image_id, entry), info) in enumerate(zip(todo, infos, strict=True)):
+        fresh.append(_row(image_id, entry, info))
+        report(progress, n + 1, len(todo), stage="scan", unit="file")
     for row in fresh:  # report each problem once, when it first appears
         old = old_rows.get(row["id"])
         if row["status"] != "ok" and (old is None or not _same(old["status"], row["status"])):
@@ -129,6 +133,11 @@ def scan_folder(root: str | Path, previous: pd.DataFrame | None = None, workers:
         skipped=int((~manifest["status"].isin(["ok", "removed"])).sum()),
     )
     return manifest, summary
+
+
+def _inspect_threaded(paths: list[Path], workers: int) -> Iterator[dict]:
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:  # Pillow and hashlib release the GIL
+        yield from pool.map(inspect_file, paths)
 
 
 def _plan(listed: list[_Listed], previous: pd.DataFrame) -> tuple[list, list, list, dict]:

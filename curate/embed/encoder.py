@@ -31,9 +31,14 @@ def load_encoder(encoder_file: str | Path, device: str = "auto") -> tuple[torch.
     if not config_file.exists():
         raise FileNotFoundError(f"{config_file} missing: an encoder needs its config.json beside it")
     config = storage.read_json(config_file)
+    return build_encoder(config, torch.load(encoder_file, map_location="cpu", weights_only=True), device), config
+
+
+def build_encoder(config: dict, state: dict, device: str = "auto") -> torch.nn.Module:
+    """The backbone `config` describes with weights `state` (an encoder.pt's contents), in eval mode on `device`."""
     model = build_backbone(backbone_spec(config))
-    model.load_state_dict(torch.load(encoder_file, map_location="cpu", weights_only=True))
-    return model.to(pick_device(device)).eval(), config
+    model.load_state_dict(state)
+    return model.to(pick_device(device)).eval()
 
 
 def file_fingerprint(path: str | Path) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from curate.distributed import gather
 from curate.losses.barlow_twins import barlow_twins_loss
 from curate.models.heads import mlp
 from curate.pretext.base import TASKS, TwoViewTask
@@ -43,5 +44,5 @@ class BarlowTwins(TwoViewTask):
     def loss(self, out, targets):
         # the paper's sum is ~D at init, with ~600x SimCLR's backbone gradient (measured); in a 40-step SGD run
         # it rose 50% before falling back, while the per-dimension average (~1) fell steadily
-        loss = barlow_twins_loss(out[0], out[1], self.off_diagonal_weight) / self.cfg.projection_dim
+        loss = barlow_twins_loss(gather(out[0]), gather(out[1]), self.off_diagonal_weight) / self.cfg.projection_dim
         return {"loss": loss}

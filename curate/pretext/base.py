@@ -8,6 +8,8 @@ A task owns its heads (it is an nn.Module); the backbone is shared and passed in
 `task.setup(backbone)` runs once before training (e.g. to copy the backbone into a frozen teacher;
 parameters with requires_grad=False are not optimised). A new task is one file: a subclass with a
 `Config` dataclass, decorated `@TASKS.register(name)`, plus its preset `presets/<name>.yaml`.
+For DDP runs (curate.train.ddp): draw per-image randomness with curate.transforms.draws, and compute a
+loss over the batch (negatives, batch statistics) on `curate.distributed.gather`ed embeddings.
 """
 from __future__ import annotations
 

@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from curate.distributed import gather
 from curate.losses import dino_loss, teacher_temperature, update_center
 from curate.models.ema import cosine_momentum, ema_update, frozen_copy
 from curate.models.heads import mlp
@@ -97,7 +98,7 @@ class DINO(PretextTask):
         student = self.head(torch.cat(feats)).view(len(views), b, -1)
         with torch.no_grad():
             teacher = self.teacher_head(self.teacher_backbone(torch.cat(views[:2]))).view(2, b, -1)
-        self._teacher_out = teacher
+        self._teacher_out = gather(teacher.reshape(-1, teacher.shape[-1]), grad=False)  # the center of the global batch
         return student, teacher
 
     def loss(self, out, targets):

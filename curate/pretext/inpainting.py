@@ -21,6 +21,7 @@ from curate.models.decoder import ConvDecoder
 from curate.models.feature_map import backbone_feature_map
 from curate.pretext.base import TASKS, PretextTask
 from curate.transforms import ViewConfig, make_views, normalize
+from curate.transforms.draws import rand
 
 
 def random_box_mask(batch: int, size: int, min_side: float = 0.25, max_side: float = 0.5, generator=None,
@@ -31,7 +32,7 @@ def random_box_mask(batch: int, size: int, min_side: float = 0.25, max_side: flo
     one pixel), the box lies fully inside the image. Pathak et al.'s central box is min_side = max_side = 0.5.
     """
     def uniform(lo: float, hi: float) -> torch.Tensor:
-        return torch.rand(batch, generator=generator, device=device) * (hi - lo) + lo
+        return rand(batch, generator, device) * (hi - lo) + lo
 
     h = (uniform(min_side, max_side) * size).round().clamp(1, size).long()
     w = (uniform(min_side, max_side) * size).round().clamp(1, size).long()

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from curate.models.heads import mlp
 from curate.pretext.base import TASKS, PretextTask
 from curate.transforms import ViewConfig, make_views, normalize
+from curate.transforms.draws import randint
 from curate.transforms.patches import GRID, crop_patches, grid_positions, tile_size, upsample_patches
 
 
@@ -78,7 +79,7 @@ class Jigsaw(PretextTask):
         b, device = images.shape[0], images.device
         x = normalize(make_views(images, self.views, generator))
         tops, lefts = grid_positions(b, self.image_size, self.tile, generator, device)
-        label = torch.randint(0, len(self.permutations), (b,), generator=generator, device=device)
+        label = randint(len(self.permutations), b, generator, device)
         order = self.permutations.to(device)[label]  # (B, 9)
         tiles = upsample_patches(crop_patches(x, tops.gather(1, order), lefts.gather(1, order), self.tile))
         return list(tiles.unbind(1)), label

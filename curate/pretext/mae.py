@@ -23,6 +23,7 @@ from torchvision.models.vision_transformer import EncoderBlock
 from curate.models.vit import encode_visible, is_vit
 from curate.pretext.base import TASKS, PretextTask
 from curate.transforms import ViewConfig, make_views, normalize
+from curate.transforms.draws import rand
 
 
 def patchify(images: torch.Tensor, patch: int) -> torch.Tensor:
@@ -148,7 +149,7 @@ class MAE(PretextTask):
         x = views[0]
         length = (self.image_size // self.patch) ** 2
         if noise is None:
-            noise = torch.rand(x.shape[0], length, device=x.device)
+            noise = rand((x.shape[0], length), None, x.device)
         keep = max(1, int(length * (1 - self.cfg.mask_ratio)))
         ids_keep, ids_restore, mask = random_masking(noise, keep)
         latent = encode_visible(backbone, x, ids_keep)

@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from curate.distributed import gather
 from curate.losses import infonce
 from curate.models.ema import cosine_momentum, ema_update, frozen_copy
 from curate.models.heads import mlp
@@ -67,6 +68,7 @@ class MoCo(PretextTask):
         """Two query views, then the same 2B images shuffled for the key encoder; targets: the shuffle (2B,)."""
         views = [normalize(make_views(images, self.views, generator)) for _ in range(2)]
         # shuffled, an image's key mostly lands in another BatchNorm group than its query (MoCo's "shuffling BN")
+        # (in a DDP run, a shuffle of this rank's rows: it keeps the generator in step on every rank)
         shuffle = torch.randperm(2 * images.shape[0], generator=generator, device=images.device)
         keys = torch.cat(views)[shuffle].contiguous(memory_format=torch.channels_last)
         return views + list(keys.chunk(2)), shuffle
@@ -81,7 +83,7 @@ class MoCo(PretextTask):
         q = self.projector(torch.cat([grouped_forward(backbone, v, groups) for v in views[:2]]))
         with torch.no_grad():
             k = self.key_projector(torch.cat([grouped_forward(self.key_backbone, v, groups) for v in views[2:]]))
-        self._new_keys = k  # order does not matter in the queue
+        self._new_keys = gather(k, grad=False)  # every rank queues the global batch's keys; order does not matter
         return q, k
 
     def loss(self, out, targets):

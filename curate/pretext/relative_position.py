@@ -19,6 +19,7 @@ from curate.models.heads import mlp
 from curate.pretext.base import TASKS, PretextTask
 from curate.transforms.patches import GRID, crop_patches, grid_positions, tile_size, upsample_patches
 from curate.transforms import ViewConfig, make_views, normalize
+from curate.transforms.draws import randint
 
 CENTRE = GRID * GRID // 2
 NEIGHBOURS = [c for c in range(GRID * GRID) if c != CENTRE]  # label k -> grid cell, row-major
@@ -56,7 +57,7 @@ class RelativePosition(PretextTask):
     def build_views(self, images, generator=None):
         """[centre, neighbour], each (B, 3, p, p) with p = max(patch, MIN_BACKBONE_INPUT); target: the neighbour's position label (B,)."""
         x = normalize(make_views(images, self.views, generator))
-        labels = torch.randint(0, len(NEIGHBOURS), (x.shape[0],), generator=generator, device=x.device)
+        labels = randint(len(NEIGHBOURS), x.shape[0], generator, x.device)
         tops, lefts = pair_positions(labels, self.image_size, self.patch, generator)
         patches = upsample_patches(crop_patches(x, tops, lefts, self.patch))
         return [patches[:, 0], patches[:, 1]], labels

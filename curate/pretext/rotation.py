@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from curate.pretext.base import TASKS, PretextTask
 from curate.transforms import ViewConfig, make_views, normalize
+from curate.transforms.draws import randint
 
 
 def rotate_batch(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -38,7 +39,7 @@ class Rotation(PretextTask):
         self.views = ViewConfig(size=image_size, scale=(0.5, 1.0), jitter=0.5, grayscale=0.1)
 
     def build_views(self, images, generator=None):
-        k = torch.randint(0, 4, (images.shape[0],), generator=generator, device=images.device)
+        k = randint(4, images.shape[0], generator, images.device)
         return [normalize(rotate_batch(make_views(images, self.views, generator), k))], k
 
     def forward(self, backbone, views):

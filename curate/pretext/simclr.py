@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from curate.distributed import gather
 from curate.losses import multi_view_nt_xent, nt_xent
 from curate.models.heads import mlp
 from curate.pretext.base import TASKS, TwoViewTask
@@ -61,6 +62,7 @@ class SimCLR(TwoViewTask):
         self.views.size = self.cfg.low_res_size if low else self.image_size
 
     def loss(self, out, targets):
+        out = [gather(z) for z in out]  # in a DDP run the negatives are the whole global batch
         if len(out) == 2:
             return {"loss": nt_xent(out[0], out[1], self.cfg.temperature)}
         return {"loss": multi_view_nt_xent(out, 2, self.cfg.temperature)}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from curate.distributed import gather
 from curate.losses.vicreg import covariance_loss, invariance_loss, variance_loss
 from curate.models.heads import mlp
 from curate.pretext.base import TASKS, TwoViewTask
@@ -37,7 +38,7 @@ class VICReg(TwoViewTask):
         self.views = siamese_views(image_size, cfg.min_scale)
 
     def loss(self, out, targets):
-        z1, z2 = out
+        z1, z2 = gather(out[0]), gather(out[1])  # batch statistics over the global batch in a DDP run
         terms = {"invariance": invariance_loss(z1, z2), "variance": variance_loss(z1, z2),
                  "covariance": covariance_loss(z1, z2)}
         c = self.cfg

@@ -1,10 +1,19 @@
 """`curate embed`: embed every usable image; rows of unusable ones stay zero. Resumable, and incremental:
-a row whose image and model are unchanged since the last embedding keeps its vector."""
+a row whose image and model are unchanged since the last embedding keeps its vector.
+
+The step decides which rows need a vector and writes the files; an engine only computes the vectors of
+those rows: `local` (this process, from the decode cache) or `ray` (a Ray cluster, curate.ray_engine).
+The engine is a property of the run, never a second copy of the step (DESIGN.md section 6).
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
+import pandas as pd
+import torch
 from numpy.lib.format import open_memmap
 
 from curate import storage
@@ -18,6 +27,24 @@ from curate.workspace import Workspace, now
 
 
 EMBEDDED_KEYS = "embeddings_keys.npy"  # uint64 per row: the content (sha1 prefix) its vector was computed from
+ENGINES = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class EmbedJob:
+    """What an engine needs to compute vectors: the images of manifest ids `rows`, and the encoder."""
+    ws: Workspace
+    manifest: pd.DataFrame
+    rows: np.ndarray  # (R,) manifest ids
+    encoder_file: Path
+    net: torch.nn.Module  # loaded on the step's device (the ray engine loads its own copies in its actors)
+    config: dict
+    batch_size: int
+
+
+# An engine writes the vector of rows[k] into out[k] ((R, D) float32 memmap) for every k >= done, calls
+# on_chunk(k) whenever out[:k] is complete, reports progress, and returns its fields for the sidecar.
+Engine = Callable[[EmbedJob, np.ndarray, int, Callable[[int], None], Progress | None], dict]
 
 
 def _current_rows(ws: Workspace, model_id: str, dim: int, keys: np.ndarray) -> np.ndarray:
@@ -36,19 +63,53 @@ def _current_rows(ws: Workspace, model_id: str, dim: int, keys: np.ndarray) -> n
 
 
 def embed(ws: Workspace, model: str | Path | None = None, batch_size: int = 256, device: str = "auto",
-          progress: Progress | None = None) -> np.ndarray:
-    """Embed every usable image into embeddings.npy; one embedding run at a time per workspace."""
+          progress: Progress | None = None, engine: str = "local", address: str | None = None,
+          actors: int | None = None, gpus_per_actor: float = 0.0) -> np.ndarray:
+    """Embed every usable image into embeddings.npy ((N, D) float32, row = manifest id); one embedding run
+    at a time per workspace.
+
+    engine="ray" computes the vectors on a Ray cluster (`address`, `actors`, `gpus_per_actor`: see
+    curate.ray_engine.RayOptions; `device` is then the actors' choice: GPU when gpus_per_actor > 0).
+    """
+    compute = _engine(engine, address, actors, gpus_per_actor)
     with locked(ws.locks_dir, "embed", wait=False, what="an embedding run"):
-        return _embed(ws, model, batch_size, device, progress)
+        return _embed(ws, model, batch_size, "cpu" if engine == "ray" else device, progress, engine, compute)
+
+
+def _engine(name: str, address: str | None, actors: int | None, gpus_per_actor: float) -> Engine:
+    if name not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {name!r}")
+    if name == "local":
+        if address is not None or actors is not None or gpus_per_actor:
+            raise ValueError("--address, --actors and --gpus-per-actor need --engine ray")
+        return _local_vectors
+    from curate.ray_engine import RayOptions, check_address, embed_rows, import_ray
+
+    options = RayOptions(address, actors, gpus_per_actor)
+    import_ray()  # fail before any work when Ray is missing or the cluster does not answer
+    check_address(address)
+
+    def ray_vectors(job: EmbedJob, out: np.ndarray, done: int, on_chunk, progress) -> dict:
+        paths = [str(job.ws.root / p) for p in job.manifest["path"].to_numpy()[job.rows]]
+        used = embed_rows(paths, job.encoder_file, job.config, out, done, job.batch_size, options, on_chunk, progress)
+        return {"engine": "ray", "actors": used}
+    return ray_vectors
+
+
+def _local_vectors(job: EmbedJob, out: np.ndarray, done: int, on_chunk, progress) -> dict:
+    images = image_cache(job.ws.root, job.manifest, job.config["image_size"], job.ws.cache_dir, progress=progress)
+    norm = job.config["normalization"]
+    embed_images(job.net, images, job.rows, norm["mean"], norm["std"], job.batch_size, progress=progress,
+                 out=out, done=done, on_chunk=on_chunk)
+    return {"engine": "local"}
 
 
 def _embed(ws: Workspace, model: str | Path | None, batch_size: int, device: str,
-           progress: Progress | None) -> np.ndarray:
+           progress: Progress | None, engine: str, compute: Engine) -> np.ndarray:
     encoder_file = Path(model) if model else ws.encoder_file
     net, config = load_encoder(encoder_file, device)
     model_id = file_fingerprint(encoder_file)
     manifest = ws.manifest()
-    images = image_cache(ws.root, manifest, config["image_size"], ws.cache_dir, progress=progress)
     usable = np.flatnonzero(ok_mask(manifest))
     dim = feature_dim(net)
     keys = content_keys(manifest)
@@ -64,16 +125,18 @@ def _embed(ws: Workspace, model: str | Path | None, batch_size: int, device: str
         packed = np.load(partial, mmap_mode="r+")
     else:
         packed = open_memmap(partial, mode="w+", dtype=np.float32, shape=(len(rows), dim))
+    saved = [done]
 
-    def checkpoint(n_done: int) -> None:
-        if n_done % (batch_size * 16) == 0 or n_done == len(rows):
+    def checkpoint(n_done: int) -> None:  # rows before n_done are final: a rerun resumes after them
+        if n_done - saved[0] >= batch_size * 16 or (n_done == len(rows) and n_done != saved[0]):
             packed.flush()
             storage.write_json(partial_meta, {"key": key, "done": n_done})
+            saved[0] = n_done
 
-    norm = config["normalization"]
+    engine_fields = {"engine": engine}  # the engine adds what the run used (ray: its actor count)
     if len(rows):
-        embed_images(net, images, rows, norm["mean"], norm["std"], batch_size, progress=progress,
-                     out=packed, done=done, on_chunk=checkpoint)
+        engine_fields = compute(EmbedJob(ws, manifest, rows, encoder_file, net, config, batch_size), packed, done,
+                                checkpoint, progress)
     full = np.zeros((len(manifest), dim), dtype=np.float32)
     reused = usable[kept[usable]]
     if len(reused):
@@ -86,7 +149,8 @@ def _embed(ws: Workspace, model: str | Path | None, batch_size: int, device: str
     storage.write_json(ws.sidecar(ws.embeddings_file), {"model": model_id, "model_file": str(encoder_file.resolve()),
                                                         "d": dim, "n": int(len(manifest)), "embedded": int(len(usable)),
                                                         "newly_embedded": int(len(rows)), "reused": int(len(reused)),
-                                                        "image_size": config["image_size"], "created": now()})
+                                                        "image_size": config["image_size"], **engine_fields,
+                                                        "created": now()})
     partial.unlink(missing_ok=True)
     partial_meta.unlink(missing_ok=True)
     return full

@@ -1,7 +1,9 @@
 """`curate train`: SSL pretraining on the workspace's images; exports model/encoder.pt + config.json."""
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 
 import numpy as np
 import torch
@@ -10,6 +12,7 @@ from curate import storage
 from curate.data.cache import image_cache
 from curate.data.manifest import fingerprint, ok_mask
 from curate.data.split import holdout_mask
+from curate.distributed import current as current_world
 from curate.locks import locked
 from curate.models import BackboneSpec
 from curate.models.vit import VIT_SIZES, vit_stem
@@ -44,7 +47,8 @@ def resolve_config(ws: Workspace, cfg: TrainConfig) -> TrainConfig:
 
 
 # TrainConfig fields that only watch or place a run: a run that differs in these alone is the same recipe
-NOT_RECIPE = ("health_minutes", "health_images", "stop_on_collapse", "checkpoint_minutes", "device", "recipe")
+NOT_RECIPE = ("health_minutes", "health_images", "stop_on_collapse", "checkpoint_minutes", "log_every", "device",
+              "recipe")
 
 
 def same_recipe(a: dict, b: dict) -> bool:
@@ -72,27 +76,49 @@ def training_state(ws: Workspace, cfg: TrainConfig) -> tuple[str, str]:
     return "new", "the last run of this recipe left no checkpoint of its own"
 
 
+# Set by `curate train --nproc` for its torchrun ranks: the launcher holds the workspace's model lock
+LOCK_HELD_ENV = "CURATE_MODEL_LOCK_HELD"
+
+
 def train(ws: Workspace, cfg: TrainConfig, resume: bool = False, progress: Progress | None = None) -> TrainResult:
-    """Train the workspace's encoder; one training at a time per workspace (a second gets WorkspaceBusy)."""
-    with locked(ws.locks_dir, "model", wait=False, what="a training run"):
+    """Train the workspace's encoder; one training at a time per workspace (a second gets WorkspaceBusy).
+
+    In a DDP run every rank calls this; rank 0 takes the lock (unless the `--nproc` launcher holds it)."""
+    with _model_lock(ws):
         return _train(ws, cfg, resume, progress)
 
 
-def _train(ws: Workspace, cfg: TrainConfig, resume: bool, progress: Progress | None) -> TrainResult:
+def _model_lock(ws: Workspace):
+    if not current_world().main or os.environ.get(LOCK_HELD_ENV):
+        return contextlib.nullcontext()
+    return locked(ws.locks_dir, "model", wait=False, what="a training run")
+
+
+def run_config(ws: Workspace, cfg: TrainConfig, resume: bool) -> TrainConfig:
+    """The configuration a run trains with: `cfg` resolved, or on --resume the interrupted run's own
+    recipe with this run's budget and watching settings."""
     if resume and (ws.model_dir / "checkpoint.pt").exists() and (ws.model_dir / "run_config.json").exists():
         budget = {"minutes": cfg.minutes, "epochs": None} if cfg.minutes else {"epochs": cfg.epochs} if cfg.epochs else {}
         watch = {k: getattr(cfg, k) for k in ("health_minutes", "health_images", "stop_on_collapse")}  # not the recipe
         cfg = TrainConfig.from_dict({**storage.read_json(ws.model_dir / "run_config.json"), **budget, **watch})
         log.info("resuming with the interrupted run's configuration")
-    cfg = resolve_config(ws, cfg)
+    return resolve_config(ws, cfg)
+
+
+def _train(ws: Workspace, cfg: TrainConfig, resume: bool, progress: Progress | None) -> TrainResult:
+    cfg = run_config(ws, cfg, resume)
     manifest = ws.manifest()
     images = image_cache(ws.root, manifest, cfg.image_size, ws.cache_dir, progress=progress)
     usable = ok_mask(manifest)
     train_ids = np.flatnonzero(usable & ~holdout_mask(manifest["id"].to_numpy(), cfg.holdout, cfg.seed))
     if len(train_ids) < 2:
         raise ValueError(f"only {len(train_ids)} usable training images in {ws.root}: at least 2 are needed")
-    storage.write_json(ws.model_dir / "run_config.json", cfg.to_dict())
+    world = current_world()
+    if world.main:
+        storage.write_json(ws.model_dir / "run_config.json", cfg.to_dict())
     result = train_loop(images, train_ids, cfg, ws.model_dir, resume=resume, progress=progress)
+    if not world.main:  # rank 0 exports
+        return result
     storage.save_torch(ws.encoder_file, {k: v.contiguous() for k, v in result.backbone.state_dict().items()})
     storage.write_json(ws.model_dir / "config.json", {
         "architecture": cfg.backbone, "stem": cfg.stem, "image_size": cfg.image_size,
@@ -103,7 +129,8 @@ def _train(ws: Workspace, cfg: TrainConfig, resume: bool, progress: Progress | N
         "trained": {"steps": result.steps, "images_seen": result.images_seen, "elapsed_s": round(result.elapsed_s, 1),
                     "images_per_s": round(result.images_per_s, 1), "final_losses": result.last_losses,
                     "train_images": int(len(train_ids)), "health": result.health,
-                    "cpu_share": result.cpu_share, "threads": torch.get_num_threads()},
+                    "cpu_share": result.cpu_share, "threads": torch.get_num_threads(),
+                    "world_size": result.world_size, "nproc": world.local_size},
         "holdout": {"fraction": cfg.holdout, "seed": cfg.seed}, "data_fingerprint": fingerprint(manifest),
         "train_config": cfg.to_dict(), "created": now(),
     })

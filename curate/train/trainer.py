@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,12 +19,14 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from curate import storage
+from curate.distributed import InterruptFlag, current as current_world
 from curate.evaluate.health import health, is_collapsed
 from curate.models import BackboneSpec, build_backbone
 from curate.pretext import MultiTask
 from curate.progress import Progress, report
 from curate.train.config import TrainConfig
 from curate.train.cpu_share import SHARED_BELOW, CpuShare
+from curate.train.ddp import batch_shard, rank_device, step_function
 from curate.train.device import autocast_factory, pick_device
 from curate.train.schedule import warmup_cosine
 from curate.transforms import make_views, normalize, siamese_views, to_float
@@ -42,6 +45,7 @@ class TrainResult:
     skipped_steps: int = 0  # updates skipped for non-finite gradients
     health: dict | None = None  # the last embedding-health figures (curate.evaluate.health)
     cpu_share: float = 1.0  # CPU time used over what its threads could have used (< 0.7: a shared machine)
+    world_size: int = 1  # processes that trained together (DDP); each took its share of every batch
 
 
 class RepresentationCollapsed(RuntimeError):
@@ -125,24 +129,29 @@ def train(images: np.ndarray, train_ids: np.ndarray, cfg: TrainConfig, out_dir: 
 
     Writes out_dir/checkpoint.pt (resumable state), out_dir/train_log.jsonl (losses) and
     out_dir/health_log.jsonl (embedding health every cfg.health_minutes, curate.evaluate.health).
+    Under torchrun (curate.train.ddp) every rank calls this: each trains on its rows of the same global
+    batches, and only rank 0 writes.
     """
     if cfg.minutes is None and cfg.epochs is None:
         raise ValueError("give a budget: minutes or epochs")
     if len(train_ids) < cfg.batch_size:
         cfg.batch_size = max(2, 2 ** int(np.log2(len(train_ids))))
         log.warning("only %d training images: batch size lowered to %d", len(train_ids), cfg.batch_size)
-    device = pick_device(cfg.device)
+    world = current_world()
+    progress = progress if world.main else None  # one progress bar per run
+    device = rank_device(pick_device(cfg.device), world)
     autocast = autocast_factory(device, cfg.precision)
     torch.manual_seed(cfg.seed)
     backbone = build_backbone(BackboneSpec(cfg.backbone, cfg.stem or "small")).to(device)
     tasks = MultiTask(cfg.tasks, backbone, training_view_size(cfg, images.shape[1])).to(device)
+    forward = step_function(backbone, tasks, world, device)  # DDP in a process group, else tasks.step_losses
     optimizer = make_optimizer(list(backbone.parameters()) + list(tasks.parameters()), cfg)
     # the weights' moving average (Polyak averaging) smooths the last steps' noise out of the exported encoder
     averaged = AveragedModel(backbone, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True) if cfg.ema else None
     params = [p for group in optimizer.param_groups for p in group["params"]]
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     probe = HealthProbe(images, np.asarray(train_ids), cfg, training_view_size(cfg, images.shape[1]), device) \
-        if cfg.health_minutes > 0 else None
+        if cfg.health_minutes > 0 and world.main else None
     budget_s = cfg.minutes * 60 if cfg.minutes is not None else None
     total_steps = None if budget_s else max(1, int(cfg.epochs * len(train_ids) / cfg.batch_size))
 
@@ -160,11 +169,13 @@ def train(images: np.ndarray, train_ids: np.ndarray, cfg: TrainConfig, out_dir: 
         rng = np.random.default_rng([cfg.seed, step])  # a new but reproducible batch order
         generator.manual_seed(cfg.seed + step)
         log.info("resumed from step %d (%.1f min trained)", step, elapsed_before / 60)
-    elif not resume:
+    elif not resume and world.main:
         log_file.unlink(missing_ok=True)
         health_file.unlink(missing_ok=True)
 
     def save_checkpoint(elapsed: float) -> None:
+        if not world.main:
+            return
         storage.save_torch(ckpt_file, {"backbone": backbone.state_dict(), "tasks": tasks.state_dict(),
                                        "optimizer": optimizer.state_dict(), "step": step, "elapsed_s": elapsed,
                                        **({"averaged": averaged.state_dict()} if averaged is not None else {}),
@@ -192,11 +203,15 @@ def train(images: np.ndarray, train_ids: np.ndarray, cfg: TrainConfig, out_dir: 
         return h
 
     keep_on_interrupt = _checkpoint_on_interrupt(lambda: save_checkpoint(elapsed_before + time.perf_counter() - start))
-    with open(log_file, "a") as log_fh, keep_on_interrupt:
+    log_target = log_file if world.main else os.devnull  # one writer: rank 0
+    with open(log_target, "a") as log_fh, keep_on_interrupt, InterruptFlag(world) as sigint:
         while True:
             run_s = time.perf_counter() - start
             elapsed = elapsed_before + run_s
             frac = elapsed / budget_s if budget_s else step / total_steps
+            frac, interrupted = world.agree(frac, sigint.requested)  # every rank stops at the same step
+            if interrupted:
+                raise KeyboardInterrupt
             if frac >= 1.0:
                 break
             health_due = last_health is None or time.perf_counter() - last_health >= cfg.health_minutes * 60
@@ -204,8 +219,11 @@ def train(images: np.ndarray, train_ids: np.ndarray, cfg: TrainConfig, out_dir: 
                 figures, last_health = check_health(elapsed, backbone), time.perf_counter()
             for group, base in zip(optimizer.param_groups, base_lrs):
                 group["lr"] = base * warmup_cosine(frac, cfg.warmup)
-            batch = to_float(torch.from_numpy(images[next(stream)]).to(device, non_blocking=True))
-            logs = tasks.step_losses(backbone, batch, generator, autocast)
+            ids = next(stream)
+            mine = world.rows(len(ids))  # the whole batch in one process
+            batch = to_float(torch.from_numpy(images[ids[mine]]).to(device, non_blocking=True))
+            with batch_shard(mine, len(ids), world):  # each image augmented as one process would
+                logs = forward(batch, generator, autocast)
             loss = logs["loss"]
             if not torch.isfinite(loss):
                 save_checkpoint(elapsed)
@@ -228,9 +246,10 @@ def train(images: np.ndarray, train_ids: np.ndarray, cfg: TrainConfig, out_dir: 
             if averaged is not None:
                 averaged.update_parameters(backbone)
             step += 1
-            seen_this_run += len(batch)
+            seen_this_run += len(ids)
             speed = seen_this_run / max(1e-9, time.perf_counter() - start)
-            if step % 10 == 0 or step == 1:
+            if step % cfg.log_every == 0 or step == 1:
+                logs = world.mean(logs)
                 entry = {"step": step, "elapsed_s": round(elapsed, 2), "lr": optimizer.param_groups[0]["lr"],
                          "images_per_s": round(speed, 1), "skipped_steps": skipped, "cpu_share": round(cpu.sample(), 3),
                          **{k: round(float(v.detach()), 5) for k, v in logs.items()}}
@@ -251,6 +270,7 @@ def train(images: np.ndarray, train_ids: np.ndarray, cfg: TrainConfig, out_dir: 
                 save_checkpoint(elapsed)
                 last_ckpt = time.perf_counter()
         run_s = max(1e-9, time.perf_counter() - start)  # measured before the health check and checkpoint write
+        logs = world.mean(logs)
         elapsed = elapsed_before + run_s
         if probe is not None:
             figures = check_health(elapsed, backbone if averaged is None else averaged.module)  # what is exported
@@ -258,4 +278,5 @@ def train(images: np.ndarray, train_ids: np.ndarray, cfg: TrainConfig, out_dir: 
     if averaged is not None:
         backbone = averaged.module
     return TrainResult(backbone.eval(), step, step * cfg.batch_size, elapsed, seen_this_run / run_s,
-                       {k: float(v.detach()) for k, v in logs.items()}, skipped, figures, round(cpu.overall(), 3))
+                       {k: float(v.detach()) for k, v in logs.items()}, skipped, figures, round(cpu.overall(), 3),
+                       world.size)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from curate.transforms.draws import randint
+
 GRID = 3
 # Smallest side at which a patch is fed to the backbone. A ResNet with the small_pool stem halves a
 # 32 px image's 8 px tiles to a 1x1 map before its last stage, and torch's CPU bf16 convolution
@@ -31,7 +33,7 @@ def grid_positions(batch: int, image_size: int, tile: int, generator=None,
         raise ValueError(f"tile must be in 1..{cell} for {image_size}-pixel images, not {tile}")
     origin = (image_size - GRID * cell) // 2
     k = torch.arange(GRID * GRID, device=device)
-    jitter = torch.randint(0, cell - tile + 1, (2, batch, GRID * GRID), generator=generator, device=device)
+    jitter = randint(cell - tile + 1, (2, batch, GRID * GRID), generator, device, batch_dim=1)
     return origin + (k // GRID) * cell + jitter[0], origin + (k % GRID) * cell + jitter[1]
 
 

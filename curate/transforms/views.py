@@ -3,7 +3,8 @@
 Every random parameter is drawn per sample, but the work is done for the whole batch at once:
 random-resized-crop + flip is one `affine_grid`/`grid_sample`; brightness, contrast, saturation,
 hue and greyscale fold into one 3x3 colour matrix per sample; blur is one grouped convolution.
-On a CPU this is ~100x cheaper than torchvision's per-image PIL pipeline in workers.
+On a CPU this is ~100x cheaper than torchvision's per-image PIL pipeline in workers. Random parameters
+come from curate.transforms.draws, so a DDP rank draws its rows of what one process would draw.
 """
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from curate.transforms.draws import rand
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -71,7 +74,7 @@ def make_views(x: torch.Tensor, cfg: ViewConfig, generator: torch.Generator | No
 
 
 def _uniform(n: int, lo: float, hi: float, like: torch.Tensor, generator) -> torch.Tensor:
-    return torch.rand(n, generator=generator, device=like.device) * (hi - lo) + lo
+    return rand(n, generator, like.device) * (hi - lo) + lo
 
 
 def random_resized_crop(x, size: int, scale=(0.2, 1.0), ratio=(3 / 4, 4 / 3), flip: float = 0.5, generator=None):
@@ -81,9 +84,9 @@ def random_resized_crop(x, size: int, scale=(0.2, 1.0), ratio=(3 / 4, 4 / 3), fl
     log_r = _uniform(b, math.log(ratio[0]), math.log(ratio[1]), x, generator)
     w = torch.sqrt(area * torch.exp(log_r)).clamp(max=1.0)  # crop width as a fraction of the image width
     h = torch.sqrt(area / torch.exp(log_r)).clamp(max=1.0)
-    cx = (torch.rand(b, generator=generator, device=x.device) * 2 - 1) * (1 - w)  # centre in [-1, 1] coords
-    cy = (torch.rand(b, generator=generator, device=x.device) * 2 - 1) * (1 - h)
-    sign = torch.where(torch.rand(b, generator=generator, device=x.device) < flip, -1.0, 1.0)
+    cx = (rand(b, generator, x.device) * 2 - 1) * (1 - w)  # centre in [-1, 1] coords
+    cy = (rand(b, generator, x.device) * 2 - 1) * (1 - h)
+    sign = torch.where(rand(b, generator, x.device) < flip, -1.0, 1.0)
     theta = torch.zeros(b, 2, 3, device=x.device)
     theta[:, 0, 0], theta[:, 0, 2] = w * sign, cx
     theta[:, 1, 1], theta[:, 1, 2] = h, cy
@@ -100,7 +103,7 @@ def colour_matrices(b: int, cfg: ViewConfig, device, generator=None) -> tuple[to
     eye = torch.eye(3, device=device).expand(b, 3, 3)
     luma = torch.tensor(_LUMA, device=device)
     grey = torch.ones(3, 1, device=device) @ luma.view(1, 3)  # x -> grey level in every channel
-    on = torch.rand(b, generator=generator, device=device) < cfg.jitter
+    on = rand(b, generator, device) < cfg.jitter
 
     def factor(strength: float) -> torch.Tensor:
         f = _uniform(b, max(0.0, 1 - strength), 1 + strength, eye, generator)
@@ -116,7 +119,7 @@ def colour_matrices(b: int, cfg: ViewConfig, device, generator=None) -> tuple[to
     hue = torch.linalg.inv(yiq) @ rot @ yiq
     saturation = sat.view(b, 1, 1) * eye + (1 - sat).view(b, 1, 1) * grey
     m = hue @ saturation @ (bright.view(b, 1, 1) * eye)
-    to_grey = torch.rand(b, generator=generator, device=device) < cfg.grayscale
+    to_grey = rand(b, generator, device) < cfg.grayscale
     m = torch.where(to_grey.view(b, 1, 1), grey @ m, m)
     return m, contrast
 
@@ -137,7 +140,7 @@ def random_blur(x: torch.Tensor, p: float, sigma=(0.1, 2.0), generator=None) -> 
     b, c, hgt, wid = x.shape
     k = max(3, (min(hgt, wid) // 10) | 1)
     s = _uniform(b, *sigma, x, generator)
-    s = torch.where(torch.rand(b, generator=generator, device=x.device) < p, s, torch.full_like(s, 1e-3))
+    s = torch.where(rand(b, generator, x.device) < p, s, torch.full_like(s, 1e-3))
     r = torch.arange(k, device=x.device, dtype=x.dtype) - k // 2
     kern = torch.exp(-(r.view(1, k) ** 2) / (2 * s.view(b, 1) ** 2))
     kern = (kern / kern.sum(1, keepdim=True)).repeat_interleave(c, 0)  # (B*C, k)
@@ -149,6 +152,6 @@ def random_blur(x: torch.Tensor, p: float, sigma=(0.1, 2.0), generator=None) -> 
 
 def random_solarize(x: torch.Tensor, p: float, generator=None, threshold: float = 0.5) -> torch.Tensor:
     """Invert pixels at or above `threshold` (PIL's solarize) in a random subset (probability p) of a (B, 3, H, W) batch in [0, 1]."""
-    chosen = torch.rand(x.shape[0], generator=generator, device=x.device) < p
+    chosen = rand(x.shape[0], generator, x.device) < p
     solarized = torch.where(x >= threshold, 1.0 - x, x)
     return torch.where(chosen.view(-1, 1, 1, 1), solarized, x)

@@ -1,0 +1,240 @@
+"""`curate embed --engine ray` on a real local Ray cluster (started here, 2 CPUs): the same vectors as the
+local engine, incremental reruns, a killed encoder actor survived, and clear errors without a cluster."""
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from curate.cli import main
+
+pytestmark = pytest.mark.slow
+pytest.importorskip("ray.data", reason="needs Ray Data: pip install 'ray[data]>=2.40' (requirements-dev.txt)")
+
+RAY = Path(sys.executable).with_name("ray")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ray_address(tmp_path_factory):
+    """HOST:PORT of a one-node Ray cluster (2 CPUs, 300 MB object store) run by `ray start --head --block`
+    in its own session, so teardown ends exactly the processes it started."""
+    port = _free_port()
+    log = tmp_path_factory.mktemp("ray") / "ray_start.log"
+    # its own temp dir (short: it holds Unix sockets), so no record of this cluster outlives it in /tmp/ray
+    temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+    # No token authentication on either side: Ray >= 2.59 turns it on for `ray start` wherever ~/.ray/auth_token
+    # exists, but not for a driver given an explicit address.
+    with pytest.MonkeyPatch.context() as env, open(log, "w") as out:
+        env.setenv("RAY_AUTH_MODE", "disabled")
+        proc = subprocess.Popen(
+            [str(RAY), "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
+             "--num-gpus=0", "--object-store-memory=300000000", "--include-dashboard=false", "--disable-usage-stats",
+             f"--dashboard-agent-listen-port={_free_port()}", f"--temp-dir={temp_dir}"],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 120
+            while "Ray runtime started" not in log.read_text():
+                assert proc.poll() is None and time.monotonic() < deadline, f"ray start failed:\n{log.read_text()}"
+                time.sleep(0.2)
+            yield f"127.0.0.1:{port}"
+        finally:
+            _end_session(proc)
+            shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _end_session(proc: subprocess.Popen) -> None:
+    """End every process of `proc`'s session (the cluster it started): SIGTERM, then SIGKILL what is left."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):  # Ray drains for up to 30 s: no need here
+        proc.wait(timeout=3)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def encoder(built_workspace) -> Path:
+    return built_workspace / "model" / "encoder.pt"
+
+
+def _embed(images: Path, ws: Path, encoder: Path, *extra: str) -> dict:
+    assert main(["embed", str(images), "-w", str(ws), "--model", str(encoder), *extra]) == 0
+    return json.loads((ws / "embeddings.json").read_text())
+
+
+def _assert_same_vectors(ray_vectors: np.ndarray, local_vectors: np.ndarray) -> float:
+    """Row by row: zero where local is zero, else cosine >= 0.9999; returns the smallest cosine."""
+    assert ray_vectors.shape == local_vectors.shape and ray_vectors.dtype == np.float32
+    zero = ~local_vectors.any(axis=1)
+    assert not ray_vectors[zero].any()
+    cos = (ray_vectors[~zero] * local_vectors[~zero]).sum(axis=1)
+    assert cos.min() >= 0.9999, f"smallest cosine {cos.min()}"
+    shifted = (ray_vectors[~zero] * np.roll(local_vectors[~zero], 1, axis=0)).sum(axis=1)
+    assert np.median(shifted) < 0.95  # a row mix-up would show: other images' vectors are far apart
+    return float(cos.min())
+
+
+def test_ray_embedding_equals_local_and_stays_incremental(ray_address, encoder, bundled_images, sample_copier,
+                                                          tmp_path):
+    classes = sorted(p.name for p in bundled_images.iterdir() if p.is_dir())
+    images = sample_copier(bundled_images, tmp_path / "images", classes, 30)
+    (images / "cat" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")  # an unusable row: zero
+
+    t = time.perf_counter()
+    local = _embed(images, tmp_path / "local", encoder)
+    print(f"local scan + embed of 300 images: {time.perf_counter() - t:.1f}s")
+    t = time.perf_counter()  # `--engine ray` scans (reads, hashes, verifies) and embeds on the cluster
+    ray = _embed(images, tmp_path / "ray", encoder, "--engine", "ray", "--address", ray_address, "--actors", "1",
+                 "--batch-size", "64")
+    print(f"ray scan + embed of 300 images: {time.perf_counter() - t:.1f}s")
+    manifest = pd.read_parquet(tmp_path / "ray" / "manifest.parquet")
+    assert (manifest.status != "ok").sum() == 1 and len(manifest) == 301
+    pd.testing.assert_frame_equal(manifest, pd.read_parquet(tmp_path / "local" / "manifest.parquet"))
+    local_vectors = np.load(tmp_path / "local" / "embeddings.npy")
+    ray_vectors = np.load(tmp_path / "ray" / "embeddings.npy")
+    print(f"smallest local-vs-ray cosine: {_assert_same_vectors(ray_vectors, local_vectors):.7f}")
+    assert (ray["engine"], ray["actors"], local["engine"]) == ("ray", 1, "local")
+    for key in ("model", "model_file", "d", "n", "embedded", "newly_embedded", "reused", "image_size"):
+        assert ray[key] == local[key], key
+    assert (tmp_path / "ray" / "index.faiss").exists()  # `curate embed` went on to build the index
+    assert not (tmp_path / "ray" / "embeddings.partial.npy").exists()
+
+    # new images: the same step decides that only they need vectors, whichever engine computes them
+    for cls in classes[:2]:
+        for f in sorted((bundled_images / cls).glob("*.jpg"))[30:35]:
+            shutil.copy2(f, images / cls / f.name)
+    local = _embed(images, tmp_path / "local", encoder)
+    ray = _embed(images, tmp_path / "ray", encoder, "--engine", "ray", "--address", ray_address, "--actors", "1")
+    assert ray["newly_embedded"] == local["newly_embedded"] == 10 and ray["reused"] == local["reused"] == 300
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "ray" / "manifest.parquet"),
+                                  pd.read_parquet(tmp_path / "local" / "manifest.parquet"))
+    _assert_same_vectors(np.load(tmp_path / "ray" / "embeddings.npy"), np.load(tmp_path / "local" / "embeddings.npy"))
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_an_interrupted_ray_embedding_resumes_after_its_last_checkpoint(ray_address, encoder, built_workspace,
+                                                                        bundled_images, tmp_path):
+    from curate.steps.embed import embed
+    from curate.steps.scan import scan
+
+    ws, _ = scan(bundled_images, tmp_path / "ws")
+    options = {"engine": "ray", "address": ray_address, "actors": 1, "batch_size": 8}
+
+    def crash_after(rows):
+        def progress(done, total, info):
+            if info.get("stage") == "embed" and done >= rows:
+                raise Interrupt
+        return progress
+
+    with pytest.raises(Interrupt):
+        embed(ws, encoder, progress=crash_after(600), **options)
+    # vectors come back a block (256 rows here) at a time; the checkpoint is the first row still missing
+    done = json.loads((ws.path / "embeddings.partial.json").read_text())["done"]
+    assert 256 <= done < 2000 and not ws.embeddings_file.exists()
+    seen = []
+    resumed = embed(ws, encoder, progress=lambda d, t, i: seen.append(d) if i.get("stage") == "embed" else None,
+                    **options)
+    assert seen[0] == done and seen[1] > done and seen[-1] == 2000  # it went on from the checkpoint
+    _assert_same_vectors(resumed, np.load(built_workspace / "embeddings.npy"))
+
+
+def _encoder_actors() -> list[int]:
+    """Pids of live encoder actors: Ray titles their processes `ray::MapWorker(MapBatches(Encoder))...`."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            title = (entry / "cmdline").read_bytes()
+        except OSError:  # not a process, or gone
+            continue
+        if title.startswith(b"ray::MapWorker") and b"Encoder" in title:
+            pids.append(int(entry.name))
+    return pids
+
+
+def test_a_killed_encoder_actor_is_restarted_and_the_job_completes(ray_address, encoder, built_workspace,
+                                                                    bundled_images, tmp_path):
+    ws = tmp_path / "ws"
+    killed: list[tuple[int, int]] = []  # (pid, rows checkpointed when it was killed)
+    finished = threading.Event()
+
+    def kill_an_actor_mid_job():
+        partial = ws / "embeddings.partial.json"
+        while not finished.is_set():
+            if partial.exists():  # some rows are done, most are not (2,000 rows, a checkpoint every 512)
+                done = json.loads(partial.read_text())["done"]
+                for pid in _encoder_actors():
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append((pid, done))
+                if killed:
+                    return
+            time.sleep(0.01)
+
+    killer = threading.Thread(target=kill_an_actor_mid_job, daemon=True)
+    killer.start()
+    t = time.perf_counter()
+    try:
+        meta = _embed(bundled_images, ws, encoder, "--engine", "ray", "--address", ray_address, "--actors", "1",
+                      "--batch-size", "32")
+    finally:
+        finished.set()
+        killer.join(timeout=5)
+    print(f"ray embed of 2,000 images with one actor killed: {time.perf_counter() - t:.1f}s; killed {killed}")
+    assert killed and 0 < killed[0][1] < 2000, "the actor was not killed while the job ran"
+    assert killed[0][0] not in _encoder_actors()
+    assert meta["newly_embedded"] == 2000 and meta["engine"] == "ray"
+    reference = np.load(built_workspace / "embeddings.npy")  # the local engine's vectors of the same images
+    assert pd.read_parquet(ws / "manifest.parquet")["path"].tolist() == \
+        pd.read_parquet(built_workspace / "manifest.parquet")["path"].tolist()
+    _assert_same_vectors(np.load(ws / "embeddings.npy"), reference)
+
+
+def test_an_actor_pool_the_cluster_cannot_hold_is_refused(ray_address, encoder, small_images, tmp_path, capsys):
+    # 2 CPUs: two CPU actors would leave none to decode, and Ray would wait for one forever
+    rc = main(["embed", str(small_images), "-w", str(tmp_path / "ws"), "--model", str(encoder), "--engine", "ray",
+               "--address", ray_address, "--actors", "2"])
+    assert rc == 2 and "use --actors 1 or fewer" in capsys.readouterr().err
+    assert not (tmp_path / "ws" / "embeddings.npy").exists()
+
+
+def test_unreachable_cluster_fails_fast_with_a_clear_error(encoder, small_images, tmp_path, capsys, monkeypatch):
+    address = f"127.0.0.1:{_free_port()}"  # nothing listens there
+    t = time.perf_counter()
+    rc = main(["embed", str(small_images), "-w", str(tmp_path / "ws"), "--model", str(encoder), "--engine", "ray",
+               "--address", address])
+    assert rc == 2 and time.perf_counter() - t < 30
+    assert f"cannot reach the Ray cluster at {address} (from --address)" in capsys.readouterr().err
+    monkeypatch.setenv("RAY_ADDRESS", address)  # the default address, as `ray job submit` sets it
+    rc = main(["embed", str(small_images), "-w", str(tmp_path / "ws"), "--model", str(encoder), "--engine", "ray"])
+    assert rc == 2 and f"cannot reach the Ray cluster at {address} (from RAY_ADDRESS)" in capsys.readouterr().err
+    assert not any((tmp_path / "ws").glob("embeddings*"))  # refused before any work
+
+
+def test_ray_is_optional(encoder, small_images, tmp_path, capsys, monkeypatch):
+    # the local path never imports ray
+    code = "import sys, curate.cli, curate.steps.embed, curate.steps.scan; assert 'ray' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    # without it, --engine ray names the package to install
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` finds when Ray is not installed
+    rc = main(["embed", str(small_images), "-w", str(tmp_path / "ws"), "--model", str(encoder), "--engine", "ray"])
+    assert rc == 2 and "pip install 'ray[data]" in capsys.readouterr().err
