@@ -43,8 +43,12 @@ def set_threads(n: int) -> None:
 
     if n < 1:
         raise ValueError(f"--threads must be at least 1, not {n}")
-    for var in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS"):  # numba reads it when first imported (by UMAP, later)
-        os.environ[var] = str(n)
+    os.environ["OMP_NUM_THREADS"] = str(n)
+    if "numba" in sys.modules:  # its pool size is fixed once loaded: changing the variable now breaks compiles
+        import numba
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    else:  # numba reads it when first imported (by UMAP, later)
+        os.environ["NUMBA_NUM_THREADS"] = str(n)
     torch.set_num_threads(n)
     faiss.omp_set_num_threads(n)
 

@@ -5,6 +5,8 @@ import io
 import json
 import logging
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -139,12 +141,19 @@ def test_cpu_share_tells_a_busy_process_from_a_waiting_one():
     assert share.sample() > 0.4 and 0 < share.overall() < 1  # (a loaded CI machine gives it less than all)
 
 
-def test_threads_flag_and_cpu_share_land_in_the_model_config(small_images, tmp_path):
+def test_threads_flag_and_cpu_share_land_in_the_model_config(small_images, tmp_path, monkeypatch):
+    import os
+
     import torch
 
     from curate.cli import main
 
     before = torch.get_num_threads()
+    for var in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS"):  # --threads sets them: restored after the test
+        original = os.environ.get(var)
+        monkeypatch.setenv(var, "1")  # records the original value, or its absence, for teardown
+        if original is not None:
+            monkeypatch.setenv(var, original)
     try:
         ws = tmp_path / "ws"
         assert main(["train", str(small_images), "-w", str(ws), "--epochs", "0.2", "--batch-size", "32",
@@ -155,3 +164,23 @@ def test_threads_flag_and_cpu_share_land_in_the_model_config(small_images, tmp_p
         assert main(["train", str(small_images), "-w", str(ws), "--threads", "0"]) == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_threads_can_change_after_numba_has_started_its_pool():
+    """--threads in a process that already made a UMAP map (the app, a test run): numba's pool is fixed
+    once started, so the setting must not break its next compile (it raised RuntimeError)."""
+    script = ("import numba, numpy as np\n"
+              "from numba import prange\n"
+              "@numba.njit(parallel=True)\n"
+              "def total(x):\n"
+              "    s = 0.0\n"
+              "    for i in prange(len(x)):\n"
+              "        s += x[i]\n"
+              "    return s\n"
+              "total(np.ones(10))\n"  # starts the pool
+              "from curate.cli import set_threads\n"
+              "set_threads(1)\n"
+              "print(numba.njit(lambda v: v + 1)(41), numba.get_num_threads())\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["42", "1"]
