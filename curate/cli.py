@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = command("run", cmd_run, "whole pipeline: scan, quality checks, train, embed, index, 2-D map, duplicates, "
                                 "scores, label issues (when there are labels)", images=True)
     _train_options(c)
+    _ddp_options(c)
+    _engine_options(c)
     _index_options(c)
     c.add_argument("--retrain", action="store_true", help="train again even when the workspace's encoder was trained "
                                                           "with this recipe (default: a rerun resumes an interrupted "
@@ -80,14 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = command("train", cmd_train, "self-supervised pretraining on the images", images=True)
     _train_options(c)
     c.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
-    c.add_argument("--nproc", type=int, help="train with torch DDP in this many processes on this machine (torchrun; "
-                                             "gloo on CPU with cores/N threads each, NCCL with one GPU each); the "
-                                             "batch size is the global batch, split evenly")
-    c.add_argument("--nnodes", help="DDP over several machines: node count (or MIN:MAX), as torchrun takes it")
-    c.add_argument("--node-rank", type=int, help="this machine's rank among the nodes (static rendezvous)")
-    c.add_argument("--rdzv-endpoint", help="HOST:PORT of the rendezvous, the same on every node")
-    c.add_argument("--rdzv-id", help="a job id shared by the nodes of one run")
-    c.add_argument("--rdzv-backend", help="rendezvous backend (default c10d)")
+    _ddp_options(c)
     c.add_argument("--distributed-worker", action="store_true", help=argparse.SUPPRESS)  # a torchrun rank
     c = command("embed", cmd_embed, "embed a folder and (re)build the index", images=True)
     c.add_argument("--model", type=Path, help="encoder.pt to use (default: the workspace's own)")
@@ -238,6 +233,17 @@ def _index_options(c: argparse.ArgumentParser) -> None:
                                                               "to reach (default 0.95)")
 
 
+def _ddp_options(c: argparse.ArgumentParser) -> None:
+    c.add_argument("--nproc", type=int, help="train with torch DDP in this many processes on this machine (torchrun; "
+                                             "gloo on CPU with cores/N threads each, NCCL with one GPU each); the "
+                                             "batch size is the global batch, split evenly")
+    c.add_argument("--nnodes", help="DDP over several machines: node count (or MIN:MAX), as torchrun takes it")
+    c.add_argument("--node-rank", type=int, help="this machine's rank among the nodes (static rendezvous)")
+    c.add_argument("--rdzv-endpoint", help="HOST:PORT of the rendezvous, the same on every node")
+    c.add_argument("--rdzv-id", help="a job id shared by the nodes of one run")
+    c.add_argument("--rdzv-backend", help="rendezvous backend (default c10d)")
+
+
 def _engine_options(c: argparse.ArgumentParser, actors: bool = True) -> None:
     c.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="where the work runs: this process (default) or a Ray cluster (needs pip install 'ray[data]')")
@@ -251,7 +257,7 @@ def _engine_options(c: argparse.ArgumentParser, actors: bool = True) -> None:
 
 
 def _engine_args(args) -> dict:
-    """The engine options of `args` (absent under `curate run`, which runs locally)."""
+    """The engine options of `args` (absent when called from the Python API with a bare namespace)."""
     if not hasattr(args, "engine"):
         return {}
     return {"engine": args.engine, "address": args.address, "actors": args.actors,

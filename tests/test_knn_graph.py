@@ -2,6 +2,7 @@
 search and the map; beyond the exact size it comes from the workspace's own (tuned) ANN index."""
 import os
 
+import faiss
 import numpy as np
 import pytest
 
@@ -94,6 +95,33 @@ def test_umap_takes_the_given_neighbours(n):
         return means.std(0).mean() / within
 
     assert separation(umap_2d(x, knn=true)) > 3 * separation(umap_2d(x, knn=fake))
+
+
+def test_a_large_map_is_fitted_on_a_sample_and_the_rest_placed_among_their_neighbours():
+    """Above `fit_max` points UMAP sees a sample; every other point lands among the sample points of its
+    own cluster, so the map keeps the clusters for all points."""
+    from curate.project.maps import umap_2d
+
+    rng = np.random.default_rng(1)
+    n, fit_max = 12_000, 4096
+    labels = rng.integers(0, 5, n)
+    x = (rng.normal(size=(5, 32))[labels] * 3 + rng.normal(size=(n, 32))).astype(np.float32)
+    xy = umap_2d(x, fit_max=fit_max)
+    assert xy.shape == (n, 2) and np.isfinite(xy).all()
+    assert len(np.unique(xy.round(5), axis=0)) > 0.99 * n  # placed points are spread, not stacked on one spot
+    _, nearest = faiss.knn(np.ascontiguousarray(xy), np.ascontiguousarray(xy), 2)
+    assert np.mean(labels[nearest[:, 1]] == labels) > 0.97  # on the map, a point's neighbour shares its cluster
+
+
+def test_placement_puts_a_row_at_its_twin_in_the_sample():
+    from curate.project.maps import place_by_neighbours
+
+    sample = np.random.default_rng(0).normal(size=(50, 8)).astype(np.float32)
+    xy = np.random.default_rng(1).uniform(-5, 5, (50, 2)).astype(np.float32)
+    placed = place_by_neighbours(sample[[3, 17]] * 2.0, sample, xy, k=1)  # same direction: cosine 1
+    np.testing.assert_allclose(placed, xy[[3, 17]], rtol=1e-6)
+    between = place_by_neighbours(sample[[3]] + sample[[17]] * 1e-3, sample, xy, k=2)  # pulled toward the closer
+    assert np.linalg.norm(between - xy[3]) < np.linalg.norm(between - xy[17])
 
 
 @pytest.mark.parametrize("strategy", ["facility_location", "probcover", "uniqueness"])

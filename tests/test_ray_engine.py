@@ -238,3 +238,22 @@ def test_ray_is_optional(encoder, small_images, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` finds when Ray is not installed
     rc = main(["embed", str(small_images), "-w", str(tmp_path / "ws"), "--model", str(encoder), "--engine", "ray"])
     assert rc == 2 and "pip install 'ray[data]" in capsys.readouterr().err
+
+
+def test_curate_run_takes_the_engines_as_options(ray_address, small_images, tmp_path):
+    """One pipeline, the engines a property of the run: `curate run --engine ray --nproc 2` trains with two
+    DDP ranks, embeds on the Ray cluster and finishes every later step as a local run does."""
+    from curate.train.launch import cores
+
+    if cores() < 2:
+        pytest.skip("two DDP ranks need two CPU cores")
+    ws = tmp_path / "ws"
+    assert main(["run", str(small_images), "-w", str(ws), "--epochs", "0.4", "--batch-size", "32", "--nproc", "2",
+                 "--engine", "ray", "--address", ray_address, "--actors", "1"]) == 0
+    trained = json.loads((ws / "model" / "config.json").read_text())["trained"]
+    assert (trained["world_size"], trained["nproc"]) == (2, 2)
+    embedded = json.loads((ws / "embeddings.json").read_text())
+    assert (embedded["engine"], embedded["actors"], embedded["newly_embedded"]) == ("ray", 1, 200)
+    for name in ("index.faiss", "projection_umap.npy", "duplicates.parquet", "scores.parquet", "knn_graph.npz"):
+        assert (ws / name).exists(), name
+    assert np.isfinite(np.load(ws / "projection_umap.npy")).all(1).sum() == 200

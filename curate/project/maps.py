@@ -13,6 +13,8 @@ log = logging.getLogger(__name__)
 PROJECTIONS: Registry = Registry("projection")
 UMAP_MIN_POINTS = 64
 UMAP_EXACT_BELOW = 4096  # umap-learn compares all pairs below this many points, ignoring given neighbours
+UMAP_FIT_MAX = 50_000  # above: UMAP is fitted on a sample this size and the rest placed by their neighbours
+PLACE_K = 10
 
 
 @PROJECTIONS.register("pca")
@@ -27,7 +29,7 @@ def pca_2d(vectors: np.ndarray, seed: int = 0) -> np.ndarray:
 
 @PROJECTIONS.register("umap")
 def umap_2d(vectors: np.ndarray, seed: int = 0, n_neighbors: int = 15, min_dist: float = 0.1,
-            knn: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+            knn: tuple[np.ndarray, np.ndarray] | None = None, fit_max: int = UMAP_FIT_MAX) -> np.ndarray:
     """(N, D) -> (N, 2) float32 UMAP (cosine). PCA to 50 dims first: same map, several times faster.
 
     `knn` (sims, ids), each (N, >= n_neighbors - 1), row positions without the row itself (-1:
@@ -39,6 +41,8 @@ def umap_2d(vectors: np.ndarray, seed: int = 0, n_neighbors: int = 15, min_dist:
     x = np.asarray(vectors, dtype=np.float32)
     if x.shape[1] > 50 and len(x) > 50:
         x = pca_reduce(x, 50)
+    if len(x) > fit_max:  # the fit grows with N; the placement is matrix products (bench.map_scale)
+        return umap_sample_and_place(x, seed, n_neighbors, min_dist, fit_max)
     n_neighbors = min(n_neighbors, len(x) - 1)
     precomputed = (None, None, None)
     if knn is not None and len(x) >= UMAP_EXACT_BELOW and knn[1].shape[1] >= n_neighbors - 1:
@@ -48,6 +52,43 @@ def umap_2d(vectors: np.ndarray, seed: int = 0, n_neighbors: int = 15, min_dist:
     with warnings.catch_warnings():  # "no search index: transform unavailable" - the map never transforms
         warnings.filterwarnings("ignore", message=".*knn_search_index.*")
         return reducer.fit_transform(x).astype(np.float32)
+
+
+def umap_sample_and_place(x: np.ndarray, seed: int, n_neighbors: int, min_dist: float,
+                          fit_max: int = UMAP_FIT_MAX) -> np.ndarray:
+    """UMAP of `fit_max` random rows (their exact k-NN from FAISS); every other row is put where
+    its PLACE_K nearest sample rows are (`place_by_neighbours`), which is where umap-learn's own
+    `transform` starts before it refines. Cost: one fit of fixed size plus N x sample matrix products."""
+    from curate.quality.scores import knn as nearest
+
+    sample = np.sort(np.random.default_rng(seed).choice(len(x), fit_max, replace=False))
+    fitted = umap_2d(x[sample], seed, n_neighbors, min_dist, knn=nearest(unit(x[sample]), n_neighbors, exact=True))
+    out = np.empty((len(x), 2), np.float32)
+    out[sample] = fitted
+    rest = np.setdiff1d(np.arange(len(x)), sample)
+    out[rest] = place_by_neighbours(x[rest], x[sample], fitted)
+    return out
+
+
+def place_by_neighbours(rows: np.ndarray, sample: np.ndarray, sample_xy: np.ndarray, k: int = PLACE_K,
+                        block: int = 65_536) -> np.ndarray:
+    """(M, D) rows -> (M, 2): the mean map position of each row's k most cosine-similar sample rows,
+    weighted by that similarity (FAISS exact search, in blocks)."""
+    import faiss
+
+    base = unit(sample)
+    out = np.empty((len(rows), 2), np.float32)
+    for start in range(0, len(rows), block):
+        sims, ids = faiss.knn(unit(rows[start:start + block]), base, k, metric=faiss.METRIC_INNER_PRODUCT)
+        weights = np.clip(sims, 1e-6, None)
+        out[start:start + block] = (weights[:, :, None] * sample_xy[ids]).sum(1) / weights.sum(1, keepdims=True)
+    return out
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length, as contiguous float32 (zero rows stay zero)."""
+    x = np.ascontiguousarray(x, np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def umap_neighbours(sims: np.ndarray, ids: np.ndarray, n_neighbors: int) -> tuple[np.ndarray, np.ndarray]:

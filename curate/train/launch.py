@@ -40,7 +40,7 @@ INTERRUPT_WAIT_S = 120  # how long the launcher waits for the ranks to checkpoin
 
 def distributed_train(args, ws, cmd_train):
     """`curate train` with --nproc (launch torchrun) or --distributed-worker (be one of its ranks)."""
-    return work(args, cmd_train) if args.distributed_worker else launch(args, ws)
+    return work(args, cmd_train) if getattr(args, "distributed_worker", False) else launch(args, ws)
 
 
 def cores() -> int:
