@@ -46,7 +46,8 @@ def plotted(at: AppTest) -> tuple[int, int]:
     the points the figure really holds."""
     caption = next(c.value for c in at.caption if " images on the map" in c.value)
     shown, total = (int(x.replace(",", "")) for x in re.match(r"([\d,]+) of ([\d,]+) images", caption).groups())
-    assert shown == sum(len(array(t["customdata"])) for t in traces(at))
+    drawn = re.search(r"([\d,]+) of them are drawn", caption)  # a thinned map draws a share of its images
+    assert sum(len(array(t["customdata"])) for t in traces(at)) == (int(drawn[1].replace(",", "")) if drawn else shown)
     return shown, total
 
 
@@ -399,3 +400,50 @@ def test_map_draws_after_a_rescan_added_images_it_has_no_points_for(monkeypatch,
         set_colour(at, option)
         assert_clean(at)
         assert sum(count_in(n) for n in names(at)) == 2000, (option, names(at))
+
+
+def test_a_million_point_map_draws_a_share_and_the_lasso_takes_every_image(monkeypatch, tmp_path):
+    """At 1M images the browser gets MAX_DRAWN points, an even share of every group (legends count all),
+    filters bring the undrawn ones back, and a box or lasso selects every image inside it, drawn or not."""
+    from curate.ui.map_figure import MAX_DRAWN
+
+    n = 1_000_000
+    ws = synthetic_workspace(tmp_path / "huge" / "ws", n)
+    began = time.perf_counter()
+    at = open_page(start(monkeypatch, ws.path), "Explore")
+    first_s = time.perf_counter() - began
+    assert plotted(at) == (n, n)
+    drawn = sum(len(array(t["customdata"])) for t in traces(at))
+    assert 0.97 * MAX_DRAWN < drawn <= 1.03 * MAX_DRAWN
+    assert sum(count_in(name) for name in names(at)) == n  # the legend counts every image
+    shares = [len(array(t["customdata"])) / count_in(t["name"]) for t in traces(at)]
+    assert max(shares) - min(shares) < 0.05  # every label keeps its share
+    began = time.perf_counter()
+    set_colour(at, "uniqueness")
+    assert plotted(at) == (n, n) and time.perf_counter() - began < 20
+    print(f"1M-image Explore: first load {first_s:.1f}s, recolour {time.perf_counter() - began:.1f}s")
+
+    apply_filters(at, labels=["class007"])  # one label: ~10,000 images, all drawn
+    shown, _ = plotted(at)
+    assert shown == int((ws.manifest()["label"] == "class007").sum())
+    assert "of them are drawn" not in next(c.value for c in at.caption if " images on the map" in c.value)
+
+
+def test_a_box_or_lasso_on_a_thinned_map_takes_every_image_inside_it(built_workspace):
+    from curate.ui.map_figure import groups_by_label, scatter
+
+    ws = Workspace(built_workspace)
+    xy = ws.projection()
+    chart = scatter(xy, groups_by_label(ws.manifest()["label"], xy), max_drawn=500)
+    assert chart.drawn < 600 and chart.shown == 2000
+    (x0, y0), (x1, y1) = np.nanpercentile(xy, 20, axis=0), np.nanpercentile(xy, 60, axis=0)
+    in_box = set(np.flatnonzero((xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1)).tolist())
+    got = chart.ids_selected({"points": [], "box": [{"x": [x1, x0], "y": [y0, y1]}], "lasso": []})
+    assert set(got) == in_box and len(in_box) > 100
+    triangle = {"x": [x0, x1, x0], "y": [y0, y0, y1]}  # the lower-left half of the box
+    got = chart.ids_selected({"points": [], "box": [], "lasso": [triangle]})
+    rel = (xy[:, 0] - x0) / (x1 - x0) + (xy[:, 1] - y0) / (y1 - y0)
+    expected = set(np.flatnonzero((xy[:, 0] >= x0) & (xy[:, 1] >= y0) & (rel <= 1)).tolist())
+    assert len(set(got) ^ expected) <= 2 and len(expected) > 50  # points on the edge may go either way
+    clicked = chart.ids_of([{"curve_number": 0, "point_index": 0}])
+    assert chart.ids_selected({"points": [{"curve_number": 0, "point_index": 0}]}) == clicked

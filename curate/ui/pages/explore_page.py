@@ -163,15 +163,17 @@ def map_panel(ws: Workspace, view: MapView) -> None:
     """The scatter and what is selected on it; a new lasso or click reruns only this fragment."""
     with errors_as_messages():
         chart = cache.explore_chart(ws, view)
-        shown = sum(len(ids) for ids in chart.trace_ids)
+        shown = chart.shown
         total = len(mapped_ids(cache.map_xy(ws, view.projection)))
         hidden = f" ({total - shown:,} hidden by the filters)" if shown < total else ""
-        st.caption(f"{shown:,} of {total:,} images on the map{hidden}. Drag a lasso (or pick box select in the "
-                   "chart's toolbar) or click a point to select; double-click to reset.")
+        thinned = (f" {chart.drawn:,} of them are drawn, an even share of every group: filters draw the rest, and a "
+                   "lasso or box takes every image inside it.") if chart.drawn < shown else ""
+        st.caption(f"{shown:,} of {total:,} images on the map{hidden}.{thinned} Drag a lasso (or pick box select in "
+                   "the chart's toolbar) or click a point to select; double-click to reset.")
         key = f"explore_map_{zlib.crc32(repr(view).encode()):08x}"  # a new view starts with no stale selection
         event = st.plotly_chart(chart.figure, key=key, on_select="rerun", selection_mode=("points", "box", "lasso"),
                                 config={"displaylogo": False, "scrollZoom": True})
-        selected_panel(ws, chart.ids_of(event.selection.points if event else []))
+        selected_panel(ws, chart.ids_selected(dict(event.selection) if event else {}))
 
 
 def selected_panel(ws: Workspace, ids: list[int]) -> None:
