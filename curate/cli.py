@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     _train_options(c)
     c.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
     _ddp_options(c)
+    _engine_options(c, actors=False)  # Ray scans and fills the decoded-image cache; training runs here (or DDP)
     c.add_argument("--distributed-worker", action="store_true", help=argparse.SUPPRESS)  # a torchrun rank
     c = command("embed", cmd_embed, "embed a folder and (re)build the index", images=True)
     c.add_argument("--model", type=Path, help="encoder.pt to use (default: the workspace's own)")
@@ -282,6 +283,7 @@ def cmd_scan(args):
 
 
 def cmd_train(args, ws=None):
+    from curate.steps.scan import image_decoder
     from curate.steps.train import train
     from curate.train.cpu_share import SHARED_BELOW
     from curate.workspace import Workspace
@@ -292,8 +294,9 @@ def cmd_train(args, ws=None):
     ws = ws or cmd_scan(args)
     cfg = _train_config(args, ws)
     names = "+".join(f"{t.name}:{t.weight:g}" for t in cfg.tasks)
+    decode_files = image_decoder(getattr(args, "engine", "local"), getattr(args, "address", None))
     with _bar(f"train {names}", "s") as bar:
-        result = train(ws, cfg, resume=getattr(args, "resume", False), progress=bar)
+        result = train(ws, cfg, resume=getattr(args, "resume", False), progress=bar, decode_files=decode_files)
     print(f"trained {names} for {result.elapsed_s / 60:.1f} min: {result.steps} steps, "
           f"{result.images_per_s:.0f} img/s, loss {result.last_losses.get('loss', float('nan')):.3f} -> "
           f"{Workspace(args.workspace).encoder_file}")

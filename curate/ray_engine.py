@@ -135,6 +135,22 @@ def inspect_files(paths: list[Path], address: str | None = None) -> Iterator[dic
                 yield {k: (None if k == "sha1" and not isinstance(v, str) else v) for k, v in info.items()}
 
 
+def decode_files(paths: list[Path], size: int, address: str | None = None) -> Iterator[np.ndarray]:
+    """`curate.data.cache.decode_row` of each path (zero pixels where it fails), in the order given,
+    decoded by Ray tasks: what the decode cache writes, row by row."""
+    if not paths:
+        return
+    ray = import_ray()
+    with connected(ray, address), _data_settings(ray, preserve_order=True):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*ray_remote_args.* is deprecated")  # see embed_rows
+            rows = ray.data.from_pandas(_row_blocks([str(p) for p in paths], 0))
+            pixels = rows.map_batches(decode_batch, fn_kwargs={"size": size}, batch_size=DECODE_ROWS,
+                                      batch_format="numpy", num_cpus=1, max_retries=RETRIES)
+        for batch in pixels.iter_batches(batch_size=None, batch_format="numpy"):
+            yield from batch["pixels"]
+
+
 def inspect_batch(batch: pd.DataFrame) -> pd.DataFrame:
     """{"pos", "path"} -> {"pos", and inspect_file's bytes, sha1, width, height, status}."""
     from curate.data.scan import inspect_file

@@ -257,3 +257,24 @@ def test_curate_run_takes_the_engines_as_options(ray_address, small_images, tmp_
     for name in ("index.faiss", "projection_umap.npy", "duplicates.parquet", "scores.parquet", "knn_graph.npz"):
         assert (ws / name).exists(), name
     assert np.isfinite(np.load(ws / "projection_umap.npy")).all(1).sum() == 200
+
+
+def test_the_decode_cache_built_on_ray_is_the_local_one_byte_for_byte(ray_address, small_images, tmp_path):
+    """`curate train --engine ray` fills the decoded-image cache with Ray tasks: the same rows, in the same
+    places, as the local threads (a file that stopped decoding is a zero row on both)."""
+    from functools import partial
+
+    from curate.data.cache import image_cache
+    from curate.data.scan import scan_folder
+    from curate.ray_engine import decode_files
+
+    images = tmp_path / "images"
+    shutil.copytree(small_images, images)
+    manifest, _ = scan_folder(images)
+    broken = images / manifest["path"].iloc[7]
+    broken.write_bytes(broken.read_bytes()[:40])  # changed since the scan: no longer decodes
+    local = image_cache(images, manifest, 32, tmp_path / "local_cache")
+    ray = image_cache(images, manifest, 32, tmp_path / "ray_cache",
+                      decode_files=partial(decode_files, address=ray_address))
+    assert ray.shape == local.shape == (200, 32, 32, 3)
+    assert np.array_equal(ray, local) and not ray[7].any() and ray[8].any()

@@ -8,6 +8,7 @@ or changed decodes only those (`images_S.keys.npy` records which content each ro
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from curate.progress import Progress, report
 
 log = logging.getLogger(__name__)
 CHUNK = 2048
+DecodeFiles = Callable[[list[Path], int], Iterable["np.ndarray | None"]]  # (paths, size) -> decode_row of each
 
 
 def decode_square(path: Path, size: int) -> np.ndarray:
@@ -41,12 +43,15 @@ def decode_row(path: Path, size: int) -> np.ndarray | None:
 
 
 def image_cache(root: Path, manifest: pd.DataFrame, size: int, cache_dir: Path, workers: int = 4,
-                progress: Progress | None = None, chunk: int = CHUNK) -> np.ndarray:
+                progress: Progress | None = None, chunk: int = CHUNK,
+                decode_files: DecodeFiles | None = None) -> np.ndarray:
     """Return the read-only memmap (N, size, size, 3) uint8 of decoded images for this manifest, building it if needed.
 
     Row i is manifest id i; rows of images that are not `ok` (or fail to decode now) are zero.
     The cache is rebuilt when the manifest's fingerprint or length changes. A build interrupted
-    after some chunks of `chunk` rows resumes at the first unfinished chunk.
+    after some chunks of `chunk` rows resumes at the first unfinished chunk. `decode_files(paths, size)`
+    yields `decode_row` of each path in order (another engine, e.g. the ray engine's); default:
+    `workers` threads here.
     """
     final = Path(cache_dir) / f"images_{size}.npy"
     meta_file = final.with_suffix(".json")
@@ -58,11 +63,11 @@ def image_cache(root: Path, manifest: pd.DataFrame, size: int, cache_dir: Path, 
     with locked(Path(cache_dir), f"images_{size}", what="another decode of this cache"):
         cached = _open_if_current(final, meta_file, stamp)
         return cached if cached is not None else _build(root, manifest, size, final, meta_file, stamp, workers,
-                                                        progress, chunk)
+                                                        progress, chunk, decode_files)
 
 
 def _build(root, manifest, size: int, final: Path, meta_file: Path, stamp: dict, workers: int, progress,
-           chunk: int) -> np.ndarray:
+           chunk: int, decode_files: DecodeFiles | None) -> np.ndarray:
     partial, partial_meta = final.with_suffix(".partial.npy"), final.with_suffix(".partial.json")
     arr, done = _open_partial(partial, partial_meta, stamp)
     paths = [Path(root) / p for p in manifest["path"]]
@@ -78,10 +83,19 @@ def _build(root, manifest, size: int, final: Path, meta_file: Path, stamp: dict,
         return decode_row(paths[i], size)
 
     n = stamp["n"]
+    fresh = np.flatnonzero(usable & ~same)
+    fresh = fresh[fresh >= done]  # rows to decode from their files, in order: all at once for another engine
+    elsewhere = iter(decode_files([paths[i] for i in fresh], size)) if decode_files is not None and len(fresh) else None
+
+    def decoded(rows: range, pool: ThreadPoolExecutor) -> Iterable[np.ndarray | None]:
+        if elsewhere is None:
+            return pool.map(decode, rows)
+        return [next(elsewhere) if usable[i] and not same[i] else decode(i) for i in rows]
+
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for start in range(done, n, max(1, chunk)):
             stop = min(n, start + max(1, chunk))
-            for i, img in zip(range(start, stop), pool.map(decode, range(start, stop))):
+            for i, img in zip(range(start, stop), decoded(range(start, stop), pool)):
                 arr[i] = 0 if img is None else img
             arr.flush()  # rows on disk before the sidecar that counts them
             storage.write_json(partial_meta, {**stamp, "done": stop})

@@ -28,14 +28,33 @@ def scan(images: str | Path, ws_path: str | Path, progress: Progress | None = No
 
 def _engine(name: str, address: str | None):
     """None (scan_folder's threads) for the local engine, else the ray engine's `inspect_files`."""
+    if not ray_engine(name, address):
+        return None
+    from curate.ray_engine import inspect_files
+
+    return partial(inspect_files, address=address)
+
+
+def image_decoder(name: str, address: str | None):
+    """None (the decode cache's threads) for the local engine, else the ray engine's `decode_files`."""
+    if not ray_engine(name, address):
+        return None
+    from curate.ray_engine import decode_files
+
+    return partial(decode_files, address=address)
+
+
+def ray_engine(name: str, address: str | None) -> bool:
+    """Whether `name` is the ray engine, checked before any work: a bad name, an --address without it, a
+    missing Ray or a cluster that does not answer are errors here."""
     if name not in ("local", "ray"):
         raise ValueError(f"engine must be local or ray, not {name!r}")
     if name == "local":
         if address is not None:
             raise ValueError("--address needs --engine ray")
-        return None
-    from curate.ray_engine import check_address, import_ray, inspect_files
+        return False
+    from curate.ray_engine import check_address, import_ray
 
-    import_ray()  # fail before any work when Ray is missing or the cluster does not answer
+    import_ray()
     check_address(address)
-    return partial(inspect_files, address=address)
+    return True

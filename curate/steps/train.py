@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from curate import storage
-from curate.data.cache import image_cache
+from curate.data.cache import DecodeFiles, image_cache
 from curate.data.manifest import fingerprint, ok_mask
 from curate.data.split import holdout_mask
 from curate.distributed import current as current_world
@@ -80,12 +80,14 @@ def training_state(ws: Workspace, cfg: TrainConfig) -> tuple[str, str]:
 LOCK_HELD_ENV = "CURATE_MODEL_LOCK_HELD"
 
 
-def train(ws: Workspace, cfg: TrainConfig, resume: bool = False, progress: Progress | None = None) -> TrainResult:
+def train(ws: Workspace, cfg: TrainConfig, resume: bool = False, progress: Progress | None = None,
+          decode_files: DecodeFiles | None = None) -> TrainResult:
     """Train the workspace's encoder; one training at a time per workspace (a second gets WorkspaceBusy).
+    `decode_files`: how the decoded-image cache decodes (`curate.steps.scan.image_decoder`; default here).
 
     In a DDP run every rank calls this; rank 0 takes the lock (unless the `--nproc` launcher holds it)."""
     with _model_lock(ws):
-        return _train(ws, cfg, resume, progress)
+        return _train(ws, cfg, resume, progress, decode_files)
 
 
 def _model_lock(ws: Workspace):
@@ -105,10 +107,11 @@ def run_config(ws: Workspace, cfg: TrainConfig, resume: bool) -> TrainConfig:
     return resolve_config(ws, cfg)
 
 
-def _train(ws: Workspace, cfg: TrainConfig, resume: bool, progress: Progress | None) -> TrainResult:
+def _train(ws: Workspace, cfg: TrainConfig, resume: bool, progress: Progress | None,
+           decode_files: DecodeFiles | None = None) -> TrainResult:
     cfg = run_config(ws, cfg, resume)
     manifest = ws.manifest()
-    images = image_cache(ws.root, manifest, cfg.image_size, ws.cache_dir, progress=progress)
+    images = image_cache(ws.root, manifest, cfg.image_size, ws.cache_dir, progress=progress, decode_files=decode_files)
     usable = ok_mask(manifest)
     train_ids = np.flatnonzero(usable & ~holdout_mask(manifest["id"].to_numpy(), cfg.holdout, cfg.seed))
     if len(train_ids) < 2:

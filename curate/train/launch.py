@@ -34,7 +34,7 @@ LAUNCHED_ENV = "CURATE_DDP_LAUNCHER"  # set for the ranks: a launcher scanned an
 ERRORS_ENV = "CURATE_DDP_ERRORS"  # folder where a failing rank writes rank<R>.txt
 # options of the launcher only, not passed on to the ranks (--threads is passed on as the per-rank share)
 LAUNCHER_ONLY = ("nproc", "nnodes", "node_rank", "rdzv_endpoint", "rdzv_id", "rdzv_backend", "distributed_worker",
-                 "threads", "workspace", "images")
+                 "threads", "workspace", "images", "engine", "address")  # the launcher built the image cache
 INTERRUPT_WAIT_S = 120  # how long the launcher waits for the ranks to checkpoint after Ctrl-C
 
 
@@ -71,6 +71,7 @@ def launch(args, ws):
     from curate import cli
     from curate.data.cache import image_cache
     from curate.locks import locked
+    from curate.steps.scan import image_decoder
     from curate.steps.train import run_config
 
     check_nproc(args.nproc, args.device)
@@ -88,8 +89,9 @@ def launch(args, ws):
     lock = locked(ws.locks_dir, "model", wait=False, what="a training run") if nnodes == "1" \
         else contextlib.nullcontext()
     with lock, tempfile.TemporaryDirectory(prefix="curate-ddp-") as errors:
+        decode_files = image_decoder(getattr(args, "engine", "local"), getattr(args, "address", None))
         with cli._bar("decode") as bar:
-            image_cache(ws.root, ws.manifest(), cfg.image_size, ws.cache_dir, progress=bar)
+            image_cache(ws.root, ws.manifest(), cfg.image_size, ws.cache_dir, progress=bar, decode_files=decode_files)
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), LAUNCHED_ENV: str(os.getpid()), ERRORS_ENV: errors,
                **({LOCK_HELD_ENV: "1"} if nnodes == "1" else {})}
         command = torchrun_command(args, nnodes) + worker_argv(args, threads)
@@ -181,7 +183,9 @@ def work(args, cmd_train):
                 ws = cli.cmd_scan(args)
                 _build_cache(args, ws, cli)
             torch.distributed.barrier()  # the others wait for the scan and the image cache
-            plain = argparse.Namespace(**{**vars(args), "nproc": None, "distributed_worker": False})
+            # the image cache is built: the ranks train on it, with no engine to reach
+            plain = argparse.Namespace(**{**vars(args), "nproc": None, "distributed_worker": False, "engine": "local",
+                                          "address": None})
             return cmd_train(plain, Workspace(args.workspace))
     except Exception as err:
         _record_failure(err)
@@ -190,11 +194,13 @@ def work(args, cmd_train):
 
 def _build_cache(args, ws, cli) -> None:
     from curate.data.cache import image_cache
+    from curate.steps.scan import image_decoder
     from curate.steps.train import run_config
 
     cfg = run_config(ws, cli._train_config(args, ws), getattr(args, "resume", False))
+    decode_files = image_decoder(getattr(args, "engine", "local"), getattr(args, "address", None))
     with cli._bar("decode") as bar:
-        image_cache(ws.root, ws.manifest(), cfg.image_size, ws.cache_dir, progress=bar)
+        image_cache(ws.root, ws.manifest(), cfg.image_size, ws.cache_dir, progress=bar, decode_files=decode_files)
 
 
 def _record_failure(err: Exception) -> None:
