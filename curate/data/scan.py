@@ -123,11 +123,11 @@ def scan_folder(root: str | Path, previous: pd.DataFrame | None = None, workers:
             log.warning("skipped %s: %s", row["path"], row["status"])
 
     removed_rows = _removed(previous, {entry.rel for entry in listed})
-    manifest = _frame(kept + fresh + removed_rows, previous)
+    manifest = _frame(previous.iloc[kept], fresh + removed_rows, previous)
     summary = ScanSummary(
         total=len(listed),
         ok=int((manifest["status"] == "ok").sum()),
-        added=len(kept) + len(fresh) - len(old_rows),
+        added=len(fresh) - len(old_rows),
         changed=sum(_content_changed(old_rows[r["id"]], r) for r in fresh if r["id"] in old_rows),
         removed=sum(r["newly_removed"] for r in removed_rows),
         skipped=int((~manifest["status"].isin(["ok", "removed"])).sum()),
@@ -144,22 +144,27 @@ def _plan(listed: list[_Listed], previous: pd.DataFrame) -> tuple[list, list, li
     """Sort listed files into rows kept as they are, rows already final (unusable without reading),
     and (id, entry) pairs to read; ids are kept for known paths and assigned after the max for new ones.
 
-    Returns (kept rows, final rows, to read, {id: previous row} for every known path listed).
+    Returns (positions in `previous` of the rows kept as they are, final rows, to read, {id: previous row}
+    for every known path listed that is not kept). Unchanged rows never become dicts: a rescan of
+    millions of unchanged files costs the stat calls and a few array lookups per file.
     """
-    old_by_path = {row["path"]: row for row in previous.to_dict("records")}
-    next_id = int(previous["id"].max()) + 1 if len(previous) else 0
+    position = dict(zip(previous["path"].tolist(), range(len(previous))))
+    ids, sizes, mtimes = (previous[c].to_numpy() for c in ("id", "bytes", "mtime"))
+    removed = (previous["status"] == "removed").to_numpy()
+    next_id = int(ids.max()) + 1 if len(previous) else 0
     kept, fresh, todo, old_rows = [], [], [], {}
     for entry in listed:
-        old = old_by_path.get(entry.rel)
-        if old is None:
+        pos = position.get(entry.rel)
+        if pos is None:
             image_id, next_id = next_id, next_id + 1
+        elif entry.problem is None and not removed[pos] and sizes[pos] == entry.size and mtimes[pos] == entry.mtime:
+            kept.append(pos)  # unchanged
+            continue
         else:
-            image_id = int(old["id"])
-            old_rows[image_id] = old
+            image_id = int(ids[pos])
+            old_rows[image_id] = previous.iloc[pos].to_dict()
         if entry.problem is not None:
             fresh.append(_row(image_id, entry, _unusable(entry.problem)))
-        elif old is not None and _unchanged(old, entry):
-            kept.append(old)
         else:
             todo.append((image_id, entry))
     return kept, fresh, todo, old_rows
@@ -248,12 +253,15 @@ def _removed(previous: pd.DataFrame, present: set[str]) -> list[dict]:
             for row in gone.to_dict("records")]
 
 
-def _frame(rows: list[dict], previous: pd.DataFrame) -> pd.DataFrame:
+def _frame(kept: pd.DataFrame, rows: list[dict], previous: pd.DataFrame) -> pd.DataFrame:
+    """The manifest: `kept` (previous rows as they are) and `rows` (new, changed, removed), by id."""
     extra = [c for c in previous.columns if c not in MANIFEST_COLUMNS]
-    if not rows:
+    if not rows and not len(kept):
         return empty_manifest()
-    manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS + extra).sort_values("id").reset_index(drop=True)
-    manifest = manifest.astype(empty_manifest().dtypes.to_dict())
+    new = pd.DataFrame(rows, columns=MANIFEST_COLUMNS + extra)
+    manifest = pd.concat([kept[MANIFEST_COLUMNS + extra].astype(object), new], ignore_index=True) if len(new) \
+        else kept[MANIFEST_COLUMNS + extra]
+    manifest = manifest.sort_values("id").reset_index(drop=True).astype(empty_manifest().dtypes.to_dict())
     for col in extra:  # back to the previous dtype, made nullable where new rows leave holes
         manifest[col] = _restore(manifest[col], previous[col].dtype)
     return manifest
