@@ -57,6 +57,10 @@ def app_ws(built_workspace_copy) -> Path:
 
 @pytest.fixture
 def app_url(app_ws):
+    yield from serve(app_ws)
+
+
+def serve(app_ws: Path):
     """`streamlit run app.py -- --workspace WS` on a free port; always terminated afterwards."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "CURATE_WORKSPACE"}  # the CLI argument must do it
@@ -238,3 +242,45 @@ def test_app_in_chromium(app_url, app_ws, tmp_path):
             browser.close()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "browser_timings.json").write_text(json.dumps(timings, indent=1))
+
+
+def test_a_million_point_map_in_chromium(tmp_path):
+    """1M images on Explore in a real browser: the page draws its 50,000-point share with WebGL, and a
+    lasso over it selects every image inside, drawn or not."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from curate.ui.map_figure import MAX_DRAWN
+    from tests.test_app_explore import synthetic_workspace
+
+    ws = synthetic_workspace(tmp_path / "huge" / "ws", 1_000_000)
+    server = serve(ws.path)
+    url = next(server)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1500})
+                page.goto(url)
+                page.get_by_role("heading", name="Overview", exact=True).wait_for(timeout=120_000)
+                t = time.perf_counter()
+                open_page(page, "Explore")
+                plot = page.locator(".js-plotly-plot").first
+                plot.wait_for(timeout=120_000)
+                expect(plot.locator("canvas").first).to_be_attached()
+                expect(page.get_by_text(re.compile(r"1,000,000 of 1,000,000 images on the map\. \d\d,\d{3} of them "
+                                                   r"are drawn"))).to_be_visible(timeout=120_000)
+                wait_idle(page)
+                drawn_s = time.perf_counter() - t
+                lasso(page, plot.locator(".nsewdrag").first.bounding_box())
+                add = page.get_by_role("button", name="to basket")
+                add.wait_for(timeout=120_000)
+                selected = int(re.search(r"Add ([\d,]+) to basket", add.inner_text())[1].replace(",", ""))
+                assert selected > MAX_DRAWN  # more images than are drawn at all: the undrawn ones inside count
+                ARTIFACTS.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(ARTIFACTS / "explore_1m.png"))
+                (ARTIFACTS / "explore_1m_timings.json").write_text(json.dumps(
+                    {"explore_first_draw_s": round(drawn_s, 2), "lasso_selected": selected}, indent=1))
+            finally:
+                browser.close()
+    finally:
+        server.close()

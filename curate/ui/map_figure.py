@@ -16,7 +16,9 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 
 MAX_GROUPS = 20  # more labels than this: the rarest are merged into "other" (a legend stays readable)
-MAX_DRAWN = 200_000  # more shown points than this: an even share is drawn (the browser stays fluid), the lasso takes all
+# More shown points than this: an even share is drawn and the lasso still takes all. A lasso sends its drawn points
+# back to the server, which refuses client messages over 25 MB (server.maxWidgetStateSize): 50,000 points fit.
+MAX_DRAWN = 50_000
 PALETTE = qualitative.Plotly + qualitative.D3 + qualitative.Set2
 OTHER_COLOUR = "#c8c8c8"
 
