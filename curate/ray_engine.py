@@ -120,24 +120,22 @@ def embed_rows(paths: list[str], encoder_file: Path, config: dict, out: np.ndarr
 
 def inspect_files(paths: list[Path], address: str | None = None) -> Iterator[dict]:
     """`curate.data.scan.inspect_file` of each path, in the order given, computed by Ray tasks."""
-    if not paths:  # nothing changed since the last scan: no need for a cluster
-        return
-    ray = import_ray()
-    # preserve_order: the scan pairs the results with its files by position
-    with connected(ray, address), _data_settings(ray, preserve_order=True):
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*ray_remote_args.* is deprecated")  # see embed_rows
-            rows = ray.data.from_pandas(_row_blocks([str(p) for p in paths], 0))
-            infos = rows.map_batches(inspect_batch, batch_size=INSPECT_ROWS, batch_format="pandas", num_cpus=1,
-                                     max_retries=RETRIES)
-        for batch in infos.iter_batches(batch_size=None, batch_format="pandas"):
-            for info in batch.drop(columns="pos").to_dict("records"):
-                yield {k: (None if k == "sha1" and not isinstance(v, str) else v) for k, v in info.items()}
+    for batch in _in_order(paths, address, inspect_batch, INSPECT_ROWS, "pandas"):
+        for info in batch.drop(columns="pos").to_dict("records"):
+            yield {k: (None if k == "sha1" and not isinstance(v, str) else v) for k, v in info.items()}
 
 
 def decode_files(paths: list[Path], size: int, address: str | None = None) -> Iterator[np.ndarray]:
     """`curate.data.cache.decode_row` of each path (zero pixels where it fails), in the order given,
     decoded by Ray tasks: what the decode cache writes, row by row."""
+    for batch in _in_order(paths, address, decode_batch, DECODE_ROWS, "numpy", {"size": size}):
+        yield from batch["pixels"]
+
+
+def _in_order(paths: list[Path], address: str | None, fn, batch_size: int, batch_format: str,
+              fn_kwargs: dict | None = None) -> Iterator:
+    """`fn` over {"pos", "path"} batches of `paths` as Ray tasks, its result batches in the paths' order
+    (the caller pairs results with its files by position); nothing to do: no cluster is reached."""
     if not paths:
         return
     ray = import_ray()
@@ -145,10 +143,9 @@ def decode_files(paths: list[Path], size: int, address: str | None = None) -> It
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*ray_remote_args.* is deprecated")  # see embed_rows
             rows = ray.data.from_pandas(_row_blocks([str(p) for p in paths], 0))
-            pixels = rows.map_batches(decode_batch, fn_kwargs={"size": size}, batch_size=DECODE_ROWS,
-                                      batch_format="numpy", num_cpus=1, max_retries=RETRIES)
-        for batch in pixels.iter_batches(batch_size=None, batch_format="numpy"):
-            yield from batch["pixels"]
+            results = rows.map_batches(fn, fn_kwargs=fn_kwargs or {}, batch_size=batch_size, batch_format=batch_format,
+                                       num_cpus=1, max_retries=RETRIES)
+        yield from results.iter_batches(batch_size=None, batch_format=batch_format)
 
 
 def inspect_batch(batch: pd.DataFrame) -> pd.DataFrame:
