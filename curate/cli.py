@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if getattr(args, "threads", None) is not None:
             set_threads(args.threads)
+        _clear_killed_writes(getattr(args, "workspace", None))
         result = args.func(args)
         return result if isinstance(result, int) else 0
     except KeyboardInterrupt:
@@ -32,6 +33,16 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, PermissionError, FileExistsError, RuntimeError, FloatingPointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+
+
+def _clear_killed_writes(workspace) -> None:
+    """Remove the temp files a killed writer left in the workspace (a live writer's are kept)."""
+    from curate import storage
+
+    for folder in workspace if isinstance(workspace, list) else [workspace]:
+        if folder and Path(folder).is_dir():
+            for tmp in storage.remove_stale_temps(folder):
+                logging.getLogger("curate").info("removed %s, left by an interrupted write", tmp)
 
 
 def set_threads(n: int) -> None:

@@ -44,7 +44,8 @@ def start(ws_path: str | Path, args: list[str]) -> dict:
         proc = subprocess.Popen([sys.executable, "-m", "curate.jobs", str(ws_path), "--", *args], stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                                 start_new_session=True)  # its own process group: survives the app, cancellable
-    job = {"pid": proc.pid, "args": args, "started": now(), "started_s": time.time()}
+    job = {"pid": proc.pid, "pid_start": _start_ticks(proc.pid), "args": args, "started": now(),
+           "started_s": time.time()}
     storage.write_json(folder / "job.json", job)
     return job
 
@@ -61,7 +62,7 @@ def status(ws_path: str | Path) -> dict:
     if ended:
         out.update(ended)
     else:
-        out["state"] = "running" if _alive(job["pid"]) else "failed"
+        out["state"] = "running" if _alive(job["pid"], job.get("pid_start")) else "failed"
         out["cancelling"] = out["state"] == "running" and (folder / "cancel.json").exists()
     out["log_tail"] = _tail(folder / "log.txt")
     return out
@@ -106,16 +107,26 @@ def _run(ws_path: str, args: list[str]) -> int:
     return code
 
 
-def _alive(pid: int) -> bool:
+def _alive(pid: int, start_ticks: int | None = None) -> bool:
+    """Is the job's process running? Not if it has ended (a zombie too), nor if its pid now belongs
+    to a process started at another time (the pid was reused after the job died)."""
     try:
         os.kill(pid, 0)
     except (ProcessLookupError, PermissionError):
         return False
-    try:  # a reused pid belongs to another program; a zombie has ended
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:  # no /proc: trust the pid
         return True
+    return fields[0] != "Z" and (start_ticks is None or int(fields[19]) == start_ticks)
+
+
+def _start_ticks(pid: int) -> int | None:
+    """When the process started (clock ticks since boot, /proc/PID/stat field 22); None without /proc."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _read(path: Path) -> dict | None:

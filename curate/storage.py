@@ -1,6 +1,9 @@
 """Atomic file writes: every artefact is written to a temp file in the same folder, then renamed.
 
-A crash mid-write leaves the previous version (or nothing), never a half-written file.
+A crash mid-write leaves the previous version (or nothing), never a half-written file. The temp
+name carries the writer's pid, so `remove_stale_temps` can clear what a killed writer left
+without touching a live writer's file. Append-only logs (JSON lines) are read line by line and a
+line torn by a crash is skipped (`read_jsonl`), or cut off before a resumed run appends (`keep_jsonl`).
 """
 from __future__ import annotations
 
@@ -33,14 +36,86 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with open(tmp, "rb+") as f:  # make the bytes durable before the rename publishes them
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        _fsync_dir(path.parent)  # the rename itself survives a power cut
     finally:
         tmp.unlink(missing_ok=True)
 
 
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:  # a platform or file system without directory handles
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def _temp_prefix(name: str) -> str:
-    """A hidden temp-name prefix from `name`, short enough that the temp name fits the 255-byte limit."""
+    """A hidden temp-name prefix from `name` and the writer's pid, short enough that the temp name
+    fits the 255-byte limit: `.NAME.PID.` (mkstemp adds random letters and `.tmp`)."""
     short = name.encode("utf-8", "surrogateescape")[:200].decode("utf-8", "ignore")
-    return f".{short}."
+    return f".{short}.{os.getpid()}."
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temp files under `folder` whose writer is no longer running (killed mid-write);
+    returns them. A temp file of a live process (any pid that exists) is left alone."""
+    removed = []
+    for tmp in Path(folder).rglob(".*.tmp"):
+        pid = _writer_pid(tmp.name)
+        if pid is None or _pid_exists(pid):
+            continue
+        try:
+            tmp.unlink()
+            removed.append(tmp)
+        except OSError:
+            pass
+    return removed
+
+
+def _writer_pid(temp_name: str) -> int | None:
+    parts = temp_name.split(".")  # "", NAME..., PID, RANDOM, "tmp"
+    return int(parts[-3]) if len(parts) >= 5 and parts[-3].isdigit() else None
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """The rows of a JSON-lines log; [] when absent. A line that does not parse (torn by a crash
+    mid-append) is skipped, so one bad line never costs the rest of the log."""
+    rows = []
+    try:
+        text = Path(path).read_text(errors="replace")
+    except FileNotFoundError:
+        return rows
+    for line in text.splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def keep_jsonl(path: str | os.PathLike, keep) -> None:
+    """Rewrite a JSON-lines log atomically with only the rows `keep(row)` accepts, torn lines dropped:
+    what a resumed run does before it appends, so the log has no torn line and no step twice."""
+    if not Path(path).exists():
+        return
+    write_text(path, "".join(json.dumps(row) + "\n" for row in read_jsonl(path) if keep(row)))
 
 
 def _umask() -> int:

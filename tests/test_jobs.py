@@ -62,3 +62,23 @@ def test_cancel_interrupts_a_training_run(small_images, tmp_path):
     s = wait_for(ws, {"finished", "failed", "cancelled"}, timeout=120)
     assert s["state"] == "cancelled" and s["returncode"] == 130
     assert not jobs.cancel(ws)
+
+
+def test_a_reused_pid_does_not_look_like_a_running_job(tmp_path):
+    """job.json names a pid that a later, unrelated process now has: the job ended, it is not running."""
+    import subprocess
+    import sys
+
+    from curate import storage
+
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        ticks = jobs._start_ticks(other.pid)
+        assert ticks is not None
+        for recorded, state in ((ticks, "running"), (ticks - 1, "failed")):  # -1: a process that started earlier
+            storage.write_json(jobs.job_dir(tmp_path) / "job.json",
+                               {"pid": other.pid, "pid_start": recorded, "args": ["run"], "started": "", "started_s": 0})
+            assert jobs.status(tmp_path)["state"] == state
+    finally:
+        other.kill()
+        other.wait()

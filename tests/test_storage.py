@@ -111,3 +111,44 @@ def test_long_file_names_still_fit_beside_their_temp_file(tmp_path):
     name = "é" * 120 + ".jpg"  # 244 bytes: a legal name, too long for a naive '.NAME.XXXX.tmp'
     storage.write_text(tmp_path / name, "ok")
     assert (tmp_path / name).read_text() == "ok"
+
+
+def test_a_killed_writers_temp_file_is_removed_and_a_live_writers_is_kept(tmp_path):
+    """A real writer killed with SIGKILL mid-write leaves its temp file; the next curate command on the
+    workspace removes it, while the temp file of a writer still running stays."""
+    import signal
+    import subprocess
+    import sys
+
+    def writer(name: str) -> subprocess.Popen:
+        code = ("import sys, time; from curate import storage\n"
+                f"with storage.atomic_path({str(tmp_path / name)!r}) as tmp:\n"
+                "    tmp.write_bytes(b'x' * 1000); print('writing', flush=True); time.sleep(600)\n")
+        proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "writing"
+        return proc
+
+    killed, alive = writer("embeddings.npy"), writer("index.faiss")
+    try:
+        killed.send_signal(signal.SIGKILL)
+        killed.wait()
+        temps = sorted(p.name for p in tmp_path.glob(".*.tmp"))
+        assert [t.split(".")[:-2] for t in temps] == [["", "embeddings", "npy", str(killed.pid)],
+                                                      ["", "index", "faiss", str(alive.pid)]]
+        from curate.cli import main
+
+        assert main(["search", "-w", str(tmp_path), "--id", "0"]) == 2  # not a workspace: fails, after the sweep
+        assert sorted(p.name for p in tmp_path.glob(".*.tmp")) == temps[1:]
+        assert not (tmp_path / "embeddings.npy").exists() and not (tmp_path / "index.faiss").exists()
+    finally:
+        alive.kill()
+        alive.wait()
+
+
+def test_a_torn_log_line_is_skipped_on_read_and_cut_before_a_resumed_run_appends(tmp_path):
+    log = tmp_path / "train_log.jsonl"
+    log.write_text('{"step": 1, "loss": 2.0}\n{"step": 10, "loss": 1.5}\n{"step": 20, "loss": 1.2}\n{"step": 30, "lo')
+    assert [r["step"] for r in storage.read_jsonl(log)] == [1, 10, 20]
+    assert storage.read_jsonl(tmp_path / "absent.jsonl") == []
+    storage.keep_jsonl(log, lambda row: row["step"] <= 10)  # the checkpoint was at step 10
+    assert log.read_text() == '{"step": 1, "loss": 2.0}\n{"step": 10, "loss": 1.5}\n'

@@ -40,9 +40,14 @@ def test_resume_continues_from_checkpoint(cache, tmp_path):
     first = train(cache, np.arange(len(cache)), cfg, tmp_path)
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert state["step"] == first.steps == 3
-    longer = TrainConfig(epochs=1.0, batch_size=32, stem="small")
+    log = tmp_path / "train_log.jsonl"
+    with open(log, "a") as f:  # a crash after the checkpoint: a row past it, then a torn line
+        f.write(json.dumps({"step": 4, "loss": 9.0}) + '\n{"step": 5, "lo')
+    longer = TrainConfig(epochs=1.0, batch_size=32, stem="small", log_every=1)
     resumed = train(cache, np.arange(len(cache)), longer, tmp_path, resume=True)
     assert resumed.steps == 6  # 3 more, not 6 more
+    rows = [json.loads(line) for line in log.read_text().splitlines()]  # every line parses
+    assert [r["step"] for r in rows] == [1, 4, 5, 6] and rows[1]["loss"] != 9.0  # step 4 logged once, anew
     for k, v in torch.load(tmp_path / "checkpoint.pt", weights_only=True)["backbone"].items():
         if v.dtype.is_floating_point and "running" not in k:
             assert not torch.equal(v, state["backbone"][k]) or v.numel() == 1  # weights moved on

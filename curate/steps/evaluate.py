@@ -8,7 +8,6 @@ Each stage is named in the `progress` callback and timed in report["speed"]["sta
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 
@@ -232,8 +231,7 @@ def _pretext_scores(ws: Workspace, enc: _Encoder, split, opts: EvalOptions,
 def _write_plots(ws: Workspace, report: dict, names: np.ndarray | None) -> dict[str, str]:
     """The report's PNGs from the workspace's training logs and 2-D map: {name: file name in reports/}."""
     def rows(name: str) -> list[dict]:
-        file = ws.model_dir / name
-        return [json.loads(line) for line in file.read_text().splitlines() if line.strip()] if file.exists() else []
+        return storage.read_jsonl(ws.model_dir / name)
 
     xy = np.load(ws.projection_file) if ws.projection_file.exists() else np.zeros((0, 2), np.float32)
     labels = names if names is not None and len(xy) == len(names) else None

@@ -169,6 +169,9 @@ def train(images: np.ndarray, train_ids: np.ndarray, cfg: TrainConfig, out_dir: 
         rng = np.random.default_rng([cfg.seed, step])  # a new but reproducible batch order
         generator.manual_seed(cfg.seed + step)
         log.info("resumed from step %d (%.1f min trained)", step, elapsed_before / 60)
+        if world.main:  # rows logged after the checkpoint are logged again from it; a torn line goes
+            for file in (log_file, health_file):
+                storage.keep_jsonl(file, lambda row: row.get("step", 0) <= step)
     elif not resume and world.main:
         log_file.unlink(missing_ok=True)
         health_file.unlink(missing_ok=True)

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from curate import storage
 from curate.data.tags import read_tags
 from curate.index.query import multi_search
 from curate.project.maps import pca_2d
@@ -159,11 +160,7 @@ def health_log(ws: Workspace) -> pd.DataFrame:
 
 @st.cache_data(max_entries=4, show_spinner=False)
 def _jsonl_rows(file: str, key: tuple) -> pd.DataFrame:
-    path = Path(file)
-    if not path.exists():
-        return pd.DataFrame()
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return pd.DataFrame(rows)
+    return pd.DataFrame(storage.read_jsonl(file))
 
 
 def json_file(file: Path) -> dict | None:
