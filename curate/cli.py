@@ -69,11 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true")
     sub = p.add_subparsers(required=True, metavar="COMMAND")
 
-    def command(name: str, func, help: str, images: bool = False) -> argparse.ArgumentParser:
+    def command(name: str, func, help: str, images: bool = False, workspaces: int = 1) -> argparse.ArgumentParser:
         c = sub.add_parser(name, help=help, description=help)
         if images:
             c.add_argument("images", type=Path, help="folder of images (searched recursively)")
-        c.add_argument("-w", "--workspace", type=Path, required=True, help="workspace folder")
+        if workspaces == 1:
+            c.add_argument("-w", "--workspace", type=Path, required=True, help="workspace folder")
+        else:
+            c.add_argument("-w", "--workspace", type=Path, required=True, action="append",
+                           help=f"workspace folder (give {workspaces})")
         c.add_argument("--threads", type=int, help="CPU threads for torch, FAISS and UMAP (default: torch's choice, "
                                                    "the physical cores); fewer leaves room for other work")
         c.set_defaults(func=func)
@@ -164,6 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
                                   "invariance, pretext accuracy) on a held-out split when labels exist")
     c.add_argument("--no-baseline", action="store_true", help="skip the random-weights baseline")
     c.add_argument("--quick", action="store_true", help="skip the per-layer probes and the invariance test")
+    c = command("compare-models", cmd_compare_models, "how much two workspaces' encoders agree, without labels: "
+                "overlap (Jaccard@k) of each image's nearest neighbours, and where they differ most", workspaces=2)
+    c.add_argument("-k", type=int, default=10, help="neighbours per image (default 10)")
+    c.add_argument("--sample", type=int, default=2000, help="query images, a seeded sample of the shared ones")
+    c.add_argument("--show", type=int, default=12, help="the most disagreeing images listed (default 12)")
+    c.add_argument("--out", type=Path, help="report JSON (default: the first workspace's reports/compare_models.json)")
     c = command("app", cmd_app, "serve the browser app on a workspace")
     c.add_argument("--port", type=int, default=8501)
     c.add_argument("--host", default="localhost")
@@ -566,6 +576,22 @@ def cmd_eval(args):
     print(f"{what}, "
           f"{report['speed']['eval_seconds']:.0f}s -> {ws.reports_dir / 'eval.json'} "
           f"(+{len(report.get('plots', {}))} PNGs)")
+
+
+def cmd_compare_models(args):
+    from curate import storage
+    from curate.steps.compare_models import compare_models, summary_line
+    from curate.workspace import Workspace
+
+    if len(args.workspace) != 2:
+        raise ValueError(f"compare-models takes two workspaces (-w A -w B), not {len(args.workspace)}")
+    a, b = (Workspace(w) for w in args.workspace)
+    report = compare_models(a, b, k=args.k, sample=args.sample, show=args.show)
+    out = args.out or a.reports_dir / "compare_models.json"
+    storage.write_json(out, report)
+    print(summary_line(report))
+    print("most different neighbourhoods (id in A, Jaccard): "
+          + ", ".join(f"#{d['id_a']} {d['jaccard']:.2f}" for d in report["disagreements"][:5]) + f" -> {out}")
 
 
 def cmd_app(args):

@@ -179,3 +179,41 @@ def test_groups_from_pairs_form_around_leaders():
     assert groups_from_pairs(np.array([[0, 1], [1, 2], [1, 3], [5, 6]]), 8) == [[0, 1, 2, 3], [5, 6]]
     assert groups_from_pairs(np.array([[0, 1], [2, 3], [3, 4], [4, 5], [5, 6]]), 7)[0] == [2, 3, 4]  # no chains
     assert groups_from_pairs(np.empty((0, 2)), 3) == []
+
+
+def test_the_dense_stage_lines_up_light_crops_of_photos(caltech_images):
+    """A 90%-area crop of a photo misses the 4% window grid by up to 2% of a side; the dense last
+    stage (windows 1.5% apart) lines it up, and different photos stay far below."""
+    from curate.quality import alignment
+
+    files = sorted(caltech_images.glob("*/*.jpg"))
+    rng = np.random.default_rng(0)
+    imgs = [Image.open(files[i]).convert("RGB") for i in rng.permutation(len(files))[:30]]
+    thumbs = np.stack([t for im in imgs for t in (thumbnail(im), thumbnail(LIGHT["crop 90% area"](im, rng)))])
+    pairs = np.arange(len(thumbs)).reshape(-1, 2)
+    dense = pixel_similarity(thumbs, pairs)
+    grid_only = aligned_similarity(thumbs[..., :1], pairs, alignment.LIGHT)
+    assert (dense >= grid_only - 1e-6).all() and np.quantile(dense, 0.1) > np.quantile(grid_only, 0.1) + 0.01
+    assert np.quantile(dense, 0.1) >= 0.96, np.sort(dense)[:5]
+    others = pixel_similarity(thumbs, np.array([[0, j] for j in range(2, len(thumbs), 2)]))
+    assert others.max() < 0.8
+
+
+def test_small_images_also_compare_their_low_frequency_codes(bundled_images):
+    """At 32 px, JPEG quality 20 smears colour and blocks the image: the 16 px colour score drops, the
+    DCT codes do not; a small pair takes the better of the two, a photo pair keeps its aligned score."""
+    from curate.quality.pairs import small_image_score
+
+    files = sorted(bundled_images.glob("*/*.jpg"))[:20]
+    imgs = [Image.open(f).convert("RGB") for f in files]
+    thumbs = np.stack([t for im in imgs for t in (thumbnail(im), thumbnail(jpeg(im, 20)))])
+    pairs = np.arange(len(thumbs)).reshape(-1, 2)
+    pixel = pixel_similarity(thumbs, pairs, sides=np.full(len(thumbs), 32))
+    codes = dct_codes(thumbs)
+    small = small_image_score(pixel, codes, pairs, np.full(len(thumbs), 32), flips=False, mirrored_null=None)
+    assert (small >= pixel).all() and small.min() > 0.95 and pixel.min() < small.min()
+    big = small_image_score(pixel, codes, pairs, np.full(len(thumbs), 500), flips=False, mirrored_null=None)
+    assert np.array_equal(big, pixel)
+    null = small_image_score(np.full(10, -1.0, np.float32), codes, pairs[:10] * 0 + [[0, 2]], np.full(len(thumbs), 32),
+                             flips=False, mirrored_null="lr")
+    assert np.allclose(null, codes[0] @ mirror_codes(codes)[2])  # the null compares with the mirrored partner

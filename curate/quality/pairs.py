@@ -22,7 +22,7 @@ import pandas as pd
 
 from curate.index.faiss_index import build_index, ivf_factory, search
 from curate.quality.alignment import pixel_similarity
-from curate.quality.fingerprint import dct_codes, mirror_codes
+from curate.quality.fingerprint import THUMB, dct_codes, mirror_codes
 from curate.progress import Progress
 from curate.quality.scores import knn
 
@@ -129,6 +129,9 @@ def score_pairs(thumbs: np.ndarray, vectors: np.ndarray | None, cfg: PairConfig 
     if cfg.flips:  # real pairs had two tries (as is, mirrored): so do null pairs (upside down, and rotated)
         null_pixel = np.maximum(null_pixel, pixel_similarity(thumbs, null, cfg.crops, flip="both", progress=progress,
                                                              stage="null pairs, rotated", sides=sides))
+    if sides is not None:  # small images: their low-frequency codes too (see `small_image_score`)
+        pixel = small_image_score(pixel, codes, real, sides, cfg.flips, mirrored_null=None)
+        null_pixel = small_image_score(null_pixel, codes, null, sides, cfg.flips, mirrored_null=null_flip)
     frames = []
     for pairs, pix, is_null, weight in ((real, pixel, False, real_weight), (null, null_pixel, True, null_weight)):
         emb = (np.einsum("pd,pd->p", vectors[pairs[:, 0]], vectors[pairs[:, 1]]) if vectors is not None and len(pairs)
@@ -137,6 +140,33 @@ def score_pairs(thumbs: np.ndarray, vectors: np.ndarray | None, cfg: PairConfig 
                                     "score": combined_score(pix, emb, cfg.embedding_weight), "null": is_null,
                                     "weight": weight}))
     return pd.concat(frames, ignore_index=True)[PAIR_COLUMNS]
+
+
+def small_image_score(pixel: np.ndarray, codes: np.ndarray, pairs: np.ndarray, sides: np.ndarray, flips: bool,
+                      mirrored_null: str | None) -> np.ndarray:
+    """`pixel`, raised to the DCT-code similarity where a pair holds an image under 2 x THUMB px.
+
+    Such a pair is compared at 16 px in colour (`pixel_similarity`), where heavy JPEG compression
+    of a 32 px image (its 8 x 8 blocks a quarter of the frame, its colour smeared) costs up to 0.2 of
+    NCC; the low-frequency luma codes, a graded pHash, barely move under it. Measured on 1,500
+    CIFAR-10 images with 20 planted copies per edit (pixels only): JPEG quality 20 found 0.35 -> 1.00,
+    every standard edit 0.93 -> 0.99 at the calibrated threshold. Photos keep their aligned 32 px
+    score: there the codes of look-alike photos raised the null and cost recall.
+    `mirrored_null`: None for real pairs (with `flips`, their mirror counts too), else the null's flip.
+    """
+    pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
+    small = (np.asarray(sides)[pairs] < 2 * THUMB).any(1)
+    if not small.any():
+        return pixel
+    a, b = pairs[small, 0], pairs[small, 1]
+    if mirrored_null is None:
+        tries = [codes] + ([mirror_codes(codes, "lr")] if flips else [])
+    else:  # the null's partner is mirrored (and with flips also rotated), as in its pixel score
+        tries = [mirror_codes(codes, mirrored_null)] + ([mirror_codes(mirror_codes(codes, "lr"), "ud")] if flips else [])
+    best = np.max([np.einsum("pd,pd->p", codes[a], other[b]) for other in tries], axis=0)
+    out = np.array(pixel, np.float32, copy=True)
+    out[small] = np.maximum(out[small], best)
+    return out
 
 
 def _knn_pairs(x: np.ndarray, k: int) -> np.ndarray:

@@ -8,6 +8,7 @@ import streamlit as st
 from curate.evaluate.health import FIGURES, LOWER_IS_BETTER
 from curate.evaluate.summary import summary_rows
 from curate.ui import cache, runs, state
+from curate.ui.compare_view import show_compare
 from curate.ui.guard import errors_as_messages, show_no_workspace
 from curate.workspace import Workspace
 
@@ -58,6 +59,8 @@ def render(ws: Workspace) -> None:
     st.divider()
     show_model(ws)
     show_eval(ws)
+    st.divider()
+    show_compare(ws)
 
 
 def show_counts(ws: Workspace, table: pd.DataFrame) -> None:
