@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import logging
-import subprocess
 import sys
-import time
 from pathlib import Path
 
+from curate.pipeline import (command_progress, dedup_summary, embed_step, label_issues_step, quality_step, run,
+                             scan_step, scores_step, train_step)
 from curate.quality.checks import QualityConfig
 
 log = logging.getLogger("curate")
@@ -92,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--retrain", action="store_true", help="train again even when the workspace's encoder was trained "
                                                           "with this recipe (default: a rerun resumes an interrupted "
                                                           "training, skips a finished one and embeds new images)")
+    c.add_argument("--map-method", choices=["auto", "umap", "pca"], default="auto",
+                   help="2-D map: UMAP (auto: PCA for tiny sets)")
+    c.add_argument("--dedup-threshold", type=float, help="near-duplicate score threshold (default: calibrated)")
+    c.add_argument("--select", action="append", default=[], metavar="STRATEGY:N[:NAME]",
+                   help="save a selection at the end, repeatable (e.g. kcenter:100:diverse_100)")
     c = command("scan", cmd_scan, "build or refresh the manifest", images=True)
     _engine_options(c, actors=False)
     c = command("train", cmd_train, "self-supervised pretraining on the images", images=True)
@@ -176,7 +180,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", type=Path, help="report JSON (default: the first workspace's reports/compare_models.json)")
     c = command("app", cmd_app, "serve the browser app on a workspace")
     c.add_argument("--port", type=int, default=8501)
-    c.add_argument("--host", default="localhost")
+    c.add_argument("--host", default="localhost", help="address to serve on (default localhost: this machine only); "
+                                                       "another needs a password or --behind-proxy")
+    c.add_argument("--root", action="append", type=Path, default=[], metavar="DIR",
+                   help="a folder the browser may name (workspaces, image folders, export targets), repeatable; "
+                        "default: the workspace's parent folder, its image folder and ./workspaces")
+    c.add_argument("--password-file", type=Path, help="file holding the password every browser session signs in "
+                                                      "with (or set CURATE_APP_PASSWORD)")
+    c.add_argument("--behind-proxy", action="store_true",
+                   help="serve a non-local --host without a password: a reverse proxy in front authenticates")
     return p
 
 
@@ -200,52 +212,6 @@ def _train_options(c: argparse.ArgumentParser) -> None:
                                                         "uniformity) every so many minutes (default 1; 0 = off)")
     c.add_argument("--stop-on-collapse", action="store_true", default=None,
                    help="stop with a checkpoint when the embeddings collapse (default: warn and go on)")
-
-
-def _train_config(args, ws):
-    """Preset (if any), then the flags given on the command line on top."""
-    from curate.data.manifest import labels
-    from curate.pretext import TaskSpec, parse_task
-    from curate.steps.train import data_image_size
-    from curate.train.presets import config_from_dict, default_recipe, load_preset
-
-    tasks = [parse_task(t) for t in args.task] if args.task else None
-    if args.preset or tasks:  # no --preset: the recipe of the (first) task asked for (vicreg diverges under simclr's)
-        cfg = config_from_dict(load_preset(args.preset or tasks[0].name))
-    else:  # neither: the default recipe for the size these images train at
-        cfg = config_from_dict(default_recipe(args.image_size or data_image_size(ws.manifest())))
-    if tasks:
-        preset_params = {t.name: t.params for t in cfg.tasks}  # `--task NAME:W` keeps the preset's settings of NAME
-        cfg.tasks = [TaskSpec(t.name, t.weight, dict(preset_params.get(t.name, {}))) for t in tasks]
-    flags = {"backbone": args.backbone, "image_size": args.image_size, "minutes": args.minutes, "epochs": args.epochs,
-             "batch_size": args.batch_size, "lr": args.lr, "optimizer": args.optimizer, "precision": args.precision,
-             "device": args.device, "seed": args.seed, "health_minutes": args.health_minutes,
-             "stop_on_collapse": args.stop_on_collapse}
-    for key, value in flags.items():
-        if value is not None:
-            setattr(cfg, key, value)
-    cfg.holdout = args.holdout if args.holdout is not None else (0.1 if labels(ws.manifest()) is not None else 0.0)
-    return cfg
-
-
-@contextlib.contextmanager
-def _bar(desc: str, unit: str = "img"):
-    """tqdm bars; under `curate.jobs` (the app's background runs) also the progress file it reads."""
-    import os
-
-    from curate.jobs import PROGRESS_ENV, progress_writer
-    from curate.progress import tqdm_progress
-
-    with tqdm_progress(desc, unit) as bar:
-        if not os.environ.get(PROGRESS_ENV):
-            yield bar
-            return
-        write = progress_writer(os.environ[PROGRESS_ENV])
-
-        def both(done, total, info):
-            bar(done, total, info)
-            write(done, total, {"stage": desc, "unit": unit, **info})
-        yield both
 
 
 def _index_options(c: argparse.ArgumentParser) -> None:
@@ -278,113 +244,20 @@ def _engine_options(c: argparse.ArgumentParser, actors: bool = True) -> None:
                        help="GPUs per Ray encoder actor (default 0: CPU actors)")
 
 
-def _engine_args(args) -> dict:
-    """The engine options of `args` (absent when called from the Python API with a bare namespace)."""
-    if not hasattr(args, "engine"):
-        return {}
-    return {"engine": args.engine, "address": args.address, "actors": args.actors,
-            "gpus_per_actor": args.gpus_per_actor}
-
-
 def cmd_scan(args):
-    from curate.steps.scan import scan
-
-    with _bar("scan", "file") as bar:
-        ws, summary = scan(args.images, args.workspace, progress=bar, engine=getattr(args, "engine", "local"),
-                           address=getattr(args, "address", None))
-    print(f"scanned {ws.root}: {summary.line()}")
-    if summary.skipped:
-        bad = ws.manifest()
-        bad = bad[~bad["status"].isin(["ok", "removed"])]
-        for row in bad.head(20).itertuples():
-            print(f"  skipped {row.path}: {row.status}")
-        if len(bad) > 20:
-            print(f"  ... and {len(bad) - 20} more (see manifest.parquet, column status)")
-    return ws
+    return scan_step(args)
 
 
 def cmd_train(args, ws=None):
-    from curate.steps.scan import image_decoder
-    from curate.steps.train import train
-    from curate.train.cpu_share import SHARED_BELOW
-    from curate.workspace import Workspace
-
-    if getattr(args, "nproc", None) is not None or getattr(args, "distributed_worker", False):  # torch DDP under torchrun
-        from curate.train.launch import distributed_train
-        return distributed_train(args, ws, cmd_train)
-    ws = ws or cmd_scan(args)
-    cfg = _train_config(args, ws)
-    names = "+".join(f"{t.name}:{t.weight:g}" for t in cfg.tasks)
-    decode_files = image_decoder(getattr(args, "engine", "local"), getattr(args, "address", None))
-    with _bar(f"train {names}", "s") as bar:
-        result = train(ws, cfg, resume=getattr(args, "resume", False), progress=bar, decode_files=decode_files)
-    print(f"trained {names} for {result.elapsed_s / 60:.1f} min: {result.steps} steps, "
-          f"{result.images_per_s:.0f} img/s, loss {result.last_losses.get('loss', float('nan')):.3f} -> "
-          f"{Workspace(args.workspace).encoder_file}")
-    if result.cpu_share < SHARED_BELOW:
-        print(f"note: this run got {result.cpu_share:.0%} of the CPU its threads could use (another process shared the "
-              "machine): the budget bought that share of the steps; rerun on a quiet machine for the full encoder")
-    if result.health:
-        h = result.health
-        print(f"embedding health: effective rank {h['effective_rank']:.1f}, alignment {h['alignment']:.3f}, "
-              f"uniformity {h['uniformity']:.3f}, nearest-neighbour cosine {h['nn_similarity']:.3f}")
-    return ws
+    return train_step(args, ws)
 
 
 def cmd_embed(args, ws=None):
-    from curate import storage
-    from curate.steps.embed import embed
-    from curate.index import parse_memory
-    from curate.steps.index import build_workspace_index
-
-    ws = ws or cmd_scan(args)
-    t = time.perf_counter()
-    with _bar("embed") as bar:
-        vectors = embed(ws, getattr(args, "model", None), batch_size=getattr(args, "batch_size", None) or 256,
-                        progress=bar, **_engine_args(args))
-    with _bar("index", "vec") as bar:
-        sidecar = build_workspace_index(ws, memory=parse_memory(getattr(args, "index_memory", None) or "4G"),
-                                        recall=getattr(args, "recall", None) or 0.95, progress=bar)
-    meta = storage.read_json(ws.sidecar(ws.embeddings_file))
-    kept = f", {meta['reused']:,} kept from the last embedding" if meta.get("reused") else ""
-    if meta.get("engine") == "ray" and meta.get("newly_embedded"):
-        kept += f" (on Ray, {meta['actors']} encoder actor{'s' if meta['actors'] != 1 else ''})"
-    print(f"embedded {meta.get('newly_embedded', sidecar['n']):,} images{kept} ({vectors.shape[1]}-d) in "
-          f"{time.perf_counter() - t:.1f}s; "
-          f"index {sidecar['factory']} (recall@10 {sidecar['recall_at_10']:.3f}"
-          f"{', nprobe ' + str(sidecar['nprobe']) if sidecar.get('nprobe', 1) > 1 else ''}) -> {ws.index_file}")
-    if not sidecar.get("reached", True):
-        print(f"note: the index reaches recall@10 {sidecar['recall_at_10']:.3f}, below --recall {sidecar['recall_target']}"
-              ": give it more --index-memory")
-    return ws
+    return embed_step(args, ws)
 
 
 def cmd_run(args):
-    from curate.steps.dedup import dedup
-    from curate.steps.index import build_projection
-
-    from curate.steps.train import training_state
-
-    t = time.perf_counter()
-    ws = cmd_scan(args)
-    _quality(ws, None)
-    state, why = training_state(ws, _train_config(args, ws))
-    if state == "finished" and not args.retrain:  # a rerun after adding images embeds them with this encoder
-        print(f"training skipped: {why}; pass --retrain to train again")
-    else:
-        if state == "interrupted":
-            print(f"resuming training: {why}")
-        cmd_train(argparse.Namespace(**{**vars(args), "resume": state == "interrupted"}), ws)
-    cmd_embed(argparse.Namespace(**{**vars(args), "model": None}), ws)
-    log.info("computing the 2-D map (UMAP)...")
-    build_projection(ws)
-    print(f"map -> {ws.projection_file}")
-    with _bar("dedup", "pair") as bar:
-        table = dedup(ws, progress=bar)
-    print(dedup_summary(ws, table))
-    _scores(ws, 10)
-    _label_issues(ws, 20)
-    print(f"done in {(time.perf_counter() - t) / 60:.1f} min. Explore it: curate app -w {ws.path}")
+    run(args)
 
 
 def cmd_search(args):
@@ -455,24 +328,10 @@ def cmd_dedup(args):
     ws = Workspace(args.workspace).require()
     if not 0 < args.target_precision < 1:
         raise ValueError(f"--target-precision must be between 0 and 1, not {args.target_precision}")
-    with _bar("dedup", "pair") as bar:
+    with command_progress("dedup", "pair") as bar:
         table = dedup(ws, args.threshold, PairConfig(crops=args.crops, flips=args.flips, k=args.k),
                       args.target_precision, progress=bar)
     print(dedup_summary(ws, table))
-
-
-def dedup_summary(ws, table) -> str:
-    from curate import storage
-
-    meta = storage.read_json(ws.sidecar(ws.duplicates_file))
-    kinds = table.groupby("kind")["group"].nunique().to_dict() if len(table) else {}
-    how = {"calibrated": f"calibrated for {meta['calibration']['target']:.0%} precision",
-           "marks": f"moved by {meta['marks']} marked pairs", "given": "given"}[meta["threshold_source"]]
-    mirrored = meta["calibration"].get("mirrored_copies", 0)
-    note = f"; {mirrored} mirrored copies seen (--flips counts them)" if mirrored and not meta["search"]["flips"] else ""
-    return (f"{kinds.get('exact', 0)} exact and {kinds.get('near', 0)} near-duplicate groups ({len(table)} images): "
-            f"{meta['pairs_found']} pairs at score >= {meta['threshold']:.3f} ({how}; expected precision "
-            f"{meta['expected_precision']:.2f}){note} -> {ws.duplicates_file}")
 
 
 def cmd_quality(args):
@@ -484,31 +343,13 @@ def cmd_quality(args):
     for f in dataclasses.fields(QualityConfig):
         if getattr(args, f.name) is not None:
             setattr(cfg, f.name, getattr(args, f.name))
-    _quality(ws, cfg)
-
-
-def _quality(ws, cfg):
-    from curate.quality.checks import FLAG_COLUMNS
-    from curate.steps.quality import quality
-
-    with _bar("quality") as bar:
-        manifest = quality(ws, cfg, progress=bar)
-    counts = ", ".join(f"{int(manifest[f].sum())} {f}" for f in FLAG_COLUMNS)
-    print(f"quality checks: {counts} -> {ws.manifest_file} (thresholds in {ws.path / 'quality.json'})")
+    quality_step(args, ws, cfg)
 
 
 def cmd_scores(args):
     from curate.workspace import Workspace
 
-    _scores(Workspace(args.workspace).require(), args.k)
-
-
-def _scores(ws, k: int):
-    from curate.steps.scores import compute_scores
-
-    table = compute_scores(ws, k=k)
-    print(f"scores of {len(table)} images (uniqueness, typicality, {int(table['outlier'].sum())} outliers) "
-          f"-> {ws.scores_file}")
+    scores_step(args, Workspace(args.workspace).require(), args.k)
 
 
 def cmd_label_issues(args):
@@ -522,23 +363,7 @@ def cmd_label_issues(args):
         unmatched = storage.read_json(ws.sidecar(ws.labels_file))["unmatched"]
         print(f"imported {len(imported)} labels from {args.labels}"
               f"{f' ({unmatched} rows matched no image)' if unmatched else ''} -> {ws.labels_file}")
-    _label_issues(ws, args.k, args.source, required=True)
-
-
-def _label_issues(ws, k: int, source: str = "auto", required: bool = False):
-    """Label issues; `curate run` (required=False) skips them quietly when the images carry no labels."""
-    from curate import storage
-    from curate.steps.label_issues import has_labels, label_issues, top_confusions
-
-    if not required and not has_labels(ws):
-        return
-    table = label_issues(ws, k=k, source=source)
-    meta = storage.read_json(ws.sidecar(ws.label_issues_file))
-    top = ", ".join(f"{given}->{suggested} {n}" for given, suggested, n in top_confusions(table))
-    print(f"label issues: {int(table['label_issue'].sum())} flagged of {len(table)} labelled images "
-          f"({'imported labels' if meta['source'] == 'imported' else 'class folders'}; "
-          f"{meta['agreement']:.0%} agree with their neighbours){'; most often ' + top if top else ''} "
-          f"-> {ws.label_issues_file}")
+    label_issues_step(args, ws, args.k, args.source, required=True)
 
 
 def cmd_export(args):
@@ -551,11 +376,11 @@ def cmd_export(args):
         from curate.steps.export import zip_selection
 
         target = args.to if args.to.suffix == ".zip" else args.to.with_suffix(".zip")
-        with _bar("export zip", "file") as bar, storage.atomic_path(target) as tmp:
+        with command_progress("export zip", "file") as bar, storage.atomic_path(target) as tmp:
             n = zip_selection(ws, tmp, args.selection, progress=bar)
         print(f"zipped selection {args.selection!r} ({n} images) -> {target}")
         return
-    with _bar(f"export {args.mode}", "file") as bar:
+    with command_progress(f"export {args.mode}", "file") as bar:
         csv = export_selection(ws, args.selection, args.to, args.mode, progress=bar)
     print(f"exported selection {args.selection!r} ({args.mode}) -> {csv.parent} (manifest: {csv.name})")
 
@@ -566,7 +391,7 @@ def cmd_eval(args):
     from curate.workspace import Workspace
 
     ws = Workspace(args.workspace).require()
-    with _bar("eval", "stage") as bar:
+    with command_progress("eval", "stage") as bar:
         report = evaluate(ws, random_baseline=not args.no_baseline, quick=args.quick, progress=bar)
     print(summary_table(report))
     for part, why in report.get("skipped", {}).items():
@@ -594,18 +419,39 @@ def cmd_compare_models(args):
           + ", ".join(f"#{d['id_a']} {d['jaccard']:.2f}" for d in report["disagreements"][:5]) + f" -> {out}")
 
 
+LOOPBACK = {"localhost", "127.0.0.1", "::1"}
+
+
 def cmd_app(args):
+    """Serve the app: this process becomes the Streamlit server (exec), so SIGTERM and SIGINT stop it."""
+    import os
+
+    from curate.ui.access import PASSWORD_ENV, ROOTS_ENV
     from curate.workspace import Workspace
 
     ws = Workspace(args.workspace).require()
     app = Path(__file__).resolve().parent.parent / "app.py"
     if not app.exists():
         raise FileNotFoundError(f"app.py not found beside the curate package ({app}): install curate from its repository")
+    password = args.password_file.read_text().strip() if args.password_file else os.environ.get(PASSWORD_ENV)
+    if args.password_file and not password:
+        raise ValueError(f"{args.password_file} is empty: put the app's password in it")
+    if args.host not in LOOPBACK and not password and not args.behind_proxy:
+        raise ValueError(f"--host {args.host} would let anyone who reaches this machine use the app without signing "
+                         f"in: set {PASSWORD_ENV} (or --password-file FILE), or serve it behind a reverse proxy that "
+                         "authenticates and pass --behind-proxy (README, \"Sharing the app\")")
+    roots = args.root or [ws.path.parent, ws.root, Path.cwd() / "workspaces"]
+    env = {**os.environ, ROOTS_ENV: os.pathsep.join(str(Path(r).expanduser().resolve()) for r in roots)}
+    if password:
+        env[PASSWORD_ENV] = password
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true",
            "--server.address", args.host, "--server.port", str(args.port), "--browser.gatherUsageStats", "false",
+           "--server.enableXsrfProtection", "true", "--server.enableCORS", "true",
            "--", "--workspace", str(ws.path)]
-    print(f"serving {ws.path} at http://{args.host}:{args.port}  (Ctrl+C stops)")
-    return subprocess.call(cmd, cwd=app.parent)  # so the repository's .streamlit/config.toml applies
+    print(f"serving {ws.path} at http://{args.host}:{args.port}  (Ctrl+C stops; the browser may use "
+          f"{', '.join(env[ROOTS_ENV].split(os.pathsep))}{'; sign-in required' if password else ''})", flush=True)
+    os.chdir(app.parent)  # so the repository's .streamlit/config.toml applies
+    os.execve(sys.executable, cmd, env)
 
 
 if __name__ == "__main__":

@@ -19,12 +19,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Mapping
 
 from curate import storage
+from curate.progress import PROGRESS_ENV
 from curate.workspace import now
 
-PROGRESS_ENV = "CURATE_PROGRESS_FILE"
 
 
 def job_dir(ws_path: str | Path) -> Path:
@@ -76,20 +75,6 @@ def cancel(ws_path: str | Path) -> bool:
     storage.write_json(job_dir(ws_path) / "cancel.json", {"requested": now()})
     os.killpg(job["pid"], signal.SIGINT)
     return True
-
-
-def progress_writer(path: str | Path, every_s: float = 1.0):
-    """A `Progress` callback that writes the latest report to `path` (atomically, at most every `every_s`)."""
-    last = [0.0]
-
-    def update(done: int, total: int, info: Mapping[str, object]) -> None:
-        t = time.monotonic()
-        if t - last[0] < every_s and done < total:
-            return
-        last[0] = t
-        storage.write_json(path, {"done": done, "total": total, "updated_s": time.time(),
-                                  "info": {k: v for k, v in info.items() if isinstance(v, (int, float, str))}})
-    return update
 
 
 def _run(ws_path: str, args: list[str]) -> int:

@@ -8,9 +8,14 @@ The CLI maps it to tqdm bars, the app to `st.progress`.
 from __future__ import annotations
 
 import contextlib
+import os
+import time
+from pathlib import Path
 from typing import Callable, Iterator, Mapping, Optional
 
 Progress = Callable[[int, int, Mapping[str, object]], None]
+# Set by curate.jobs for a background run: the file its latest progress report goes to (the app reads it).
+PROGRESS_ENV = "CURATE_PROGRESS_FILE"
 
 
 def report(progress: Optional[Progress], done: int, total: int, **info: object) -> None:
@@ -50,3 +55,35 @@ def tqdm_progress(desc: str, unit: str = "img", disable: bool = False) -> Iterat
 
 def _fmt(value: object) -> object:
     return f"{value:.4g}" if isinstance(value, float) else value
+
+
+@contextlib.contextmanager
+def command_progress(desc: str, unit: str = "img") -> Iterator[Progress]:
+    """A command's progress: tqdm bars, and under `curate.jobs` (the app's background runs) also the
+    progress file it reads."""
+    with tqdm_progress(desc, unit) as bar:
+        if not os.environ.get(PROGRESS_ENV):
+            yield bar
+            return
+        write = progress_writer(os.environ[PROGRESS_ENV])
+
+        def both(done, total, info):
+            bar(done, total, info)
+            write(done, total, {"stage": desc, "unit": unit, **info})
+        yield both
+
+
+def progress_writer(path: str | Path, every_s: float = 1.0):
+    """A `Progress` callback that writes the latest report to `path` (atomically, at most every `every_s`)."""
+    from curate import storage
+
+    last = [0.0]
+
+    def update(done: int, total: int, info: Mapping[str, object]) -> None:
+        t = time.monotonic()
+        if t - last[0] < every_s and done < total:
+            return
+        last[0] = t
+        storage.write_json(path, {"done": done, "total": total, "updated_s": time.time(),
+                                  "info": {k: v for k, v in info.items() if isinstance(v, (int, float, str))}})
+    return update

@@ -90,11 +90,21 @@ class OpenWorkspace:
 
     def embed_file(self, image) -> np.ndarray:
         """(D,) embedding of an image file or file object outside (or inside) the workspace."""
-        from curate.data.images import fit_square, load_rgb
+        return self.embed_image(self.decode_for_embedding(image))
+
+    def decode_for_embedding(self, image):
+        """The image decoded (safely, reduced where the format allows) as large as embedding needs."""
+        from curate.data.images import load_rgb
+
+        return load_rgb(image, max_side=4 * self.encoder[1]["image_size"])
+
+    def embed_image(self, img) -> np.ndarray:
+        """(D,) embedding of a decoded PIL image (`decode_for_embedding`'s)."""
+        from curate.data.images import fit_square
         from curate.embed import embed_images
 
         model, config = self.encoder
-        pixels = fit_square(load_rgb(image, max_side=4 * config["image_size"]), config["image_size"])
+        pixels = fit_square(img, config["image_size"])
         norm = config["normalization"]
         return embed_images(model, pixels[None], np.array([0]), norm["mean"], norm["std"])[0]
 

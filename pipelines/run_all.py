@@ -1,6 +1,10 @@
-"""Scan -> quality checks -> train -> embed -> index -> map -> dedup -> scores -> selections, driven by a YAML preset.
+"""`curate run` driven by a YAML preset: the same pipeline (curate.pipeline), its options from a file.
 
     python -m pipelines.run_all IMAGES -w WS [--preset pipelines/presets/quick.yaml] [--set train.minutes=5]
+
+A preset's sections: `train` (any TrainConfig field, on top of what `curate run` would choose: the
+default recipe for the images' size, or the first task's own recipe when `tasks` are named),
+`map` (method), `dedup` (threshold: null = calibrated) and `select` (selections saved at the end).
 """
 from __future__ import annotations
 
@@ -10,17 +14,9 @@ from pathlib import Path
 
 import yaml
 
-from curate.progress import tqdm_progress
-from curate.steps.dedup import dedup
-from curate.steps.embed import embed
-from curate.steps.index import build_projection, build_workspace_index
-from curate.steps.label_issues import has_labels, label_issues
-from curate.steps.quality import quality
-from curate.steps.scan import scan
-from curate.steps.scores import compute_scores
-from curate.steps.select import run_selection
-from curate.steps.train import train
+from curate import pipeline
 from curate.train.presets import config_from_dict
+from curate.workspace import Workspace
 
 PRESETS = Path(__file__).parent / "presets"
 SECTIONS = {"train", "map", "dedup", "select"}
@@ -39,25 +35,26 @@ def load_preset(path: Path, overrides: list[str] = ()) -> dict:
     unknown = set(preset) - SECTIONS
     if unknown:
         raise ValueError(f"unknown preset section(s) {sorted(unknown)}; known: {sorted(SECTIONS)}")
-    config_from_dict(preset.get("train", {}))  # validates the train section early
+    config_from_dict(preset.get("train") or {})  # validates the train section early
     return preset
 
 
-def run_all(images: Path, workspace: Path, preset: dict) -> None:
-    with tqdm_progress("pipeline") as bar:
-        ws, summary = scan(images, workspace, progress=bar)
-        logging.info("scan: %s", summary.line())
-        quality(ws, progress=bar)
-        train(ws, config_from_dict(preset.get("train", {})), progress=bar)
-        embed(ws, progress=bar)
-    build_workspace_index(ws)
-    build_projection(ws, preset.get("map", {}).get("method", "auto"))
-    dedup(ws, preset.get("dedup", {}).get("threshold"))
-    compute_scores(ws)
-    if has_labels(ws):
-        label_issues(ws)
-    for sel in preset.get("select", []):
-        run_selection(ws, **sel)
+def preset_args(images: Path, workspace: Path, preset: dict):
+    """`curate run IMAGES -w WORKSPACE`'s options with the preset's settings in place."""
+    from curate.cli import build_parser
+
+    args = build_parser().parse_args(["run", str(images), "-w", str(workspace)])
+    args.train_fields = preset.get("train") or {}
+    args.map_method = (preset.get("map") or {}).get("method", "auto")
+    args.dedup_threshold = (preset.get("dedup") or {}).get("threshold")
+    args.select = list(preset.get("select") or [])
+    return args
+
+
+def run_all(images: Path, workspace: Path, preset: dict) -> Workspace:
+    """`curate run` on `images` into `workspace` with the preset's settings: the same steps
+    (curate.pipeline.STEPS), the same defaults for whatever the preset leaves out."""
+    return pipeline.run(preset_args(images, workspace, preset))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -18,7 +18,8 @@ CONTRACT_FILES = ["workspace.json", "manifest.parquet", "embeddings.npy", "embed
 @pytest.fixture(scope="module")
 def cli_workspace(tmp_path_factory, bundled_images):
     ws = tmp_path_factory.mktemp("cli") / "ws"
-    assert main(["run", str(bundled_images), "-w", str(ws), "--epochs", "0.3", "--batch-size", "128"]) == 0
+    assert main(["run", str(bundled_images), "-w", str(ws), "--epochs", "0.3", "--batch-size", "128",
+                 "--select", "kcenter:50:diverse_50"]) == 0
     return ws
 
 
@@ -40,6 +41,7 @@ def test_run_writes_every_contract_file(cli_workspace):
     assert len(scores) == 2000 and scores["uniqueness"].notna().all() and scores["outlier"].sum() < 200
     issues = pd.read_parquet(cli_workspace / "label_issues.parquet")  # and, the images being labelled, label issues
     assert len(issues) == 2000 and set(issues["given"]) == set(manifest.label)
+    assert len(pd.read_parquet(cli_workspace / "selections" / "diverse_50.parquet")) == 50  # --select
 
 
 def test_quality_thresholds_and_scores_from_the_cli(cli_workspace, capsys):

@@ -160,3 +160,34 @@ def test_decoding_is_thread_safe(bundled_images):
     with ThreadPoolExecutor(4) as pool:
         parallel = list(pool.map(lambda f: np.asarray(load_rgb(f)), files))
     assert all((a == b).all() for a, b in zip(serial, parallel))
+
+
+def test_large_decodes_share_one_memory_budget(tmp_path):
+    """Four threads decoding four 4,000 x 4,000 PNGs (about 96 MB each at its peak) under a 150 MB budget:
+    at most one holds memory at a time, every image still decodes, and one image larger than the
+    whole budget decodes alone instead of waiting forever."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from curate.data import images
+
+    rng = np.random.default_rng(0)
+    files = []
+    for i in range(4):
+        f = tmp_path / f"big{i}.png"
+        Image.fromarray(np.repeat(rng.integers(0, 255, (4000, 1, 3), dtype=np.uint8), 4000, axis=1)).save(f)
+        files.append(f)
+    budget = images.MemoryBudget(150 * 2**20)
+    saved = images.DECODE_MEMORY
+    images.DECODE_MEMORY = budget
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            decoded = list(pool.map(lambda f: images.load_rgb(f, max_side=64), files))
+        assert [im.size for im in decoded] == [(64, 64)] * 4
+        assert images.decode_bytes((4000, 4000), "RGB") <= budget.peak <= budget.limit and budget.used == 0
+        budget.limit = 10 * 2**20  # smaller than one image: it runs alone
+        done = threading.Event()
+        threading.Thread(target=lambda: (images.load_rgb(files[0], max_side=64), done.set())).start()
+        assert done.wait(30)
+    finally:
+        images.DECODE_MEMORY = saved

@@ -1,6 +1,10 @@
 """The YAML-driven pipeline runs the steps end to end; presets are validated."""
+import json
+
 import pandas as pd
 import pytest
+
+from curate.pipeline import STEPS
 
 from pipelines.run_all import PRESETS, load_preset, run_all
 
@@ -24,3 +28,27 @@ def test_quick_pipeline_on_real_images(small_images, tmp_path):
     run_all(small_images, tmp_path / "ws", preset)
     sel = pd.read_parquet(tmp_path / "ws/selections/k30.parquet")
     assert len(sel) == 30 and (tmp_path / "ws/projection_umap.npy").exists()
+    for step in STEPS:  # every step wrote what it declares
+        missing = [f for f in step.writes if not (tmp_path / "ws" / f).exists()]
+        assert not missing, (step.name, missing)
+    config = json.loads((tmp_path / "ws/model/config.json").read_text())
+    assert config["holdout"]["fraction"] == 0.1 and [t["name"] for t in config["tasks"]] == ["simclr", "rotation"]
+
+
+def test_the_default_preset_and_curate_run_train_the_same_recipe(small_images, tmp_path):
+    """One pipeline: the YAML default and the command resolve to the same training recipe (the default
+    recipe for 32 px images, 10% held out since the images carry labels); a preset naming a task gets
+    that task's own recipe with its fields on top, as `curate run --task` does."""
+    from curate.cli import build_parser
+    from curate.pipeline import train_config
+    from curate.steps.scan import scan
+    from pipelines.run_all import preset_args
+
+    ws, _ = scan(small_images, tmp_path / "ws")
+    command = train_config(build_parser().parse_args(["run", str(small_images), "-w", str(ws.path)]), ws)
+    default = train_config(preset_args(small_images, ws.path, load_preset(PRESETS / "default.yaml")), ws)
+    assert default == command and command.holdout == 0.1 and command.recipe
+    quick = train_config(preset_args(small_images, ws.path, load_preset(PRESETS / "quick.yaml")), ws)
+    flags = train_config(build_parser().parse_args(["run", str(small_images), "-w", str(ws.path), "--task",
+                                                    "simclr:1", "--task", "rotation:0.5", "--minutes", "1"]), ws)
+    assert quick == flags and [t.name for t in quick.tasks] == ["simclr", "rotation"] and quick.minutes == 1

@@ -2,12 +2,17 @@
 
 Handles EXIF orientation, CMYK, 16-bit, palette + alpha (composited on white), greyscale,
 truncated and non-image files. Very large JPEGs are decoded at reduced scale (`draft`), so a
-20000x20000 photo costs a fraction of its full decode. Safe to call from several threads.
+20000x20000 photo costs a fraction of its full decode. Safe to call from several threads: large
+decodes share one memory budget (`DECODE_MEMORY`), so a thread pool meeting several huge images
+decodes them one after another instead of all at once.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import struct
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +43,48 @@ _RESIZABLE = frozenset({"L", "LA", "RGB", "RGBA", "RGBa", "CMYK", "YCbCr", "I", 
 _SIXTEEN_BIT = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})
 
 
+class MemoryBudget:
+    """Bytes that concurrent decodes may hold at once. A decode waits while the others hold too much
+    to add its own; one larger than the whole budget still runs, alone. Small decodes (under
+    `SMALL`) skip the bookkeeping: they cannot add up to much on a few threads."""
+
+    SMALL = 16 * 2**20
+
+    def __init__(self, limit: int):
+        self.limit, self.used, self.peak = int(limit), 0, 0
+        self._changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, nbytes: int):
+        if nbytes < self.SMALL:
+            yield
+            return
+        with self._changed:
+            self._changed.wait_for(lambda: self.used == 0 or self.used + nbytes <= self.limit)
+            self.used += nbytes
+            self.peak = max(self.peak, self.used)
+        try:
+            yield
+        finally:
+            with self._changed:
+                self.used -= nbytes
+                self._changed.notify_all()
+
+
+# One budget per process, as the thread pools that decode (scan, quality checks, decode cache) share
+# the process's memory: 1 GiB unless CURATE_DECODE_MEMORY_MB says otherwise.
+DECODE_MEMORY = MemoryBudget(int(os.environ.get("CURATE_DECODE_MEMORY_MB", "1024")) * 2**20)
+
+
+def decode_bytes(size: tuple[int, int], mode: str) -> int:
+    """What decoding an image of `size` in `mode` holds at its peak: the decoded pixels, the RGB copy
+    and, for 16-bit and float images, the float64 copy `to_rgb` rescales through."""
+    pixels = size[0] * size[1]
+    stored = {"1": 1, "L": 1, "P": 1, "LA": 2, "PA": 2, "RGB": 3, "YCbCr": 3, "I;16": 2, "I;16B": 2, "I;16L": 2,
+              "I;16N": 2}.get(mode, 4)
+    return pixels * (stored + 3 + (8 if mode in _SIXTEEN_BIT or mode in ("I", "F") else 0))
+
+
 class ImageError(Exception):
     """An image that cannot be used; `str(err)` is the reason stored in the manifest."""
 
@@ -57,9 +104,10 @@ def load_rgb(path, max_side: int | None = None) -> Image.Image:
             _check_size(img.size, img.format)
             if max_side is not None and img.format == "JPEG":
                 img.draft("RGB", (max_side, max_side))  # DCT-domain downscale: cheap
-            img.load()
-            img = _shrink(upright(img), max_side)
-            return to_rgb(img)
+            with DECODE_MEMORY.hold(decode_bytes(img.size, img.mode)):
+                img.load()
+                img = _shrink(upright(img), max_side)
+                return to_rgb(img)
     except ImageError:
         raise
     except UnidentifiedImageError as err:

@@ -68,7 +68,7 @@ def check_nproc(nproc: int, device: str | None) -> None:
 
 def launch(args, ws):
     """Run the DDP training of `args` under torchrun and return the workspace; raises the first failing rank's error."""
-    from curate import cli
+    from curate import pipeline
     from curate.data.cache import image_cache
     from curate.locks import locked
     from curate.steps.scan import image_decoder
@@ -79,8 +79,8 @@ def launch(args, ws):
     if nnodes != "1" and not args.rdzv_endpoint:
         raise ValueError("several nodes need a rendezvous: --rdzv-endpoint HOST:PORT (the same on every node), "
                          "as torchrun documents")
-    ws = ws or cli.cmd_scan(args)
-    cfg = run_config(ws, cli._train_config(args, ws), getattr(args, "resume", False))
+    ws = ws or pipeline.scan_step(args)
+    cfg = run_config(ws, pipeline.train_config(args, ws), getattr(args, "resume", False))
     if nnodes.isdigit() and cfg.batch_size % (args.nproc * int(nnodes)):
         raise ValueError(f"the batch size ({cfg.batch_size}) must divide evenly over {args.nproc * int(nnodes)} "
                          "processes: each trains on an equal share of every batch")
@@ -90,7 +90,7 @@ def launch(args, ws):
         else contextlib.nullcontext()
     with lock, tempfile.TemporaryDirectory(prefix="curate-ddp-") as errors:
         decode_files = image_decoder(getattr(args, "engine", "local"), getattr(args, "address", None))
-        with cli._bar("decode") as bar:
+        with pipeline.command_progress("decode") as bar:
             image_cache(ws.root, ws.manifest(), cfg.image_size, ws.cache_dir, progress=bar, decode_files=decode_files)
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), LAUNCHED_ENV: str(os.getpid()), ERRORS_ENV: errors,
                **({LOCK_HELD_ENV: "1"} if nnodes == "1" else {})}
@@ -168,7 +168,7 @@ def first_failure(errors: Path) -> str | None:
 
 def work(args, cmd_train):
     """One rank: join the process group, prepare (rank 0, when no launcher did), then the ordinary `curate train`."""
-    from curate import cli
+    from curate import cli, pipeline
     from curate.distributed import process_group
     from curate.workspace import Workspace
 
@@ -180,8 +180,8 @@ def work(args, cmd_train):
                 sys.stdout = open(os.devnull, "w")
                 logging.getLogger().setLevel(logging.WARNING)
             if world.main and not os.environ.get(LAUNCHED_ENV):
-                ws = cli.cmd_scan(args)
-                _build_cache(args, ws, cli)
+                ws = pipeline.scan_step(args)
+                _build_cache(args, ws)
             torch.distributed.barrier()  # the others wait for the scan and the image cache
             # the image cache is built: the ranks train on it, with no engine to reach
             plain = argparse.Namespace(**{**vars(args), "nproc": None, "distributed_worker": False, "engine": "local",
@@ -192,14 +192,15 @@ def work(args, cmd_train):
         raise
 
 
-def _build_cache(args, ws, cli) -> None:
+def _build_cache(args, ws) -> None:
+    from curate import pipeline
     from curate.data.cache import image_cache
     from curate.steps.scan import image_decoder
     from curate.steps.train import run_config
 
-    cfg = run_config(ws, cli._train_config(args, ws), getattr(args, "resume", False))
+    cfg = run_config(ws, pipeline.train_config(args, ws), getattr(args, "resume", False))
     decode_files = image_decoder(getattr(args, "engine", "local"), getattr(args, "address", None))
-    with cli._bar("decode") as bar:
+    with pipeline.command_progress("decode") as bar:
         image_cache(ws.root, ws.manifest(), cfg.image_size, ws.cache_dir, progress=bar, decode_files=decode_files)
 
 

@@ -30,7 +30,7 @@ from curate.steps.index import indexed_rows
 from curate.steps.label_issues import review_table
 from curate.steps.scores import image_table as full_image_table
 from curate.steps.select import SelectionRequest, compute_selection, kmeans_clusters
-from curate.ui import map_figure, thumbnails
+from curate.ui import access, map_figure, thumbnails
 from curate.ui.map_view import CLUSTER, SELECTIONS, MapView, chart
 from curate.workspace import Workspace, resolve_inside, safe_name
 
@@ -201,21 +201,26 @@ def _thumbnail(root: str, rel: str, size: int, key: tuple) -> bytes:
     return thumbnails.thumbnail_png(path, size)
 
 
-def upload_vector(ws: Workspace, data: bytes) -> np.ndarray:
-    """(D,) embedding of an uploaded image's bytes (decoded by curate's safe `load_rgb`)."""
-    return _upload_vector(str(ws.path), _search_files(ws), stamp(ws.encoder_file), data)
+def upload_query(ws: Workspace, data: bytes, size: int) -> tuple[np.ndarray, bytes]:
+    """((D,) embedding, PNG thumbnail fitted to `size`) of an uploaded image's bytes, from one decode
+    (curate's safe `load_rgb`, reduced to what the embedding needs)."""
+    return _upload_query(str(ws.path), _search_files(ws), stamp(ws.encoder_file), data, size)
 
 
 @st.cache_data(max_entries=16, show_spinner="Embedding the image…")
-def _upload_vector(path: str, search_key: tuple, encoder_key: tuple, data: bytes) -> np.ndarray:
-    return _searcher_with_encoder(path, search_key, encoder_key).embed_file(io.BytesIO(data))
+def _upload_query(path: str, search_key: tuple, encoder_key: tuple, data: bytes, size: int) -> tuple[np.ndarray, bytes]:
+    session = _searcher_with_encoder(path, search_key, encoder_key)
+    img = session.decode_for_embedding(io.BytesIO(data))
+    return session.embed_image(img), thumbnails.png(thumbnails.fit_box(img, size))
 
 
 # --- overview / explore --------------------------------------------------------------------------
 def workspaces_near(current: str | None) -> list[str]:
     """Workspaces (folders holding workspace.json) beside `current` and in ./workspaces, sorted."""
     folders = [Path.cwd() / "workspaces"] + ([Workspace(current).path.parent] if current else [])
-    return _workspaces_in(tuple(dict.fromkeys(str(f) for f in folders)))
+    roots = access.allowed_roots()
+    return [w for w in _workspaces_in(tuple(dict.fromkeys(str(f) for f in folders)))
+            if roots is None or any(Path(w).is_relative_to(r) for r in roots)]  # only what may be opened
 
 
 @st.cache_data(ttl=10, max_entries=16, show_spinner=False)  # short: a run started elsewhere shows up soon

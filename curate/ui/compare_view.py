@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from curate.steps.compare_models import compare_models
-from curate.ui import cache
+from curate.ui import access, cache
 from curate.workspace import Workspace
 
 RESULT_KEY = "compare_models_result"
@@ -30,8 +30,8 @@ def show_compare(ws: Workspace) -> None:
             st.warning("Enter the other workspace's folder.")
             return
         with st.spinner("Finding each image's neighbours with both encoders..."):
-            st.session_state[RESULT_KEY] = (str(ws.path), compare_models(ws, Workspace(other.strip()), int(k),
-                                                                         int(sample)))
+            other_ws = Workspace(access.allowed(other.strip()))
+            st.session_state[RESULT_KEY] = (str(ws.path), compare_models(ws, other_ws, int(k), int(sample)))
     result = st.session_state.get(RESULT_KEY)
     if result and result[0] == str(ws.path):
         show_result(ws, result[1])

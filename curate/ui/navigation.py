@@ -59,6 +59,9 @@ def workspace_picker() -> None:
                      help="Workspaces beside the open one and in ./workspaces.")
     st.text_input("Workspace folder", key=state.WORKSPACE_KEY, placeholder="/path/to/WS",
                   help="A folder made by `curate run IMAGES -w WS` (or from Overview). Press Enter to open it.")
+    refused = state.refused_workspace()
+    if refused:
+        st.error(refused, icon=":material/block:")
 
 
 def _open_picked() -> None:

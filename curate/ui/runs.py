@@ -12,7 +12,7 @@ import streamlit as st
 
 from curate import jobs
 from curate.pretext import TASKS
-from curate.ui import cache, charts, state
+from curate.ui import access, cache, charts, state
 from curate.workspace import Workspace
 
 POLL_S = 2.0  # seconds between two looks at the progress file
@@ -24,10 +24,10 @@ def run_command(images: str, target: str, minutes: float, tasks: list[str]) -> t
     """(workspace folder, `curate` arguments) of a run on `images`; ValueError saying what to fix."""
     if not images.strip():
         raise ValueError("Enter the folder of images to build the workspace from.")
-    folder = Path(images.strip()).expanduser().resolve()
+    folder = access.allowed(images.strip()).resolve()  # the browser names only folders inside the app's roots
     if not folder.is_dir():
         raise ValueError(f"Image folder not found: {folder}. Enter an existing folder of images.")
-    ws = Workspace(target.strip() or Path.cwd() / "workspaces" / folder.name)
+    ws = Workspace(access.allowed(target.strip() or Path.cwd() / "workspaces" / folder.name))
     if ws.path == folder or ws.path.is_relative_to(folder):
         raise ValueError(f"The workspace {ws.path} would lie inside the image folder: choose a folder outside it.")
     if ws.exists() and ws.root != folder:

@@ -9,6 +9,7 @@ from typing import Iterable, Mapping
 
 import streamlit as st
 
+from curate.ui import access
 from curate.workspace import Workspace
 
 WORKSPACE_ENV = "CURATE_WORKSPACE"
@@ -48,9 +49,23 @@ def apply_next() -> None:
 
 
 def current_workspace() -> Workspace | None:
-    """The workspace this session looks at (it may not exist yet), or None when no path is set."""
+    """The workspace this session looks at (it may not exist yet), or None when no path is set or the
+    path lies outside the folders this app may use (`refused_workspace` says why)."""
     text = str(st.session_state.get(WORKSPACE_KEY) or "").strip()
-    return Workspace(text) if text else None
+    if not text or refused_workspace() is not None:
+        return None
+    return Workspace(access.allowed(text))
+
+
+def refused_workspace() -> str | None:
+    """Why the typed workspace folder may not be opened (outside the app's roots), or None."""
+    text = str(st.session_state.get(WORKSPACE_KEY) or "").strip()
+    try:
+        if text:
+            access.allowed(text)
+    except PermissionError as err:
+        return str(err)
+    return None
 
 
 def basket() -> list[int]:

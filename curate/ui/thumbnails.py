@@ -25,7 +25,7 @@ def thumbnail_png(source: Path | io.BytesIO, size: int = THUMB_SIZE) -> bytes:
         img = load_rgb(source, max_side=2 * size)
     except ImageError as err:
         return placeholder_png(str(err), size)
-    return _encode(fit_box(img, size))
+    return png(fit_box(img, size))
 
 
 def fit_box(img: Image.Image, size: int) -> Image.Image:
@@ -45,7 +45,7 @@ def placeholder_png(reason: str, size: int = THUMB_SIZE) -> bytes:
     """A grey square with the first words of `reason`, shown in place of an unreadable image."""
     img = Image.new("RGB", (size, size), (200, 200, 200))
     ImageDraw.Draw(img).multiline_text((4, size // 2 - 10), _wrap(reason, 14), fill=(60, 60, 60))
-    return _encode(img)
+    return png(img)
 
 
 def _wrap(text: str, width: int) -> str:
@@ -59,7 +59,7 @@ def _wrap(text: str, width: int) -> str:
     return "\n".join((lines + [line])[:3])
 
 
-def _encode(img: Image.Image) -> bytes:
+def png(img: Image.Image) -> bytes:
     buffer = io.BytesIO()
     img.save(buffer, format="PNG", optimize=False)
     return buffer.getvalue()

@@ -12,7 +12,7 @@ import streamlit as st
 
 from curate.export.folder import EXPORT_MODES
 from curate.steps.export import ExportPlan, export_ids, export_selection, plan_export, zip_selection
-from curate.ui import cache, state
+from curate.ui import access, cache, state
 from curate.ui.guard import run_page
 from curate.workspace import Workspace
 
@@ -60,6 +60,7 @@ def source_ids(ws: Workspace, option: str) -> list[int]:
 
 
 def make_plan(ws: Workspace, option: str, ids: list[int], target: str | Path, mode: str) -> ExportPlan:
+    target = access.allowed(target)  # the browser writes only inside the app's roots
     if option == BASKET_OPTION:
         return plan_export(ws, target, mode, ids=ids)
     return plan_export(ws, target, mode, selection=option)
@@ -92,7 +93,7 @@ def confirm(ws: Workspace, source: str, ids: list[int], request: dict) -> None:
     """Show exactly what the export will write, and write it only on a second click."""
     try:
         plan = make_plan(ws, source, ids, request["target"], request["mode"])
-    except ValueError as err:  # a target inside the image folder or the workspace
+    except (ValueError, PermissionError) as err:  # inside the image folder or the workspace; outside the roots
         st.session_state.pop(PLAN_KEY, None)
         st.error(str(err)[0].upper() + str(err)[1:], icon=":material/error:")
         return

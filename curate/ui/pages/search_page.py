@@ -2,7 +2,6 @@
 file, optionally unlike some negatives; a similarity histogram picks a cut-off for the basket."""
 from __future__ import annotations
 
-import io
 import re
 from dataclasses import dataclass
 
@@ -15,13 +14,13 @@ from curate.index.query import MODES
 from curate.ui import cache, charts, state
 from curate.ui.gallery import SEARCH_GOTO_KEY, id_captions, show_grid
 from curate.ui.guard import run_page
-from curate.ui.thumbnails import thumbnail_png
 from curate.workspace import Workspace
 
 SOURCES = ("Image id", "Several images", "Upload an image")
 MODE_HELP = {"mean": "like all of them (their mean)", "max": "like any of them (best match)"}
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif"]
 MAX_UPLOAD_MB = 20
+UPLOAD_THUMB = 160  # px
 MAX_BASKET_CHOICES = 1_000
 DEPTHS = (200, 1_000, 5_000)  # results scored for the histogram: the grid shows the first few
 
@@ -114,11 +113,11 @@ def query_from_upload(ws: Workspace) -> Query | None:
         st.error(f"{upload.name} is larger than {MAX_UPLOAD_MB} MB: upload a smaller image.")
         return None
     try:
-        vector = cache.upload_vector(ws, data)
+        vector, thumb = cache.upload_query(ws, data, UPLOAD_THUMB)
     except ImageError as err:
         st.error(f"Could not read {upload.name}: {err}. Upload a JPEG, PNG, WebP, BMP, TIFF or GIF image.")
         return None
-    st.image(thumbnail_png(io.BytesIO(data), 160), caption=upload.name)
+    st.image(thumb, caption=upload.name)
     return Query(vector=vector)
 
 

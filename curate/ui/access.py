@@ -1,0 +1,74 @@
+"""Who may use a shared app, and which folders a browser may name.
+
+`curate app` passes both to the server in its environment:
+
+    CURATE_APP_ROOTS     folders (os.pathsep-separated) inside which every path typed in the browser
+                         must lie: workspaces to open or build, image folders, export targets.
+                         `curate app --root DIR` (repeatable); by default the open workspace's parent
+                         folder, its image folder and ./workspaces. Unset (a bare `streamlit run
+                         app.py` on one's own machine): nothing is confined.
+    CURATE_APP_PASSWORD  when set, every browser session signs in with it first.
+
+Paths are compared after resolving symlinks and `..`, so a link inside a root that points out of it
+is refused too.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from pathlib import Path
+from typing import Mapping
+
+import streamlit as st
+
+ROOTS_ENV = "CURATE_APP_ROOTS"
+PASSWORD_ENV = "CURATE_APP_PASSWORD"
+SIGNED_IN_KEY = "signed_in"
+
+
+def allowed_roots(environ: Mapping[str, str] = os.environ) -> list[Path] | None:
+    """The resolved folders a browser may name, or None when the app is not confined."""
+    value = environ.get(ROOTS_ENV)
+    if value is None:
+        return None
+    return [Path(p).expanduser().resolve() for p in value.split(os.pathsep) if p.strip()]
+
+
+def confine(path: str | Path, roots: list[Path] | None) -> Path:
+    """`path` resolved, when it lies inside one of `roots` (or nothing is confined); else PermissionError."""
+    resolved = Path(path).expanduser().resolve()
+    if roots is None or any(resolved == root or resolved.is_relative_to(root) for root in roots):
+        return resolved if roots is not None else Path(path).expanduser()
+    shown = ", ".join(str(r) for r in roots) or "none"
+    raise PermissionError(f"{path} is outside the folders this app may use ({shown}); start `curate app` with "
+                          f"--root DIR to allow another folder")
+
+
+def allowed(path: str | Path) -> Path:
+    """`confine` against this server's roots."""
+    return confine(path, allowed_roots())
+
+
+def signed_in(environ: Mapping[str, str] = os.environ) -> bool:
+    """True when no password is set or this session has signed in; otherwise draw the sign-in form."""
+    password = environ.get(PASSWORD_ENV)
+    if not password or st.session_state.get(SIGNED_IN_KEY):
+        return True
+    st.title("curate")
+    with st.form("sign_in"):
+        given = st.text_input("Password", type="password", key="sign_in_password")
+        go = st.form_submit_button("Sign in", type="primary", icon=":material/login:")
+    if go:
+        if _same(given, password):
+            st.session_state[SIGNED_IN_KEY] = True
+            st.session_state.pop("sign_in_password", None)
+            st.rerun()
+        st.error("Wrong password.", icon=":material/lock:")
+    return False
+
+
+def _same(given: str, expected: str) -> bool:
+    """Constant-time comparison (of digests, so lengths leak nothing either)."""
+    digest = lambda text: hashlib.sha256(text.encode("utf-8")).digest()  # noqa: E731
+    return hmac.compare_digest(digest(given), digest(expected))
