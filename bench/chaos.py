@@ -1,0 +1,204 @@
+"""Chaos: `kill -9` at random moments of `curate run` and `curate export`, then check nothing was lost.
+
+    python -m bench.chaos [--kills 20] [--n 400] [--epochs 6] [--seed 0]
+
+A folder of `--n` real images (the bundled CIFAR-10 sample). First one uninterrupted run gives the
+reference (its duration and training steps). Then, `--kills` times: start `curate run` (then
+`curate export` of the selection it saves) on one workspace and SIGKILL the whole process group at a
+random moment of that duration; after each kill every workspace file must load (no torn file) and
+the training checkpoint's step must never go back (training resumes, it does not restart). Finally
+one run and export to completion, and:
+
+- every contract file loads, the train log parses line by line with no step twice;
+- training took exactly the reference's steps (the epoch budget, resumed across the kills);
+- the embeddings equal those of a from-scratch embedding with the final encoder (cosine >= 0.9999 per row);
+- the export holds exactly the selection's files, byte for byte.
+
+Prints the table of kills (stage hit, seconds into the run) and the checks; writes
+bench/results/chaos-<timestamp>.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.machine import load_average, machine_facts, summary_line
+from bench.report import markdown_table
+from curate import storage
+
+REPO = Path(__file__).resolve().parent.parent
+# The line each step prints when it has finished, in pipeline order (curate.pipeline.STEPS), then export.
+DONE_LINES = [("scan", "scanned "), ("quality", "quality checks:"), ("train", ("trained ", "training skipped")),
+              ("embed", "embedded "), ("map", "map -> "), ("dedup", "near-duplicate groups"),
+              ("scores", "scores of "), ("label-issues", "label issues:"), ("select", "selection "),
+              ("run done", "done in "), ("export", "exported ")]
+
+
+def stage_hit(output: str) -> str:
+    """The step a killed process was in: the one after the last that said it had finished."""
+    done = -1
+    for i, (_, marks) in enumerate(DONE_LINES):
+        if any(m in output for m in ((marks,) if isinstance(marks, str) else marks)):
+            done = i
+    return DONE_LINES[done + 1][0] if done + 1 < len(DONE_LINES) else "after export"
+
+
+def commands(images: Path, ws: Path, export: Path, epochs: float) -> str:
+    """One shell line: the run, then the export of its selection (a kill may land in either)."""
+    curate = f"{sys.executable} -m curate"
+    return (f"{curate} run {images} -w {ws} --epochs {epochs} --batch-size 64 --select kcenter:60:chaos && "
+            f"{curate} export -w {ws} --selection chaos --to {export} --mode copy")
+
+
+def start(line: str, log: Path) -> subprocess.Popen:
+    out = open(log, "w")
+    return subprocess.Popen(["bash", "-c", line], cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def whole(ws: Path) -> list[str]:
+    """Problems with the workspace's files as they are now: each present file must load completely."""
+    import pandas as pd
+    import torch
+
+    problems = []
+    for f in sorted(ws.rglob("*")):
+        if not f.is_file() or f.suffix == ".lock" or "cache" in f.parts:
+            continue
+        try:
+            if f.suffix == ".parquet":
+                pd.read_parquet(f)
+            elif f.suffix == ".npy":
+                np.load(f, mmap_mode="r")[-1:].copy()
+            elif f.suffix == ".json":
+                json.loads(f.read_text())
+            elif f.suffix == ".pt":
+                torch.load(f, map_location="cpu", weights_only=True)
+            elif f.suffix == ".faiss":
+                import faiss
+                faiss.read_index(str(f))
+        except Exception as err:  # a torn file: the finding this benchmark is for
+            problems.append(f"{f.relative_to(ws)}: {type(err).__name__}: {err}")
+    return problems
+
+
+def checkpoint_step(ws: Path) -> int | None:
+    import torch
+
+    f = ws / "model" / "checkpoint.pt"
+    return int(torch.load(f, map_location="cpu", weights_only=True)["step"]) if f.exists() else None
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--kills", type=int, default=20)
+    p.add_argument("--n", type=int, default=400, help="images in the folder")
+    p.add_argument("--epochs", type=float, default=6.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workdir", type=Path, default=Path("/tmp/curate-chaos"))
+    p.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    args = p.parse_args(argv)
+    facts = machine_facts("cpu", REPO)
+    rng = np.random.default_rng(args.seed)
+    shutil.rmtree(args.workdir, ignore_errors=True)
+    images = args.workdir / "images"
+    files = sorted((REPO / "data" / "cifar10-sample").glob("*/*.jpg"))
+    for i in rng.permutation(len(files))[:args.n]:
+        (images / files[i].parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(files[i], images / files[i].parent.name / files[i].name)
+
+    ref_ws, ref_export = args.workdir / "reference", args.workdir / "reference_export"
+    t = time.perf_counter()
+    ref = start(commands(images, ref_ws, ref_export, args.epochs), args.workdir / "reference.log")
+    if ref.wait() != 0:
+        raise RuntimeError(f"the reference run failed: {(args.workdir / 'reference.log').read_text()[-2000:]}")
+    duration = time.perf_counter() - t
+    ref_steps = storage.read_json(ref_ws / "model" / "config.json")["trained"]["steps"]
+    print(f"reference: {duration:.0f} s, {ref_steps} training steps", flush=True)
+
+    ws, export = args.workdir / "ws", args.workdir / "export"
+    kills, last_step, resumed_from = [], None, []
+    for k in range(args.kills):
+        delay = float(rng.uniform(0.5, duration))
+        log = args.workdir / f"kill_{k:02d}.log"
+        proc = start(commands(images, ws, export, args.epochs), log)
+        try:
+            proc.wait(timeout=delay)
+            finished = True
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            finished = False
+        output = log.read_text(errors="replace")
+        step = checkpoint_step(ws)
+        went_back = last_step is not None and step is not None and step < last_step
+        if "resuming training" in output:
+            resumed_from.append(k)
+        problems = whole(ws)
+        kills.append({"kill": k + 1, "at s": round(delay, 1), "stage hit": "finished before the kill" if finished
+                      else stage_hit(output), "checkpoint step": step, "step went back": went_back,
+                      "torn files": len(problems)})
+        print(markdown_table(kills[-1:]) + ("\n" + "\n".join(problems) if problems else ""), flush=True)
+        last_step = step if step is not None else last_step
+
+    final = start(commands(images, ws, export, args.epochs), args.workdir / "final.log")
+    final_rc = final.wait()
+    checks = final_checks(ws, export, ref_steps, final_rc)
+    facts["load_avg_end"] = load_average()
+    print(f"\n### Chaos: {args.kills} x kill -9 during `curate run` + `curate export` ({args.n} images, "
+          f"{args.epochs:g} epochs; reference run {duration:.0f} s)\n")
+    print(summary_line(facts) + "\n")
+    print(markdown_table(kills) + "\n")
+    stages = sorted({k["stage hit"] for k in kills})
+    print(f"stages hit: {', '.join(stages)}; training resumed in {len(resumed_from)} reruns\n")
+    print(markdown_table([{"check": name, "result": value} for name, value in checks.items()]))
+    out = args.out / f"chaos-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    storage.write_text(out, json.dumps({"machine": facts, "args": {k: str(v) for k, v in vars(args).items()},
+                                        "reference_s": duration, "kills": kills, "checks": checks}, indent=1))
+    print(f"-> {out}")
+
+
+def final_checks(ws: Path, export: Path, ref_steps: int, rc: int) -> dict:
+    """What the last, uninterrupted rerun must leave: see the module docstring."""
+    import pandas as pd
+    import torch
+
+    from curate.embed import embed_images, load_encoder
+    from curate.data.cache import image_cache
+    from curate.workspace import Workspace
+
+    w = Workspace(ws)
+    trained = storage.read_json(ws / "model" / "config.json")["trained"]
+    log_steps = [json.loads(line)["step"] for line in (ws / "model" / "train_log.jsonl").read_text().splitlines()]
+    manifest = w.manifest()
+    rows = np.flatnonzero((manifest["status"] == "ok").to_numpy())
+    stored = np.asarray(w.embeddings())[rows]
+    net, config = load_encoder(w.encoder_file, "cpu")
+    with torch.inference_mode():
+        cache = image_cache(w.root, manifest, config["image_size"], Path(ws) / "cache")
+        norm = config["normalization"]
+        fresh = embed_images(net, cache, rows, norm["mean"], norm["std"])
+    cosine = (stored * fresh).sum(1)
+    selection = w.selection("chaos")
+    wanted = sorted(str(p) for p in selection.merge(manifest, on="id")["path"])
+    copied = sorted(str(f.relative_to(export)) for f in export.rglob("*.jpg"))
+    same_bytes = all((export / rel).read_bytes() == (w.root / rel).read_bytes() for rel in wanted if (export / rel).exists())
+    return {"final rerun exit code": rc, "torn files": len(whole(ws)),
+            "train log: steps strictly increasing": bool(np.all(np.diff(log_steps) > 0)),
+            "training steps (reference)": f"{trained['steps']} ({ref_steps})",
+            "embeddings vs from-scratch: min cosine": round(float(cosine.min()), 6),
+            "export: files = selection, same bytes": copied == wanted and same_bytes,
+            "selection rows": len(pd.read_parquet(ws / "selections" / "chaos.parquet"))}
+
+
+if __name__ == "__main__":
+    main()
