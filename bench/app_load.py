@@ -7,7 +7,7 @@ contexts at once (Playwright, Debian's /usr/bin/chromium), each a separate Strea
 for `--minutes`: Search by a random id (wait for the 13 thumbnails), Explore (wait for the map, lasso
 its middle, wait for the selection's button), Select (Preview a 100-image k-center selection, wait for
 its coverage figure). Every action's time from the click to its result is a "page time". Errors: a
-result that did not come within 120 s, or any error box or exception the page shows. The server's RSS
+result that did not come within 300 s, or any error box or exception the page shows. The server's RSS
 is sampled every second. Prints p50/p95/max per action, errors and peak server memory; writes
 bench/results/app_load-<timestamp>.json.
 """
@@ -37,7 +37,8 @@ REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-TIMEOUT_MS = 120_000
+RETYPES = [0]  # ids typed again because the page dropped them (see `search`)
+TIMEOUT_MS = 300_000  # a 2-core machine shares its CPU between the server and every browser
 
 
 def serve(ws: Path, port: int) -> subprocess.Popen:
@@ -109,8 +110,9 @@ async def session(browser, url: str, n_images: int, until: float, seed: int, tim
                 try:
                     await action(page, rng, n_images)
                     times.setdefault(action.__name__, []).append(time.perf_counter() - t)
-                except Exception as err:  # a timeout or a page error: counted, then the loop goes on
+                except Exception as err:  # a timeout or a page error: counted (with a screenshot), the loop goes on
                     errors.append(f"{action.__name__}: {type(err).__name__}: {str(err)[:200]}")
+                    await page.screenshot(path=f"/tmp/app_load_error_{seed}_{len(errors)}.png")
                 shown = await problems(page)
                 errors.extend(f"{action.__name__}: {s}" for s in shown)
                 if time.monotonic() >= until:
@@ -120,12 +122,23 @@ async def session(browser, url: str, n_images: int, until: float, seed: int, tim
 
 
 async def search(page, rng, n_images: int) -> None:
+    """Type a random id and wait for its results. A value typed while the page was still rerunning
+    can be dropped by the widget it replaced: then it is typed again (counted in `retypes`)."""
     await go(page, "Search")
-    box = page.locator('[data-testid="stNumberInput"] input').first
     query = rng.randrange(n_images)
-    await box.fill(str(query))
-    await box.press("Enter")
-    await page.get_by_text(f"#{query} ·").first.wait_for(timeout=TIMEOUT_MS)
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while True:
+        box = page.locator('[data-testid="stNumberInput"] input').first
+        await box.fill(str(query))
+        await box.press("Enter")
+        try:
+            await page.get_by_text(f"#{query} ·").first.wait_for(timeout=30_000)
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            RETYPES[0] += 1
+            await idle(page)
     await idle(page)
 
 
@@ -204,13 +217,14 @@ def main(argv: list[str] | None = None) -> None:
           "images (search, Explore + lasso, Select preview)\n")
     print(summary_line(facts) + "\n")
     print(markdown_table(rows) + "\n")
+    print(f"ids typed again after the page dropped them: {RETYPES[0]}")
     print(f"errors: {len(errors)}; server peak RSS {max(samples, default=0):,.0f} MB "
           f"(start {samples[0] if samples else 0:,.0f} MB); wall {wall:.0f} s")
     for e in errors[:20]:
         print(f"  {e}")
     out = args.out / f"app_load-{time.strftime('%Y%m%d-%H%M%S')}.json"
     storage.write_text(out, json.dumps({"machine": facts, "args": {k: str(v) for k, v in vars(args).items()},
-                                        "rows": rows, "errors": errors, "server_rss_mb": samples, "wall_s": wall},
+                                        "rows": rows, "errors": errors, "retypes": RETYPES[0], "server_rss_mb": samples, "wall_s": wall},
                                        indent=1))
     print(f"-> {out}")
 

@@ -1,13 +1,17 @@
 """Chaos: `kill -9` at random moments of `curate run` and `curate export`, then check nothing was lost.
 
-    python -m bench.chaos [--kills 20] [--n 400] [--epochs 6] [--seed 0]
+    python -m bench.chaos [--kills 24] [--n 400] [--epochs 20] [--seed 0]
 
-A folder of `--n` real images (the bundled CIFAR-10 sample). First one uninterrupted run gives the
+A folder of `--n` real images (the bundled CIFAR-10 sample); training checkpoints every 3 s
+(`--checkpoint-minutes 0.05`, so that kills land between checkpoints, as they would in a long run
+with the default 2 minutes). First one uninterrupted run gives the
 reference (its duration and training steps). Then, `--kills` times: start `curate run` (then
-`curate export` of the selection it saves) on one workspace and SIGKILL the whole process group at a
-random moment of that duration; after each kill every workspace file must load (no torn file) and
-the training checkpoint's step must never go back (training resumes, it does not restart). Finally
-one run and export to completion, and:
+`curate export` of the selection it saves) on the round's workspace and SIGKILL the whole process group
+at a random moment inside one of its steps (scan, quality, train, embed, map, dedup, select, export in
+turn: the kill waits for the line that says the step began, then a random part of its usual length); after each kill every workspace file must load (no torn file) and
+the training checkpoint's step must never go back (training resumes, it does not restart). A rerun
+that finishes before its kill ends the round; the next round starts from nothing. Each round's
+workspace (the last one finished without a kill) must then pass:
 
 - every contract file loads, the train log parses line by line with no step twice;
 - training took exactly the reference's steps (the epoch budget, resumed across the kills);
@@ -55,14 +59,40 @@ def stage_hit(output: str) -> str:
 def commands(images: Path, ws: Path, export: Path, epochs: float) -> str:
     """One shell line: the run, then the export of its selection (a kill may land in either)."""
     curate = f"{sys.executable} -m curate"
-    return (f"{curate} run {images} -w {ws} --epochs {epochs} --batch-size 64 --select kcenter:60:chaos && "
+    return (f"{curate} run {images} -w {ws} --epochs {epochs} --batch-size 64 --checkpoint-minutes 0.05 "
+            f"--select kcenter:60:chaos && "
             f"{curate} export -w {ws} --selection chaos --to {export} --mode copy")
+
+
+# (step, the line that says it has started (the previous step's), the longest random wait after it, s):
+# each kill waits for the line, then a uniform moment up to the wait, so it lands inside that step.
+TARGETS = [("scan", None, 3.0), ("quality", "scanned ", 1.0), ("train", "quality checks:", 25.0),
+           ("embed", ("trained ", "training skipped"), 1.5), ("map", "embedded ", 10.0),
+           ("dedup", "map -> ", 2.0), ("select", "label issues:", 1.0), ("export", "done in ", 1.5)]
 
 
 def start(line: str, log: Path) -> subprocess.Popen:
     out = open(log, "w")
     return subprocess.Popen(["bash", "-c", line], cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+                            start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def kill_inside(proc: subprocess.Popen, log: Path, target: tuple, rng) -> tuple[bool, float]:
+    """SIGKILL the process group at a random moment of `target`'s step; (finished before it, seconds in)."""
+    _, after, wait = target
+    marks = () if after is None else (after,) if isinstance(after, str) else after
+    t0 = time.monotonic()
+    while marks and not any(m in log.read_text(errors="replace") for m in marks):
+        if proc.poll() is not None:
+            return proc.returncode == 0, time.monotonic() - t0
+        time.sleep(0.05)
+    try:
+        proc.wait(timeout=float(rng.uniform(0.0, wait)))
+        return proc.returncode == 0, time.monotonic() - t0
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return False, time.monotonic() - t0
 
 
 def whole(ws: Path) -> list[str]:
@@ -100,9 +130,9 @@ def checkpoint_step(ws: Path) -> int | None:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--kills", type=int, default=20)
+    p.add_argument("--kills", type=int, default=24, help="kills, aimed at each step in turn (8 steps)")
     p.add_argument("--n", type=int, default=400, help="images in the folder")
-    p.add_argument("--epochs", type=float, default=6.0)
+    p.add_argument("--epochs", type=float, default=20.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workdir", type=Path, default=Path("/tmp/curate-chaos"))
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results")
@@ -125,45 +155,45 @@ def main(argv: list[str] | None = None) -> None:
     ref_steps = storage.read_json(ref_ws / "model" / "config.json")["trained"]["steps"]
     print(f"reference: {duration:.0f} s, {ref_steps} training steps", flush=True)
 
-    ws, export = args.workdir / "ws", args.workdir / "export"
-    kills, last_step, resumed_from = [], None, []
+    # Rounds: a workspace is killed again and again until a rerun finishes before its kill; that round's
+    # workspace is then checked in full and the next round starts from nothing, so kills keep landing in
+    # every step (a rerun of a finished workspace is short) and training is interrupted in several rounds.
+    kills, rounds, last_step, resumed = [], [], None, 0
+    ws, export = args.workdir / "ws_0", args.workdir / "export_0"
     for k in range(args.kills):
-        delay = float(rng.uniform(0.5, duration))
+        target = TARGETS[k % len(TARGETS)]  # every step in turn, at a random moment inside it
         log = args.workdir / f"kill_{k:02d}.log"
         proc = start(commands(images, ws, export, args.epochs), log)
-        try:
-            proc.wait(timeout=delay)
-            finished = True
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            finished = False
+        finished, delay = kill_inside(proc, log, target, rng)
         output = log.read_text(errors="replace")
         step = checkpoint_step(ws)
         went_back = last_step is not None and step is not None and step < last_step
-        if "resuming training" in output:
-            resumed_from.append(k)
+        resumed += "resuming training" in output
         problems = whole(ws)
-        kills.append({"kill": k + 1, "at s": round(delay, 1), "stage hit": "finished before the kill" if finished
-                      else stage_hit(output), "checkpoint step": step, "step went back": went_back,
-                      "torn files": len(problems)})
+        kills.append({"kill": k + 1, "round": len(rounds) + 1, "aimed at": target[0], "at s": round(delay, 1),
+                      "stage hit": "finished before the kill" if finished else stage_hit(output),
+                      "checkpoint step": step, "step went back": went_back, "torn files": len(problems)})
         print(markdown_table(kills[-1:]) + ("\n" + "\n".join(problems) if problems else ""), flush=True)
         last_step = step if step is not None else last_step
+        if finished:  # this round is whole: check it, then start the next from nothing
+            rounds.append(final_checks(ws, export, ref_steps, 0))
+            ws, export, last_step = args.workdir / f"ws_{len(rounds)}", args.workdir / f"export_{len(rounds)}", None
 
     final = start(commands(images, ws, export, args.epochs), args.workdir / "final.log")
-    final_rc = final.wait()
-    checks = final_checks(ws, export, ref_steps, final_rc)
+    rounds.append(final_checks(ws, export, ref_steps, final.wait()))
+    resumed += "resuming training" in (args.workdir / "final.log").read_text(errors="replace")
     facts["load_avg_end"] = load_average()
     print(f"\n### Chaos: {args.kills} x kill -9 during `curate run` + `curate export` ({args.n} images, "
           f"{args.epochs:g} epochs; reference run {duration:.0f} s)\n")
     print(summary_line(facts) + "\n")
     print(markdown_table(kills) + "\n")
     stages = sorted({k["stage hit"] for k in kills})
-    print(f"stages hit: {', '.join(stages)}; training resumed in {len(resumed_from)} reruns\n")
-    print(markdown_table([{"check": name, "result": value} for name, value in checks.items()]))
+    print(f"stages hit: {', '.join(stages)}; training resumed from a checkpoint in {resumed} reruns\n")
+    print(markdown_table([{"round": i + 1, **r} for i, r in enumerate(rounds)]))
     out = args.out / f"chaos-{time.strftime('%Y%m%d-%H%M%S')}.json"
     storage.write_text(out, json.dumps({"machine": facts, "args": {k: str(v) for k, v in vars(args).items()},
-                                        "reference_s": duration, "kills": kills, "checks": checks}, indent=1))
+                                        "reference_s": duration, "kills": kills, "rounds": rounds, "resumed": resumed},
+                                       indent=1))
     print(f"-> {out}")
 
 

@@ -210,6 +210,8 @@ def _train_options(c: argparse.ArgumentParser) -> None:
     c.add_argument("--seed", type=int)
     c.add_argument("--health-minutes", type=float, help="log embedding health (effective rank, alignment, "
                                                         "uniformity) every so many minutes (default 1; 0 = off)")
+    c.add_argument("--checkpoint-minutes", type=float, help="save a resumable checkpoint every so many minutes "
+                                                            "(default 2); a crash loses at most that much training")
     c.add_argument("--stop-on-collapse", action="store_true", default=None,
                    help="stop with a checkpoint when the embeddings collapse (default: warn and go on)")
 

@@ -76,7 +76,7 @@ def train_config(args: argparse.Namespace, ws: Workspace):
     fields.pop("tasks", None)
     cfg = config_from_dict({**cfg.to_dict(), **fields}) if fields else cfg
     flags = ("backbone", "image_size", "minutes", "epochs", "batch_size", "lr", "optimizer", "precision", "device",
-             "seed", "health_minutes", "stop_on_collapse", "holdout")
+             "seed", "health_minutes", "stop_on_collapse", "checkpoint_minutes", "holdout")
     for key in flags:
         value = getattr(args, key, None)
         if value is not None:
@@ -140,8 +140,11 @@ def train_step(args: argparse.Namespace, ws: Workspace | None = None) -> Workspa
           f"{result.images_per_s:.0f} img/s, loss {result.last_losses.get('loss', float('nan')):.3f} -> "
           f"{ws.encoder_file}")
     if result.cpu_share < SHARED_BELOW:
+        trained = (ws.model_config() or {}).get("trained", {})
+        epochs = result.images_seen / max(trained.get("train_images") or 1, 1)
         print(f"note: this run got {result.cpu_share:.0%} of the CPU its threads could use (another process shared the "
-              "machine): the budget bought that share of the steps; rerun on a quiet machine for the full encoder")
+              "machine): the budget bought that share of the steps; rerun on a quiet machine for the full encoder, "
+              f"or give a budget sharing cannot shrink: --epochs N (this run trained {epochs:.2g} epochs)")
     if result.health:
         h = result.health
         print(f"embedding health: effective rank {h['effective_rank']:.1f}, alignment {h['alignment']:.3f}, "

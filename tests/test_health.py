@@ -1,6 +1,7 @@
 """Embedding health: the four label-free figures, logged while training, collapse caught, and the
 label-free `curate eval` report on a folder without class sub-folders."""
 import contextlib
+import os
 import io
 import json
 import logging
@@ -184,3 +185,21 @@ def test_threads_can_change_after_numba_has_started_its_pool():
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["42", "1"]
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity (Linux)")
+def test_a_shared_cpu_is_noticed_and_a_step_budget_offered(small_images, tmp_path):
+    """A real busy process on the trainer's only core: the run says it got about half the CPU, writes
+    the share into model/config.json, and offers --epochs as the budget sharing cannot shrink."""
+    core = sorted(os.sched_getaffinity(0))[0]
+    hog = subprocess.Popen([sys.executable, "-c", f"import os; os.sched_setaffinity(0, {{{core}}})\nwhile True: pass"])
+    try:
+        out = subprocess.run(["taskset", "-c", str(core), sys.executable, "-m", "curate", "train", str(small_images),
+                              "-w", str(tmp_path / "ws"), "--minutes", "0.3", "--batch-size", "32", "--threads", "1"],
+                             capture_output=True, text=True, timeout=600)
+    finally:
+        hog.kill()
+        hog.wait()
+    assert out.returncode == 0, out.stderr[-2000:]
+    share = json.loads((tmp_path / "ws" / "model" / "config.json").read_text())["trained"]["cpu_share"]
+    assert share < 0.7 and "another process shared the machine" in out.stdout and "--epochs N" in out.stdout

@@ -32,6 +32,13 @@ MAX_FULL_DECODE_PIXELS = 250_000_000
 # because turning Pillow's warning into an error needs `warnings.catch_warnings`, which is not
 # thread-safe (scans decode on a thread pool).
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+# Pillow allocates pixels in 16 MB blocks by default. glibc serves blocks that size from its heaps (its
+# mmap threshold rises to 32 MB after the first large free), and a heap keeps freed memory: a 675 MB
+# decode on one thread and then one on another held 1.9 GB. 64 MB blocks are always mmapped, so a
+# huge image's memory goes back to the system when it is freed (three 225 MP PNGs decoded on a
+# thread pool: peak 1.0 GB instead of 1.9 GB). Small images are unaffected: a block is never larger
+# than the image.
+Image.core.set_block_size(64 * 2**20)
 
 ORIENTATION_TAG = 0x0112
 # EXIF orientation -> the transpose that makes the stored pixels upright (orientation 1 is upright).

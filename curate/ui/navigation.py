@@ -49,15 +49,17 @@ def sidebar() -> None:
 def workspace_picker() -> None:
     """A list of the workspaces found nearby, and the folder input (the open workspace is its value)."""
     state.apply_next()
-    current = str(st.session_state.get(state.WORKSPACE_KEY) or "").strip()
+    current = str(st.session_state.get(state.OPEN_KEY) or "").strip()
     found = cache.workspaces_near(current or None)
     if found:
-        here = str(state.current_workspace().path) if current else None
+        ws = state.current_workspace()
+        here = str(ws.path) if ws is not None else None
         st.session_state[PICK_KEY] = here if here in found else None  # follow the folder input
         st.selectbox("Workspace", found, key=PICK_KEY, index=None, placeholder="Pick a workspace…",
                      format_func=lambda p: Path(p).name, on_change=_open_picked,
                      help="Workspaces beside the open one and in ./workspaces.")
-    st.text_input("Workspace folder", key=state.WORKSPACE_KEY, placeholder="/path/to/WS",
+    state.seed_input()
+    st.text_input("Workspace folder", key=state.WORKSPACE_KEY, placeholder="/path/to/WS", on_change=state.typed,
                   help="A folder made by `curate run IMAGES -w WS` (or from Overview). Press Enter to open it.")
     refused = state.refused_workspace()
     if refused:
@@ -67,4 +69,4 @@ def workspace_picker() -> None:
 def _open_picked() -> None:
     picked = st.session_state.get(PICK_KEY)
     if picked:
-        st.session_state[state.WORKSPACE_KEY] = picked
+        state.open_path(picked)

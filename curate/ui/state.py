@@ -13,7 +13,11 @@ from curate.ui import access
 from curate.workspace import Workspace
 
 WORKSPACE_ENV = "CURATE_WORKSPACE"
-WORKSPACE_KEY = "workspace_input"  # the sidebar text input's key: its value is the open workspace
+WORKSPACE_KEY = "workspace_input"  # the sidebar text input's key (shows and edits the open workspace)
+# The open workspace itself lives in a plain key: Streamlit drops a widget's state when a page switch
+# interrupts a run (streamlit#8425), which under load (10 sessions on 2 cores) closed the workspace of
+# sessions that changed page quickly. Plain keys are never dropped; the input is seeded from it.
+OPEN_KEY = "workspace_open"
 BASKET_KEY = "basket"
 NEXT_WORKSPACE_KEY = "workspace_next"  # a workspace to open on the next run (set after the input is drawn)
 
@@ -34,7 +38,7 @@ def workspace_from_args(argv: list[str], environ: Mapping[str, str]) -> str | No
 
 def init_workspace(initial: str | None) -> None:
     """Seed the workspace input once per session; afterwards the user's entry wins."""
-    st.session_state.setdefault(WORKSPACE_KEY, initial or "")
+    st.session_state.setdefault(OPEN_KEY, initial or "")
 
 
 def open_next(path: str) -> None:
@@ -45,13 +49,29 @@ def open_next(path: str) -> None:
 def apply_next() -> None:
     """Move a workspace asked for by `open_next` into the workspace input; call before drawing the input."""
     if NEXT_WORKSPACE_KEY in st.session_state:
-        st.session_state[WORKSPACE_KEY] = st.session_state.pop(NEXT_WORKSPACE_KEY)
+        st.session_state[OPEN_KEY] = st.session_state.pop(NEXT_WORKSPACE_KEY)
+
+
+def seed_input() -> None:
+    """Show the open workspace in the folder input; call before drawing the input (its key may have
+    been dropped, or hold a value typed into a page that was interrupted)."""
+    st.session_state[WORKSPACE_KEY] = st.session_state.get(OPEN_KEY, "")
+
+
+def typed() -> None:
+    """The folder input's on_change: what was typed becomes the open workspace."""
+    st.session_state[OPEN_KEY] = str(st.session_state.get(WORKSPACE_KEY) or "")
+
+
+def open_path(path: str) -> None:
+    """Open workspace `path` now (before the folder input is drawn in this run)."""
+    st.session_state[OPEN_KEY] = str(path)
 
 
 def current_workspace() -> Workspace | None:
     """The workspace this session looks at (it may not exist yet), or None when no path is set or the
     path lies outside the folders this app may use (`refused_workspace` says why)."""
-    text = str(st.session_state.get(WORKSPACE_KEY) or "").strip()
+    text = str(st.session_state.get(OPEN_KEY) or "").strip()
     if not text or refused_workspace() is not None:
         return None
     return Workspace(access.allowed(text))
@@ -59,7 +79,7 @@ def current_workspace() -> Workspace | None:
 
 def refused_workspace() -> str | None:
     """Why the typed workspace folder may not be opened (outside the app's roots), or None."""
-    text = str(st.session_state.get(WORKSPACE_KEY) or "").strip()
+    text = str(st.session_state.get(OPEN_KEY) or "").strip()
     try:
         if text:
             access.allowed(text)
