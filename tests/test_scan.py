@@ -244,3 +244,32 @@ def test_app_thumbnail_of_a_pipe_is_a_placeholder(tmp_path):
     os.mkfifo(tmp_path / "a.jpg")
     png = _thumbnail(str(tmp_path), "a.jpg", 96, ())
     assert Image.open(io.BytesIO(png)).size == (96, 96)  # the grey placeholder, not a hang
+
+
+def test_scanning_large_pngs_decodes_each_once_within_the_memory_budget(tmp_path):
+    """Four 6,000 x 6,000 PNGs (108 MB each decoded) scanned by four threads in a fresh process: the
+    decodes share the budget and the header re-read does not decode again, so the process peaks at
+    about one decode above its start (it peaked at two to three before)."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    folder = tmp_path / "big"
+    folder.mkdir()
+    for i in range(4):
+        Image.new("RGB", (6000, 6000), (40 * i, 90, 200)).save(folder / f"big_{i}.png", compress_level=1)
+    script = ("from pathlib import Path\n"
+              "def hwm():\n"
+              "    return next(int(l.split()[1]) for l in Path('/proc/self/status').read_text().splitlines()"
+              " if l.startswith('VmHWM'))\n"
+              "from curate.data.scan import scan_folder\n"
+              "import curate.data.images as images\n"
+              "images.DECODE_MEMORY.limit = 250 * 2**20\n"
+              "start = hwm()\n"
+              f"manifest, _ = scan_folder({str(folder)!r}, workers=4)\n"
+              "print((manifest['status'] == 'ok').sum(), (hwm() - start) // 1024)\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    ok, grew_mb = (int(v) for v in out.stdout.split())
+    assert ok == 4 and grew_mb < 200, out.stdout  # one decode is 108 MB (+ its 8-bit copy for the check)

@@ -174,7 +174,14 @@ def _to_uint8(arr: np.ndarray, mode: str) -> np.ndarray:
 
 
 def orientation(img: Image.Image) -> int:
-    """EXIF orientation 1..8 of an opened image; 1 (upright) when absent or unparseable."""
+    """EXIF orientation 1..8 of an opened image; 1 (upright) when absent or unparseable.
+
+    A PNG not yet decoded counts as upright unless its EXIF came before the pixels (then it is in
+    `info`): Pillow's `getexif` on a PNG decodes the whole image to look for EXIF after the pixel data,
+    which for a 225 MP PNG is 700 MB outside the decode-memory budget, just to read a header.
+    """
+    if img.format == "PNG" and "exif" not in img.info:
+        return 1
     try:
         value = int(img.getexif().get(ORIENTATION_TAG, 1))
     except Exception:  # a broken EXIF block should not cost the picture: treat it as upright
