@@ -1,6 +1,6 @@
 """Chaos: `kill -9` at random moments of `curate run` and `curate export`, then check nothing was lost.
 
-    python -m bench.chaos [--kills 24] [--n 400] [--epochs 20] [--seed 0]
+    python -m bench.chaos [--kills 24] [--n 400] [--epochs 8] [--seed 0]
 
 A folder of `--n` real images (the bundled CIFAR-10 sample); training checkpoints every 3 s
 (`--checkpoint-minutes 0.05`, so that kills land between checkpoints, as they would in a long run
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--kills", type=int, default=24, help="kills, aimed at each step in turn (8 steps)")
     p.add_argument("--n", type=int, default=400, help="images in the folder")
-    p.add_argument("--epochs", type=float, default=20.0)
+    p.add_argument("--epochs", type=float, default=8.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workdir", type=Path, default=Path("/tmp/curate-chaos"))
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results")
