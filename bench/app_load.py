@@ -19,12 +19,10 @@ import json
 import os
 import random
 import re
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -47,26 +45,6 @@ def serve(ws: Path, port: int) -> subprocess.Popen:
                              "true", "--server.port", str(port), "--server.address", "127.0.0.1",
                              "--browser.gatherUsageStats", "false", "--", "--workspace", str(ws)],
                             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until_serving(url: str, server: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the app server exited with {server.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
-                if reply.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError(f"the app did not serve {url} within {timeout} s")
 
 
 def rss_sampler(pid: int, samples: list[float], stop: threading.Event) -> None:
@@ -187,6 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--minutes", type=float, default=3.0)
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = p.parse_args(argv)
+    from tests.apptest_helpers import free_port, wait_until_serving  # one copy, shared with the browser tests
     ws = Workspace(args.workspace).require()
     n_images = len(ws.manifest())
     facts = machine_facts("cpu", REPO)
@@ -196,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
     stop = threading.Event()
     try:
         url = f"http://127.0.0.1:{port}"
-        wait_until_serving(url, server)
+        wait_until_serving(url, server, timeout=120)
         sampler = threading.Thread(target=rss_sampler, args=(server.pid, samples, stop), daemon=True)
         sampler.start()
         t = time.perf_counter()

@@ -1,7 +1,11 @@
-"""Streamlit AppTest helpers shared by the app tests: start the app on a workspace, open a page,
-assert that nothing went wrong."""
+"""Streamlit helpers shared by the app tests (and bench/app_load.py): start the app on a workspace in
+AppTest, open a page, assert that nothing went wrong; find a free port and wait for a served app."""
 from __future__ import annotations
 
+import socket
+import subprocess
+import time
+import urllib.request
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -38,3 +42,24 @@ def open_page(at: AppTest, page: str) -> AppTest:
 def assert_clean(at: AppTest) -> None:
     assert not at.exception, [e.message for e in at.exception]
     assert not at.error, [e.value for e in at.error]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_serving(url: str, server: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {server.returncode}: "
+                               f"{server.stdout.read() if server.stdout else '(output not captured)'}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
+                if reply.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"streamlit did not serve {url} within {timeout} s")

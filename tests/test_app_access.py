@@ -13,8 +13,7 @@ import pytest
 
 from curate.cli import main
 from curate.ui.access import PASSWORD_ENV, ROOTS_ENV, allowed_roots, confine
-from tests.apptest_helpers import assert_clean, start
-from tests.test_browser import free_port, wait_until_serving
+from tests.apptest_helpers import assert_clean, free_port, start, wait_until_serving
 
 REPO = Path(__file__).resolve().parent.parent
 
