@@ -194,9 +194,9 @@ def test_a_shared_cpu_is_noticed_and_a_step_budget_offered(small_images, tmp_pat
     core = sorted(os.sched_getaffinity(0))[0]
     hog = subprocess.Popen([sys.executable, "-c", f"import os; os.sched_setaffinity(0, {{{core}}})\nwhile True: pass"])
     try:
-        out = subprocess.run(["taskset", "-c", str(core), sys.executable, "-m", "curate", "train", str(small_images),
-                              "-w", str(tmp_path / "ws"), "--minutes", "0.3", "--batch-size", "32", "--threads", "1"],
-                             capture_output=True, text=True, timeout=600)
+        out = subprocess.run([sys.executable, "-m", "curate", "train", str(small_images), "-w", str(tmp_path / "ws"),
+                              "--minutes", "0.3", "--batch-size", "32", "--threads", "1"], capture_output=True,
+                             text=True, timeout=600, preexec_fn=lambda: os.sched_setaffinity(0, {core}))
     finally:
         hog.kill()
         hog.wait()
