@@ -4,14 +4,16 @@
 
 A folder of `--n` real images (the bundled CIFAR-10 sample); training checkpoints every 3 s
 (`--checkpoint-minutes 0.05`, so that kills land between checkpoints, as they would in a long run
-with the default 2 minutes). First one uninterrupted run gives the
-reference (its duration and training steps). Then, `--kills` times: start `curate run` (then
-`curate export` of the selection it saves) on the round's workspace and SIGKILL the whole process group
-at a random moment inside one of its steps (scan, quality, train, embed, map, dedup, select, export in
-turn: the kill waits for the line that says the step began, then a random part of its usual length); after each kill every workspace file must load (no torn file) and
-the training checkpoint's step must never go back (training resumes, it does not restart). A rerun
-that finishes before its kill ends the round; the next round starts from nothing. Each round's
-workspace (the last one finished without a kill) must then pass:
+with the default 2 minutes). First one uninterrupted run gives the reference: its training steps and
+how long each step lasted (from the `step i/n: NAME` line `curate run` prints as each step begins).
+Then, `--kills` times: start `curate run` (then `curate export` of the selection it saves) on the
+round's workspace and SIGKILL the whole process group at a random moment inside one step: the steps
+scan, quality, train, embed, map, dedup, select and export are aimed at in turn, each kill waiting for
+its step's line, then a random 5-95% of that step's reference length. A round is one workspace killed
+once in each step, in pipeline order, so every kill finds its step with all its work still to do (the
+steps before it are resumed or skipped). After each kill every workspace file must load (no torn file)
+and the training checkpoint's step must never go back (training resumes, it does not restart). Then
+the round's workspace is finished by an uninterrupted rerun, which must pass:
 
 - every contract file loads, the train log parses line by line with no step twice;
 - training took exactly the reference's steps (the epoch budget, resumed across the kills);
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -40,20 +43,39 @@ from bench.report import markdown_table
 from curate import storage
 
 REPO = Path(__file__).resolve().parent.parent
-# The line each step prints when it has finished, in pipeline order (curate.pipeline.STEPS), then export.
-DONE_LINES = [("scan", "scanned "), ("quality", "quality checks:"), ("train", ("trained ", "training skipped")),
-              ("embed", "embedded "), ("map", "map -> "), ("dedup", "near-duplicate groups"),
-              ("scores", "scores of "), ("label-issues", "label issues:"), ("select", "selection "),
-              ("run done", "done in "), ("export", "exported ")]
+STEP_LINE = re.compile(r"step \d+/\d+: ([\w-]+)")  # what `curate run` prints as each step begins
+# Then the run's last line, the export's progress bar (it begins copying) and the export's last line.
+RUN_DONE, EXPORT_BEGUN, EXPORTED = "done in ", "export copy", "exported "
+# The steps aimed at, in turn (scores and label-issues are hit when a kill overshoots into them).
+AIMED = ("scan", "quality", "train", "embed", "map", "dedup", "select", "export")
+
+
+def begun(output: str) -> list[str]:
+    """The stages that have begun, in order, from a run's output so far."""
+    stages = STEP_LINE.findall(output)
+    for mark, stage in ((RUN_DONE, "export start-up"), (EXPORT_BEGUN, "export"), (EXPORTED, "after export")):
+        stages += [stage] if mark in output else []
+    return stages
 
 
 def stage_hit(output: str) -> str:
-    """The step a killed process was in: the one after the last that said it had finished."""
-    done = -1
-    for i, (_, marks) in enumerate(DONE_LINES):
-        if any(m in output for m in ((marks,) if isinstance(marks, str) else marks)):
-            done = i
-    return DONE_LINES[done + 1][0] if done + 1 < len(DONE_LINES) else "after export"
+    """The stage a killed process was in: the last that had begun."""
+    stages = begun(output)
+    return stages[-1] if stages else "start-up"
+
+
+def step_lengths(log: Path, proc: subprocess.Popen) -> dict[str, float]:
+    """Seconds each stage of the run writing `log` lasted (from its line to the next), watched every 10 ms."""
+    seen: dict[str, float] = {}
+    while True:
+        for name in begun(log.read_text(errors="replace")):
+            seen.setdefault(name, time.monotonic())
+        if proc.poll() is not None:
+            break
+        time.sleep(0.01)
+    seen["end"] = time.monotonic()
+    names = list(seen)
+    return {a: seen[b] - seen[a] for a, b in zip(names, names[1:])}
 
 
 def commands(images: Path, ws: Path, export: Path, epochs: float) -> str:
@@ -64,11 +86,6 @@ def commands(images: Path, ws: Path, export: Path, epochs: float) -> str:
             f"{curate} export -w {ws} --selection chaos --to {export} --mode copy")
 
 
-# (step, the line that says it has started (the previous step's), the longest random wait after it, s):
-# each kill waits for the line, then a uniform moment up to the wait, so it lands inside that step.
-TARGETS = [("scan", None, 3.0), ("quality", "scanned ", 1.0), ("train", "quality checks:", 25.0),
-           ("embed", ("trained ", "training skipped"), 1.5), ("map", "embedded ", 10.0),
-           ("dedup", "map -> ", 2.0), ("select", "label issues:", 1.0), ("export", "done in ", 1.5)]
 
 
 def start(line: str, log: Path) -> subprocess.Popen:
@@ -77,17 +94,17 @@ def start(line: str, log: Path) -> subprocess.Popen:
                             start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
-def kill_inside(proc: subprocess.Popen, log: Path, target: tuple, rng) -> tuple[bool, float]:
-    """SIGKILL the process group at a random moment of `target`'s step; (finished before it, seconds in)."""
-    _, after, wait = target
-    marks = () if after is None else (after,) if isinstance(after, str) else after
+def kill_inside(proc: subprocess.Popen, log: Path, step: str, length: float, rng) -> tuple[bool, float]:
+    """SIGKILL the process group at a random moment of `step` (5-95% of its reference `length` after the
+    line that says it began); returns (the process finished before that, seconds into the run)."""
     t0 = time.monotonic()
-    while marks and not any(m in log.read_text(errors="replace") for m in marks):
+
+    while step not in begun(log.read_text(errors="replace")):
         if proc.poll() is not None:
             return proc.returncode == 0, time.monotonic() - t0
-        time.sleep(0.05)
+        time.sleep(0.01)
     try:
-        proc.wait(timeout=float(rng.uniform(0.0, wait)))
+        proc.wait(timeout=float(rng.uniform(0.05, 0.95)) * length)
         return proc.returncode == 0, time.monotonic() - t0
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -149,39 +166,40 @@ def main(argv: list[str] | None = None) -> None:
     ref_ws, ref_export = args.workdir / "reference", args.workdir / "reference_export"
     t = time.perf_counter()
     ref = start(commands(images, ref_ws, ref_export, args.epochs), args.workdir / "reference.log")
+    lengths = step_lengths(args.workdir / "reference.log", ref)
     if ref.wait() != 0:
         raise RuntimeError(f"the reference run failed: {(args.workdir / 'reference.log').read_text()[-2000:]}")
     duration = time.perf_counter() - t
     ref_steps = storage.read_json(ref_ws / "model" / "config.json")["trained"]["steps"]
-    print(f"reference: {duration:.0f} s, {ref_steps} training steps", flush=True)
+    print(f"reference: {duration:.0f} s, {ref_steps} training steps; stage lengths (s): "
+          + ", ".join(f"{name} {s:.2f}" for name, s in lengths.items()), flush=True)
 
-    # Rounds: a workspace is killed again and again until a rerun finishes before its kill; that round's
-    # workspace is then checked in full and the next round starts from nothing, so kills keep landing in
-    # every step (a rerun of a finished workspace is short) and training is interrupted in several rounds.
-    kills, rounds, last_step, resumed = [], [], None, 0
-    ws, export = args.workdir / "ws_0", args.workdir / "export_0"
+    # Rounds: one workspace killed once in each aimed step, in pipeline order (so each kill finds its
+    # step with all its work to do), then finished by an uninterrupted rerun and checked in full; the
+    # next round starts from nothing.
+    kills, rounds, resumed, last_step = [], [], 0, None
     for k in range(args.kills):
-        target = TARGETS[k % len(TARGETS)]  # every step in turn, at a random moment inside it
+        n_round, aimed = divmod(k, len(AIMED))
+        ws, export = args.workdir / f"ws_{n_round}", args.workdir / f"export_{n_round}"
+        last_step = None if aimed == 0 else last_step  # the checkpoint step must never go back within a round
+        step = AIMED[aimed]
         log = args.workdir / f"kill_{k:02d}.log"
         proc = start(commands(images, ws, export, args.epochs), log)
-        finished, delay = kill_inside(proc, log, target, rng)
+        finished, delay = kill_inside(proc, log, step, lengths[step], rng)
         output = log.read_text(errors="replace")
-        step = checkpoint_step(ws)
-        went_back = last_step is not None and step is not None and step < last_step
+        checkpoint = checkpoint_step(ws)
+        went_back = last_step is not None and checkpoint is not None and checkpoint < last_step
         resumed += "resuming training" in output
         problems = whole(ws)
-        kills.append({"kill": k + 1, "round": len(rounds) + 1, "aimed at": target[0], "at s": round(delay, 1),
+        kills.append({"kill": k + 1, "round": n_round + 1, "aimed at": step, "at s": round(delay, 2),
                       "stage hit": "finished before the kill" if finished else stage_hit(output),
-                      "checkpoint step": step, "step went back": went_back, "torn files": len(problems)})
+                      "checkpoint step": checkpoint, "step went back": went_back, "torn files": len(problems)})
         print(markdown_table(kills[-1:]) + ("\n" + "\n".join(problems) if problems else ""), flush=True)
-        last_step = step if step is not None else last_step
-        if finished:  # this round is whole: check it, then start the next from nothing
-            rounds.append(final_checks(ws, export, ref_steps, 0))
-            ws, export, last_step = args.workdir / f"ws_{len(rounds)}", args.workdir / f"export_{len(rounds)}", None
-
-    final = start(commands(images, ws, export, args.epochs), args.workdir / "final.log")
-    rounds.append(final_checks(ws, export, ref_steps, final.wait()))
-    resumed += "resuming training" in (args.workdir / "final.log").read_text(errors="replace")
+        last_step = checkpoint if checkpoint is not None else last_step
+        if aimed == len(AIMED) - 1 or k == args.kills - 1:  # the round's last kill: finish it, check it
+            final = start(commands(images, ws, export, args.epochs), args.workdir / f"final_{n_round}.log")
+            rounds.append(final_checks(ws, export, ref_steps, final.wait()))
+            resumed += "resuming training" in (args.workdir / f"final_{n_round}.log").read_text(errors="replace")
     facts["load_avg_end"] = load_average()
     print(f"\n### Chaos: {args.kills} x kill -9 during `curate run` + `curate export` ({args.n} images, "
           f"{args.epochs:g} epochs; reference run {duration:.0f} s)\n")
@@ -192,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
     print(markdown_table([{"round": i + 1, **r} for i, r in enumerate(rounds)]))
     out = args.out / f"chaos-{time.strftime('%Y%m%d-%H%M%S')}.json"
     storage.write_text(out, json.dumps({"machine": facts, "args": {k: str(v) for k, v in vars(args).items()},
-                                        "reference_s": duration, "kills": kills, "rounds": rounds, "resumed": resumed},
+                                        "reference_s": duration, "stage_lengths_s": lengths, "kills": kills, "rounds": rounds, "resumed": resumed},
                                        indent=1))
     print(f"-> {out}")
 

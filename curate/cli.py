@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -16,12 +17,17 @@ log = logging.getLogger("curate")
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # A shell starts `cmd &` with SIGINT ignored, and children inherit that (an app started so would
+        # start runs that its Cancel, a SIGINT, cannot stop): here SIGINT always saves the work and stops.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
     for noisy in ("numba", "matplotlib", "PIL", "streamlit", "faiss.loader"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         if getattr(args, "threads", None) is not None:
             set_threads(args.threads)
+        set_decode_limits(args)
         _clear_killed_writes(getattr(args, "workspace", None))
         result = args.func(args)
         return result if isinstance(result, int) else 0
@@ -42,6 +48,23 @@ def _clear_killed_writes(workspace) -> None:
         if folder and Path(folder).is_dir():
             for tmp in storage.remove_stale_temps(folder):
                 logging.getLogger("curate").info("removed %s, left by an interrupted write", tmp)
+
+
+def set_decode_limits(args: argparse.Namespace) -> None:
+    """The decoding limits given as flags, for this process and the workers it starts (they read the
+    environment: DDP ranks, Ray actors, the app's background runs)."""
+    import os
+
+    from curate.data import images, scan
+
+    for flag, env in (("max_pixels", images.MAX_PIXELS_ENV), ("max_file_mb", scan.MAX_FILE_MB_ENV),
+                      ("decode_memory_mb", images.DECODE_MEMORY_ENV)):
+        value = getattr(args, flag, None)
+        if value is not None:
+            if value < 1:
+                raise ValueError(f"--{flag.replace('_', '-')} must be at least 1, not {value:g}")
+            os.environ[env] = str(int(value))
+    images.DECODE_MEMORY.limit = images.env_int(images.DECODE_MEMORY_ENV, 1024) * 2**20
 
 
 def set_threads(n: int) -> None:
@@ -79,6 +102,14 @@ def build_parser() -> argparse.ArgumentParser:
                            help=f"workspace folder (give {workspaces})")
         c.add_argument("--threads", type=int, help="CPU threads for torch, FAISS and UMAP (default: torch's choice, "
                                                    "the physical cores); fewer leaves room for other work")
+        limits = c.add_argument_group("decoding limits (also set by $CURATE_MAX_PIXELS, $CURATE_MAX_FILE_MB, "
+                                      "$CURATE_DECODE_MEMORY_MB)")
+        limits.add_argument("--max-pixels", type=float, metavar="N",
+                            help="refuse images with more pixels (default 250e6; JPEGs, decoded at reduced scale, "
+                                 "may have 4x more)")
+        limits.add_argument("--max-file-mb", type=float, metavar="MB", help="refuse larger files (default 1024)")
+        limits.add_argument("--decode-memory-mb", type=float, metavar="MB",
+                            help="memory that concurrent large decodes may hold at once (default 1024)")
         c.set_defaults(func=func)
         return c
 

@@ -22,6 +22,8 @@ from pathlib import Path
 from curate.workspace import now
 
 WAIT_S = 600.0  # how long a waiting writer waits before it gives up
+# How long even a writer that does not wait tries: a reader asking `busy` holds a lock for microseconds.
+GRACE_S = 1.0
 
 
 class WorkspaceBusy(RuntimeError):
@@ -31,13 +33,13 @@ class WorkspaceBusy(RuntimeError):
 @contextlib.contextmanager
 def locked(folder: Path, name: str, wait: bool = True, timeout: float = WAIT_S, what: str = "another writer"):
     """Hold the lock `name` in `folder` for the block: wait for it (up to `timeout` s), or with
-    wait=False fail at once; either way WorkspaceBusy names the holder."""
+    wait=False fail within GRACE_S; either way WorkspaceBusy names the holder."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     file = folder / f"{name}.lock"
     fd = os.open(file, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        deadline = time.monotonic() + (timeout if wait else 0.0)
+        deadline = time.monotonic() + (timeout if wait else GRACE_S)
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -67,3 +69,21 @@ def holder(file: Path) -> str:
     if not info:
         return "a process that is just starting or ending"
     return f"process {info.get('pid', '?')} (`{info.get('command', '?')}`, since {info.get('since', '?')})"
+
+
+def busy(folder: Path) -> list[str]:
+    """Who holds any lock in `folder` now, in words (empty when nobody writes); takes no lock itself."""
+    held = []
+    for file in sorted(Path(folder).glob("*.lock")):
+        try:
+            fd = os.open(file, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # granted at once unless a writer holds it
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        except BlockingIOError:
+            held.append(holder(file))
+        finally:
+            os.close(fd)
+    return held

@@ -296,8 +296,8 @@ def run(args: argparse.Namespace, steps: tuple[Step, ...] = STEPS) -> Workspace:
     """Run `steps` in order on `args.images` into `args.workspace`; returns the workspace."""
     t = time.perf_counter()
     ws = None
-    for step in steps:
-        log.debug("step %s", step.name)
+    for i, step in enumerate(steps, 1):
+        (log.info if len(steps) > 1 else log.debug)("step %d/%d: %s", i, len(steps), step.name)
         ws = step.run(args, ws)
     print(f"done in {(time.perf_counter() - t) / 60:.1f} min. Explore it: curate app -w {ws.path}")
     return ws

@@ -31,22 +31,22 @@ class OpenWorkspace:
 
     @cached_property
     def embeddings(self) -> np.ndarray:
-        return np.asarray(self.ws.embeddings())
+        """(N, D) in memory, refused while embeddings.npy is newer than its sidecar (a write half done)."""
+        from curate.generations import load_checked
+
+        return load_checked(self.path, [self.ws.embeddings_file], lambda: np.asarray(self.ws.embeddings()))
 
     @cached_property
     def index(self):
         """The FAISS index, refused when it was built from other embeddings than embeddings.npy holds now
         (an embedding run wrote new vectors and has not rebuilt the index yet, or was stopped in between)."""
-        from curate import storage
+        from curate.generations import load_checked
         from curate.index import load_index
-        from curate.steps.index import embeddings_generation
 
-        index = load_index(self.ws.index_file, self.embeddings)  # a compressed index re-scores from them
-        built_from = storage.read_json(self.ws.sidecar(self.ws.index_file)).get("embeddings")
-        if built_from is not None and built_from != embeddings_generation(self.ws):
-            raise ValueError(f"the index of {self.ws.path} was built from older embeddings than embeddings.npy holds "
-                             "(an embedding run is under way or was stopped): wait for it, or run `curate embed`")
-        return index
+        files = [self.ws.index_file, self.ws.embeddings_file]
+        embeddings = self.embeddings
+        # a compressed index re-scores from the embeddings: both must be of one generation
+        return load_checked(self.path, files, lambda: load_index(self.ws.index_file, embeddings))
 
     @cached_property
     def encoder(self):

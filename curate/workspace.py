@@ -108,8 +108,11 @@ class Workspace:
         return np.load(self.embeddings_file, mmap_mode="r" if mmap else None)
 
     def projection(self) -> np.ndarray:
+        """The 2-D map, refused while it is of other embeddings than embeddings.npy holds (`curate.generations`)."""
+        from curate.generations import load_checked
+
         self._need(self.projection_file, "curate run")
-        return np.load(self.projection_file)
+        return load_checked(self.path, [self.projection_file], lambda: np.load(self.projection_file))
 
     def model_config(self) -> dict | None:
         file = self.model_dir / "config.json"
@@ -128,7 +131,12 @@ class Workspace:
         return storage.read_json(self.selections_dir / f"{safe_name(name)}.json")
 
     def duplicates(self) -> pd.DataFrame | None:
-        return pd.read_parquet(self.duplicates_file) if self.duplicates_file.exists() else None
+        """duplicates.parquet (None before `curate dedup`), refused while it is of older embeddings."""
+        from curate.generations import load_checked
+
+        if not self.duplicates_file.exists():
+            return None
+        return load_checked(self.path, [self.duplicates_file], lambda: pd.read_parquet(self.duplicates_file))
 
     def image_path(self, image_id: int, manifest: pd.DataFrame | None = None) -> Path:
         """Absolute path of a manifest id, guaranteed to lie inside the image root (pass an already

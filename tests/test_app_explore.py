@@ -16,6 +16,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from curate import jobs
+from curate.generations import write_sidecar
 from curate.project.maps import pca_2d
 from curate.quality.checks import FLAG_COLUMNS
 from curate.steps.index import indexed_rows
@@ -454,7 +455,9 @@ def test_explore_draws_a_map_that_lags_behind_the_manifest(monkeypatch, built_wo
     generation older than the manifest). Explore draws the images it has, says how many, no error."""
     ws = built_workspace_copy
     xy = np.load(ws.projection_file)
-    np.save(ws.projection_file, xy[:-50])  # the map from before the last 50 ids
+    meta = json.loads(ws.sidecar(ws.projection_file).read_text())
+    np.save(ws.projection_file, xy[:-50])  # the map from before the last 50 ids, of the same embeddings
+    write_sidecar(ws.projection_file, meta, meta["inputs"])
     at = open_page(start(monkeypatch, ws), "Explore")
     assert_clean(at)
     shown = next(c.value for c in at.caption if "images on the map" in c.value)

@@ -58,8 +58,11 @@ def test_a_rerun_skips_finished_training_and_embeds_new_images(small_images, tmp
 def test_an_interrupted_training_resumes_where_it_stopped(small_images, tmp_path, capsys):
     ws = tmp_path / "ws"
     slow = ["--epochs", "40", "--batch-size", "32"]  # ~226 steps (181 training images): interrupted in the middle
+    # started with SIGINT ignored, as a shell starts `cmd &` (and an app started so starts its runs):
+    # curate still stops on it
     proc = subprocess.Popen([sys.executable, "-m", "curate", "train", str(small_images), "-w", str(ws), *slow],
-                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     log = ws / "model" / "train_log.jsonl"
     deadline = time.monotonic() + 120
     while not (log.exists() and len(log.read_text().splitlines()) >= 2) and time.monotonic() < deadline:

@@ -273,3 +273,35 @@ def test_scanning_large_pngs_decodes_each_once_within_the_memory_budget(tmp_path
     assert out.returncode == 0, out.stderr[-2000:]
     ok, grew_mb = (int(v) for v in out.stdout.split())
     assert ok == 4 and grew_mb < 200, out.stdout  # one decode is 108 MB (+ its 8-bit copy for the check)
+
+
+def test_pixel_and_file_size_caps_are_configurable(tmp_path):
+    """`--max-pixels` (JPEGs, decoded at reduced scale, may have 4x more) and `--max-file-mb` refuse with
+    a reason that names the cap; the defaults take all of these."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (40, 40, 3), np.uint8)).save(images / "small.png")  # 1,600 px
+    Image.fromarray(rng.integers(0, 255, (50, 50, 3), np.uint8)).save(images / "wide.png")  # 2,500 px
+    Image.fromarray(rng.integers(0, 255, (60, 60, 3), np.uint8)).save(images / "photo.jpg")  # 3,600 px
+    Image.fromarray(rng.integers(0, 255, (1000, 1000, 3), np.uint8)).save(images / "noise.png")  # ~3 MB
+
+    def reasons(*flags: str) -> dict[str, str]:
+        ws = tmp_path / f"ws{len(flags)}"
+        done = subprocess.run([sys.executable, "-m", "curate", "scan", str(images), "-w", str(ws), *flags],
+                              capture_output=True, text=True, env={k: v for k, v in os.environ.items()
+                                                                   if not k.startswith("CURATE_MAX")})
+        assert done.returncode == 0, done.stderr
+        manifest = pd.read_parquet(ws / "manifest.parquet")
+        return dict(zip(manifest["path"], manifest["status"]))
+
+    assert set(reasons().values()) == {"ok"}
+    capped = reasons("--max-pixels", "2000", "--max-file-mb", "2")
+    assert capped["small.png"] == "ok" and capped["photo.jpg"] == "ok"  # a JPEG may have 4 x 2,000
+    assert capped["wide.png"].startswith("too large: 50x50 is more than 2,000 pixels") and "--max-pixels" in capped["wide.png"]
+    assert capped["noise.png"].startswith("too large:") and "at most 2 MB per file" in capped["noise.png"]

@@ -21,11 +21,15 @@ from PIL import Image, UnidentifiedImageError
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
-MAX_PIXELS = 1_000_000_000  # refuse beyond 1 gigapixel: more is a decompression bomb, not a photo
-# Formats decoded at full size (all but JPEG, whose `draft` decodes a fraction of the pixels) stop at
-# 250 MP: above the largest camera sensors (~200 MP), and such a decode already takes ~750 MB as RGB,
-# while a PNG of a few kB can claim 900 MP of zeros (a decompression bomb).
+# The pixel cap, configurable ($CURATE_MAX_PIXELS, `curate ... --max-pixels`). Formats decoded at full
+# size (all but JPEG) stop at 250 MP by default: above the largest camera sensors (~200 MP), and such a
+# decode already takes ~750 MB as RGB, while a PNG of a few kB can claim 900 MP of zeros (a
+# decompression bomb). A JPEG is decoded at reduced scale (`draft`, up to 1/8 per side) and may have
+# JPEG_FACTOR times more: 1 gigapixel by default.
+MAX_PIXELS_ENV = "CURATE_MAX_PIXELS"
 MAX_FULL_DECODE_PIXELS = 250_000_000
+JPEG_FACTOR = 4
+MAX_PIXELS = MAX_FULL_DECODE_PIXELS * JPEG_FACTOR
 
 # Pillow's own bomb guard (~179 MP) would reject legitimate large photos. Pillow still raises
 # beyond 2 * MAX_PIXELS while opening; `_check_size` refuses everything beyond MAX_PIXELS itself,
@@ -78,9 +82,30 @@ class MemoryBudget:
                 self._changed.notify_all()
 
 
+def env_int(name: str, default: int) -> int:
+    """A positive integer setting from the environment (a clear error for anything else)."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(float(text))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"${name} must be a positive number, not {text!r}")
+    return value
+
+
+def pixel_limit(image_format: str | None) -> int:
+    """The most pixels an image of `image_format` may have ($CURATE_MAX_PIXELS, x JPEG_FACTOR for JPEG)."""
+    cap = env_int(MAX_PIXELS_ENV, MAX_FULL_DECODE_PIXELS)
+    return cap * JPEG_FACTOR if image_format == "JPEG" else cap
+
+
 # One budget per process, as the thread pools that decode (scan, quality checks, decode cache) share
-# the process's memory: 1 GiB unless CURATE_DECODE_MEMORY_MB says otherwise.
-DECODE_MEMORY = MemoryBudget(int(os.environ.get("CURATE_DECODE_MEMORY_MB", "1024")) * 2**20)
+# the process's memory: 1 GiB unless CURATE_DECODE_MEMORY_MB (`curate ... --decode-memory-mb`) says otherwise.
+DECODE_MEMORY_ENV = "CURATE_DECODE_MEMORY_MB"
+DECODE_MEMORY = MemoryBudget(env_int(DECODE_MEMORY_ENV, 1024) * 2**20)
 
 
 def decode_bytes(size: tuple[int, int], mode: str) -> int:
@@ -106,6 +131,8 @@ def load_rgb(path, max_side: int | None = None) -> Image.Image:
 
     Raises ImageError with a short, user-facing reason; never anything else for bad file content.
     """
+    # Pillow's own guard (raised while opening) must stay above ours, which names the configured cap
+    Image.MAX_IMAGE_PIXELS = max(MAX_PIXELS, pixel_limit("JPEG"))
     try:
         with Image.open(path) as img:
             _check_size(img.size, img.format)
@@ -130,7 +157,7 @@ def decode_failure(err: Exception) -> str:
     if isinstance(err, UnidentifiedImageError):
         return "not an image: unrecognised format"
     if isinstance(err, Image.DecompressionBombError):
-        return f"too large: more than {MAX_PIXELS:,} pixels"
+        return f"too large: more than {pixel_limit('JPEG'):,} pixels"
     if isinstance(err, MemoryError):
         return "too large: out of memory while decoding"
     if isinstance(err, OSError) and err.errno is not None:  # the file system failed, not the data
@@ -215,10 +242,11 @@ def fit_square(img: Image.Image, size: int) -> np.ndarray:
 
 
 def _check_size(size: tuple[int, int], image_format: str | None = None) -> None:
-    limit = MAX_PIXELS if image_format == "JPEG" else MAX_FULL_DECODE_PIXELS
+    limit = pixel_limit(image_format)
     if size[0] * size[1] > limit:
         raise ImageError(f"too large: {size[0]}x{size[1]} is more than {limit:,} pixels"
-                         + ("" if image_format == "JPEG" else f" for a {image_format or 'non-JPEG'} image"))
+                         + ("" if image_format == "JPEG" else f" for a {image_format or 'non-JPEG'} image")
+                         + f" (the cap: --max-pixels / ${MAX_PIXELS_ENV})")
 
 
 def _shrink(img: Image.Image, max_side: int | None) -> Image.Image:

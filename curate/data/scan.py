@@ -24,7 +24,8 @@ from curate.progress import Progress, report
 
 log = logging.getLogger(__name__)
 
-MAX_FILE_BYTES = 1 << 30  # a file is read whole to hash and verify it: no image needs more
+MAX_FILE_MB_ENV = "CURATE_MAX_FILE_MB"  # `curate ... --max-file-mb`
+MAX_FILE_BYTES = 1 << 30  # by default: a file is read whole to hash and verify it, no image needs more
 VERIFY_SIDE = 256  # decode at most this size to prove a file is readable (JPEG draft keeps it cheap)
 
 
@@ -193,10 +194,19 @@ def _stat_entry(path: Path, root: Path) -> _Listed | None:
         return _Listed(path, rel, 0, 0, f"unreadable: {err.strerror or err}")
     if not S_ISREG(stat.st_mode):  # a pipe named x.jpg would block `open` forever, a device never end
         return _Listed(path, rel, 0, stat.st_mtime_ns, f"not a regular file: {_file_kind(stat.st_mode)}")
-    if stat.st_size > MAX_FILE_BYTES:
+    cap = max_file_bytes()
+    if stat.st_size > cap:
         return _Listed(path, rel, stat.st_size, stat.st_mtime_ns,
-                       f"too large: {stat.st_size / 2**30:.1f} GiB (at most {MAX_FILE_BYTES / 2**30:.0f} GiB per file)")
+                       f"too large: {stat.st_size / 2**20:,.1f} MB (at most {cap / 2**20:,.0f} MB per file: "
+                       f"--max-file-mb / ${MAX_FILE_MB_ENV})")
     return _Listed(path, rel, stat.st_size, stat.st_mtime_ns, None)
+
+
+def max_file_bytes() -> int:
+    """The largest file the scan reads ($CURATE_MAX_FILE_MB, default 1 GiB)."""
+    from curate.data.images import env_int
+
+    return env_int(MAX_FILE_MB_ENV, MAX_FILE_BYTES >> 20) << 20
 
 
 def _file_kind(mode: int) -> str:

@@ -150,10 +150,13 @@ def exact_search(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: i
     return np.take_along_axis(sims, top, 1), ids[top]
 
 
-def save_index(index: faiss.Index, sidecar: dict, path: Path) -> None:
+def save_index(index: faiss.Index, sidecar: dict, path: Path, inputs: dict | None = None) -> None:
+    """The index, then its sidecar (with a generation: `curate.generations`; `inputs` as read)."""
+    from curate.generations import write_sidecar
+
     with storage.atomic_path(path) as tmp:
         faiss.write_index(index, str(tmp))
-    storage.write_json(path.with_suffix(".json"), {**sidecar, "bytes": path.stat().st_size})
+    write_sidecar(path, {**sidecar, "bytes": path.stat().st_size}, inputs)
 
 
 def load_index(path: Path, vectors: np.ndarray | None = None):

@@ -24,6 +24,8 @@ import pandas as pd
 
 from curate import storage
 from curate.data.manifest import ok_mask
+from curate.generations import inputs_of, write_sidecar
+from curate.locks import locked
 from curate.quality import exact_duplicates, groups_table
 from curate.quality.calibration import TARGET_PRECISION, calibrate, expected_precision, threshold_from_marks
 from curate.quality.duplicates import groups_from_pairs
@@ -58,6 +60,7 @@ def dedup(ws: Workspace, threshold: float | None = None, cfg: PairConfig | None 
     rows = np.flatnonzero(ok_mask(manifest))
     if _unmeasured(ws, manifest):
         quality(ws, saved_config(ws), progress=progress)  # the thresholds a person set stay
+    inputs = inputs_of(ws.path, [ws.embeddings_file.name]) if ws.embeddings_file.exists() else {}
     thumbs = np.asarray(fingerprints(ws))[rows]
     vectors = np.asarray(ws.embeddings())[rows] if ws.embeddings_file.exists() else None
     if vectors is not None and len(vectors) and not np.isfinite(vectors).all():
@@ -70,10 +73,16 @@ def dedup(ws: Workspace, threshold: float | None = None, cfg: PairConfig | None 
     calibration = calibrate(real["score"], null["score"], target, real["weight"], null["weight"])
     calibration["mirrored_copies"] = int((pairs["null"] & (pairs["pixel"] >= MIRRORED_COPY)).sum())
     settings = {"pairs": cfg.to_dict(), "embeddings": vectors is not None, "calibration": calibration,
-                "fixed_threshold": threshold}
-    storage.write_parquet(pairs_file(ws), pairs)
-    storage.write_json(_settings_file(ws), settings)
-    return regroup(ws, pairs, settings)
+                "fixed_threshold": threshold, "inputs": inputs}
+    with _writing(ws):
+        storage.write_parquet(pairs_file(ws), pairs)
+        storage.write_json(_settings_file(ws), settings)
+        return regroup(ws, pairs, settings)
+
+
+def _writing(ws: Workspace):
+    """The lock of the duplicate files: the search, a person's marks and their regrouping, one at a time."""
+    return locked(ws.locks_dir, "duplicates", what="another duplicate search or marking")
 
 
 def embedding_neighbours(ws: Workspace, rows: np.ndarray, k: int, progress: Progress | None = None) -> np.ndarray:
@@ -119,12 +128,12 @@ def regroup(ws: Workspace, pairs: pd.DataFrame | None = None, settings: dict | N
     null = pairs["null"] & (pairs["pixel"] < MIRRORED_COPY)
     expected = expected_precision(pairs.loc[real, "score"], pairs.loc[null, "score"], threshold,
                                   pairs.loc[real, "weight"], pairs.loc[null, "weight"])
-    storage.write_json(ws.sidecar(ws.duplicates_file), {
+    write_sidecar(ws.duplicates_file, {
         "threshold": threshold, "threshold_source": source, "calibrated": source == "calibrated",
         "expected_precision": expected, "calibration": calibration, "marks": int(len(marks)),
         "marks_disagreeing": disagree, "pairs_found": int(duplicate.sum()), "candidate_pairs": int(real.sum()),
         "search": settings["pairs"], "embeddings": settings["embeddings"], "created": now(),
-        "groups": int(table["group"].nunique())})
+        "groups": int(table["group"].nunique())}, settings.get("inputs"))  # the pairs' embeddings
     return table
 
 
@@ -150,6 +159,11 @@ def mark_pairs(ws: Workspace, pairs: list[tuple[int, int]], same: bool) -> pd.Da
     """
     if not pairs_file(ws).exists():
         raise FileNotFoundError(f"no duplicate pairs in {ws.path}: run `curate dedup -w {ws.path}` first")
+    with _writing(ws):
+        return _mark_pairs(ws, pairs, same)
+
+
+def _mark_pairs(ws: Workspace, pairs: list[tuple[int, int]], same: bool) -> pd.DataFrame:
     all_pairs = pd.read_parquet(pairs_file(ws))
     scored = all_pairs[~all_pairs["null"]].set_index(["a", "b"])["score"]
     new = []
@@ -166,9 +180,10 @@ def mark_pairs(ws: Workspace, pairs: list[tuple[int, int]], same: bool) -> pd.Da
 
 
 def clear_marks(ws: Workspace) -> None:
-    marks_file(ws).unlink(missing_ok=True)
-    if pairs_file(ws).exists():
-        regroup(ws)
+    with _writing(ws):
+        marks_file(ws).unlink(missing_ok=True)
+        if pairs_file(ws).exists():
+            regroup(ws)
 
 
 def read_marks(ws: Workspace) -> pd.DataFrame:

@@ -20,6 +20,7 @@ from curate import storage
 from curate.data.cache import image_cache
 from curate.data.manifest import content_keys, ok_mask
 from curate.embed.encoder import embed_images, file_fingerprint, load_encoder
+from curate.generations import write_sidecar
 from curate.locks import locked
 from curate.models import feature_dim
 from curate.progress import Progress
@@ -146,11 +147,10 @@ def _embed(ws: Workspace, model: str | Path | None, batch_size: int, device: str
     stored[usable] = keys[usable]
     storage.write_npy(ws.embeddings_file, full)
     storage.write_npy(ws.path / EMBEDDED_KEYS, stored)
-    storage.write_json(ws.sidecar(ws.embeddings_file), {"model": model_id, "model_file": str(encoder_file.resolve()),
-                                                        "d": dim, "n": int(len(manifest)), "embedded": int(len(usable)),
-                                                        "newly_embedded": int(len(rows)), "reused": int(len(reused)),
-                                                        "image_size": config["image_size"], **engine_fields,
-                                                        "created": now()})
+    write_sidecar(ws.embeddings_file, {"model": model_id, "model_file": str(encoder_file.resolve()),
+                                       "d": dim, "n": int(len(manifest)), "embedded": int(len(usable)),
+                                       "newly_embedded": int(len(rows)), "reused": int(len(reused)),
+                                       "image_size": config["image_size"], **engine_fields, "created": now()})
     partial.unlink(missing_ok=True)
     partial_meta.unlink(missing_ok=True)
     return full

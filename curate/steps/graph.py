@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from curate import storage
+from curate.generations import write_sidecar
 from curate.index import load_index, search
 from curate.progress import Progress, report
 from curate.quality.scores import EXACT_MAX, knn
@@ -46,8 +47,8 @@ def knn_graph(ws: Workspace, k: int = GRAPH_K, progress: Progress | None = None)
     with storage.atomic_path(file) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, rows=rows, sims=sims, ids=ids)
-    storage.write_json(sidecar, {"k": k_stored, "n": int(len(rows)), "method": method, "embeddings": generation,
-                                 "created": now()})
+    write_sidecar(file, {"k": k_stored, "n": int(len(rows)), "method": method, "embeddings": generation,
+                         "created": now()}, {ws.embeddings_file.name: generation})
     return rows, sims[:, :k], ids[:, :k]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from curate import storage
+from curate.generations import generation, inputs_of, write_sidecar
 from curate.index import build_index, save_index
 from curate.index.plan import DEFAULT_MEMORY, plan_index
 from curate.index.tune import RECALL_TARGET, tune_nprobe
@@ -22,12 +23,8 @@ def indexed_rows(ws: Workspace) -> np.ndarray:
 
 
 def embeddings_generation(ws: Workspace) -> str | None:
-    """Which embedding run wrote embeddings.npy (its model and time, from the sidecar); None if unknown."""
-    file = ws.sidecar(ws.embeddings_file)
-    if not file.exists():
-        return None
-    meta = storage.read_json(file)
-    return f"{meta.get('model')}@{meta.get('created')}"
+    """Which embedding run wrote embeddings.npy (`curate.generations`); None if unknown."""
+    return generation(ws.embeddings_file)
 
 
 def build_workspace_index(ws: Workspace, factory: str | None = None, memory: int = DEFAULT_MEMORY,
@@ -36,7 +33,7 @@ def build_workspace_index(ws: Workspace, factory: str | None = None, memory: int
     `memory` budget (bytes), its nprobe tuned to `recall` (recall@10 against exact search, measured on
     a sample of the vectors). index.json records the plan, the measured recall and the embeddings it
     was built from (`embeddings`), so a reader can tell an index that lags behind embeddings.npy."""
-    generation = embeddings_generation(ws)
+    inputs = inputs_of(ws.path, [ws.embeddings_file.name])
     vectors = ws.embeddings()  # a memmap: read in blocks by the build
     ids = indexed_rows(ws)
     if not len(ids):
@@ -49,7 +46,8 @@ def build_workspace_index(ws: Workspace, factory: str | None = None, memory: int
         sidecar = tune_nprobe(index, vectors, ids, ids, sidecar, recall, progress=progress)
     else:
         sidecar.update({"recall_at_10": 1.0, "recall_target": recall, "reached": True})
-    save_index(index, {**sidecar, "embeddings": generation, "created": now()}, ws.index_file)
+    save_index(index, {**sidecar, "embeddings": inputs[ws.embeddings_file.name], "created": now()}, ws.index_file,
+               inputs)
     return sidecar
 
 
@@ -58,11 +56,12 @@ def build_projection(ws: Workspace, method: str = "auto", seed: int = 0) -> np.n
     neighbours from the workspace's k-NN graph."""
     from curate.steps.graph import knn_graph, positions  # the graph module builds on this one
 
+    inputs = inputs_of(ws.path, [ws.embeddings_file.name])
     vectors = ws.embeddings()
     ids, sims, neighbours = knn_graph(ws)  # shared with the scores and the duplicate search
     out = np.full((len(vectors), 2), np.nan, dtype=np.float32)
     out[ids] = project_2d(np.asarray(vectors[ids], np.float32), method, seed, knn=(sims, positions(neighbours, ids)))
     storage.write_npy(ws.projection_file, out)
-    storage.write_json(ws.sidecar(ws.projection_file), {"method": method, "seed": seed, "created": now()})
+    write_sidecar(ws.projection_file, {"method": method, "seed": seed, "created": now()}, inputs)
     return out
 

@@ -15,7 +15,9 @@ import pandas as pd
 
 from curate import storage
 from curate.data.manifest import ok_mask
+from curate.generations import inputs_of, load_checked, write_sidecar
 from curate.index import build_index
+from curate.locks import locked
 from curate.quality.label_issues import (K, METHOD, TEMPERATURE, find_label_issues, knn_class_probabilities,
                                          self_confidence, suggest_labels)
 from curate.steps.index import indexed_rows
@@ -88,6 +90,7 @@ def label_issues(ws: Workspace, k: int = K, source: str = "auto", method: str = 
     given label: low = likely wrong), one row per labelled image with an embedding."""
     if not ws.embeddings_file.exists():
         raise FileNotFoundError(f"no embeddings in {ws.path}: run `curate embed` (or `curate run`) first")
+    inputs = inputs_of(ws.path, [ws.embeddings_file.name])
     labels, used = current_labels(ws, source)
     ids = np.intersect1d(indexed_rows(ws), np.flatnonzero(labels != None))  # noqa: E711 - elementwise
     classes = sorted(set(labels[ids]))
@@ -105,14 +108,14 @@ def label_issues(ws: Workspace, k: int = K, source: str = "auto", method: str = 
                           "score": self_confidence(given, probs)}).astype({"given": "string", "suggested": "string"})
     storage.write_parquet(ws.label_issues_file, table)
     embedded = ws.sidecar(ws.embeddings_file)
-    storage.write_json(ws.sidecar(ws.label_issues_file), {
+    write_sidecar(ws.label_issues_file, {
         "k": k, "temperature": TEMPERATURE, "method": method, "source": used, "classes": classes,
         "labelled": int(len(table)), "flagged": int(flags.sum()), "fixes_applied": int(len(confirmed_fixes(ws))),
         # share of images whose neighbours' vote is their own label: low means the embedding separates
         # these classes poorly, and then many correct labels are flagged too
         "agreement": float(np.mean(probs.argmax(1) == given)),
         "embeddings_created": storage.read_json(embedded).get("created") if embedded.exists() else None,
-        "created": now()})
+        "created": now()}, inputs)
     return table
 
 
@@ -128,7 +131,7 @@ def review_table(ws: Workspace) -> pd.DataFrame | None:
     decision (null while undecided) and label_fixed; None before `curate label-issues`."""
     if not ws.label_issues_file.exists():
         return None
-    found = pd.read_parquet(ws.label_issues_file)
+    found = _read_issues(ws)
     flagged = found[found["label_issue"]].drop(columns="label_issue")
     fixes = read_label_fixes(ws).set_index("id")
 
@@ -137,6 +140,11 @@ def review_table(ws: Workspace) -> pd.DataFrame | None:
         return values.where(values.notna(), None).to_numpy()
     flagged = flagged.assign(decision=column("decision"), label_fixed=column("label_fixed"))
     return flagged.sort_values(["score", "id"], kind="stable").reset_index(drop=True)
+
+
+def _read_issues(ws: Workspace) -> pd.DataFrame:
+    """label_issues.parquet, refused while it is of other embeddings than embeddings.npy holds now."""
+    return load_checked(ws.path, [ws.label_issues_file], lambda: pd.read_parquet(ws.label_issues_file))
 
 
 # --- decisions ----------------------------------------------------------------------------------
@@ -171,10 +179,11 @@ def _decide(ws: Workspace, ids, label: str | None, decision: str) -> int:
     n = len(ws.manifest())
     if any(not 0 <= i < n for i in ids):
         raise ValueError(f"no images with ids {[i for i in ids if not 0 <= i < n][:5]} in {ws.path}")
-    fixes = read_label_fixes(ws)
-    new = pd.DataFrame({"id": ids, "label_fixed": label, "decision": decision, "decided": now()}).astype(FIX_COLUMNS)
-    table = pd.concat([fixes[~fixes["id"].isin(ids)], new], ignore_index=True).sort_values("id", ignore_index=True)
-    storage.write_parquet(ws.label_fixes_file, table)
+    with locked(ws.locks_dir, "label_fixes", what="another label review"):  # read-modify-write: one at a time
+        fixes = read_label_fixes(ws)
+        new = pd.DataFrame({"id": ids, "label_fixed": label, "decision": decision, "decided": now()}).astype(FIX_COLUMNS)
+        table = pd.concat([fixes[~fixes["id"].isin(ids)], new], ignore_index=True).sort_values("id", ignore_index=True)
+        storage.write_parquet(ws.label_fixes_file, table)
     return len(ids)
 
 
@@ -185,7 +194,7 @@ def issue_columns(ws: Workspace) -> dict[str, pd.Series]:
     cols = {}
     fixes = read_label_fixes(ws)
     if ws.label_issues_file.exists():
-        found = pd.read_parquet(ws.label_issues_file).set_index("id")
+        found = _read_issues(ws).set_index("id")
         rejected = fixes.loc[fixes["decision"] == "rejected", "id"]
         cols["label_issue"] = found["label_issue"].astype(bool) & ~found.index.isin(rejected)
         cols["suggested_label"] = found["suggested"]

@@ -7,6 +7,7 @@ import pandas as pd
 
 from curate import storage
 from curate.data.tags import read_tags
+from curate.generations import inputs_of, load_checked, write_sidecar
 from curate.progress import Progress
 from curate.steps.label_issues import issue_columns
 from curate.workspace import Workspace, now
@@ -19,12 +20,13 @@ def compute_scores(ws: Workspace, k: int = 10, progress: Progress | None = None)
     from curate.quality.scores import scores_from
     from curate.steps.graph import knn_graph
 
+    inputs = inputs_of(ws.path, [ws.embeddings_file.name])
     ids, sims, _ = knn_graph(ws, k, progress)
     table = scores_from(sims)[SCORE_COLUMNS].assign(id=ids)
     table = table[["id", *SCORE_COLUMNS]].reset_index(drop=True)
     storage.write_parquet(ws.scores_file, table)
-    storage.write_json(ws.sidecar(ws.scores_file), {"k": k, "n": int(len(table)), "created": now(),
-                                                    "outliers": int(table["outlier"].sum())})
+    write_sidecar(ws.scores_file, {"k": k, "n": int(len(table)), "created": now(),
+                                   "outliers": int(table["outlier"].sum())}, inputs)
     return table
 
 
@@ -34,7 +36,7 @@ def image_table(ws: Workspace, manifest: pd.DataFrame | None = None) -> pd.DataF
     (comma-separated) added where the workspace has them."""
     table = (ws.manifest() if manifest is None else manifest).copy()
     if ws.scores_file.exists():
-        scores = pd.read_parquet(ws.scores_file).set_index("id")
+        scores = load_checked(ws.path, [ws.scores_file], lambda: pd.read_parquet(ws.scores_file)).set_index("id")
         for col in SCORE_COLUMNS:
             table[col] = scores[col].reindex(table["id"]).to_numpy()
         table["outlier"] = table["outlier"].fillna(False).astype(bool)

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from pathlib import Path
 from typing import Callable, Iterator
 
 import streamlit as st
 
 from curate.data.images import ImageError
+from curate.generations import StaleFile, stamp
+from curate.locks import busy
 from curate.ui import state
 from curate.workspace import Workspace
 
@@ -15,6 +18,7 @@ log = logging.getLogger(__name__)
 
 # The library's own errors already name the file and the command that fixes it.
 EXPECTED_ERRORS = (FileNotFoundError, PermissionError, ValueError, ImageError)
+WATCH_S = 2.0  # while a writer updates the workspace, how often a page that waits for it looks again
 
 
 @contextlib.contextmanager
@@ -25,6 +29,8 @@ def errors_as_messages() -> Iterator[None]:
     """
     try:
         yield
+    except StaleFile as err:  # files of two generations: a run is writing (or was stopped half way)
+        show_updating(err)
     except EXPECTED_ERRORS as err:
         st.error(str(err), icon=":material/error:")
     except Exception as err:  # anything else: the details go to the server log, not the page
@@ -32,6 +38,27 @@ def errors_as_messages() -> Iterator[None]:
         st.error(f"Something went wrong: {type(err).__name__}: {err}. The full details are in the terminal "
                  "running the app. If the workspace was rebuilt meanwhile, reload the page.",
                  icon=":material/error:")
+
+
+def show_updating(err: StaleFile) -> None:
+    """Say that the workspace is being updated; while a writer works, reload the page once it wrote
+    something or stopped (the caches are keyed by file times, so the reload reads the new files)."""
+    st.warning(f"**This workspace is being updated.** {err}", icon=":material/sync:")
+    ws = state.current_workspace()
+    if err.busy and ws is not None:
+        st.fragment(_reload_when_changed, run_every=WATCH_S)(str(ws.path), _writes_seen(ws.path))
+
+
+def _writes_seen(path: str | Path) -> tuple:
+    """What changes when a writer completes a file (every write ends with a sidecar) or stops."""
+    path = Path(path)
+    sidecars = tuple(sorted((f.name, stamp(f)) for f in path.glob("*.json")))  # stamp: None once removed
+    return sidecars, bool(busy(path / "locks"))
+
+
+def _reload_when_changed(path: str, seen: tuple) -> None:
+    if _writes_seen(path) != seen:
+        st.rerun(scope="app")
 
 
 def run_page(render: Callable[[Workspace], None]) -> None:
