@@ -15,7 +15,8 @@ steps before it are resumed or skipped). After each kill every workspace file mu
 and the training checkpoint's step must never go back (training resumes, it does not restart). Then
 the round's workspace is finished by an uninterrupted rerun, which must pass:
 
-- every contract file loads, the train log parses line by line with no step twice;
+- every contract file loads, each derived file is of the current generation of what it was computed
+  from (`curate.generations`), the train log parses line by line with no step twice;
 - training took exactly the reference's steps (the epoch budget, resumed across the kills);
 - the embeddings equal those of a from-scratch embedding with the final encoder (cosine >= 0.9999 per row);
 - the export holds exactly the selection's files, byte for byte.
@@ -45,7 +46,7 @@ from curate import storage
 REPO = Path(__file__).resolve().parent.parent
 STEP_LINE = re.compile(r"step \d+/\d+: ([\w-]+)")  # what `curate run` prints as each step begins
 # Then the run's last line, the export's progress bar (it begins copying) and the export's last line.
-RUN_DONE, EXPORT_BEGUN, EXPORTED = "done in ", "export copy", "exported "
+RUN_DONE, EXPORT_BEGUN, EXPORTED = "done in ", "export (copy)", "exported selection"
 # The steps aimed at, in turn (scores and label-issues are hit when a kill overshoots into them).
 AIMED = ("scan", "quality", "train", "embed", "map", "dedup", "select", "export")
 
@@ -240,7 +241,11 @@ def final_checks(ws: Path, export: Path, ref_steps: int, rc: int) -> dict:
     wanted = sorted(str(p) for p in selection.merge(manifest, on="id")["path"])
     copied = sorted(str(f.relative_to(export)) for f in export.rglob("*.jpg"))
     same_bytes = all((export / rel).read_bytes() == (w.root / rel).read_bytes() for rel in wanted if (export / rel).exists())
-    return {"final rerun exit code": rc, "torn files": len(whole(ws)),
+    from curate.generations import problems
+
+    mixed = [p for f in sorted(Path(ws).glob("*.json")) for p in problems(f.with_suffix(".npy"))
+             + problems(f.with_suffix(".parquet")) + problems(f.with_suffix(".faiss")) + problems(f.with_suffix(".npz"))]
+    return {"final rerun exit code": rc, "torn files": len(whole(ws)), "files of another generation": len(mixed),
             "train log: steps strictly increasing": bool(np.all(np.diff(log_steps) > 0)),
             "training steps (reference)": f"{trained['steps']} ({ref_steps})",
             "embeddings vs from-scratch: min cosine": round(float(cosine.min()), 6),
