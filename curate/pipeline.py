@@ -120,9 +120,8 @@ def quality_step(args: argparse.Namespace, ws: Workspace, cfg=None) -> Workspace
     return ws
 
 
-def train_step(args: argparse.Namespace, ws: Workspace | None = None) -> Workspace:
-    """Train (DDP under torchrun with --nproc); in `curate run` resume an interrupted training of the
-    same recipe and skip a finished one (unless --retrain)."""
+def train_step(args: argparse.Namespace, ws: Workspace | None = None, cfg=None) -> Workspace:
+    """Train (DDP under torchrun with --nproc) with `cfg` (default: `train_config` of the options)."""
     from curate.steps.scan import image_decoder
     from curate.steps.train import train
     from curate.train.cpu_share import SHARED_BELOW
@@ -131,7 +130,7 @@ def train_step(args: argparse.Namespace, ws: Workspace | None = None) -> Workspa
         from curate.train.launch import distributed_train
         return distributed_train(args, ws, train_step)
     ws = ws or scan_step(args)
-    cfg = train_config(args, ws)
+    cfg = cfg or train_config(args, ws)
     names = "+".join(f"{t.name}:{t.weight:g}" for t in cfg.tasks)
     decode_files = image_decoder(option(args, "engine"), option(args, "address"))
     with command_progress(f"train {names}", "s") as bar:
@@ -156,13 +155,14 @@ def train_if_needed(args: argparse.Namespace, ws: Workspace) -> Workspace:
     """`curate run`'s training: resume an interrupted one, skip one finished with this recipe."""
     from curate.steps.train import training_state
 
-    state, why = training_state(ws, train_config(args, ws))
+    cfg = train_config(args, ws)
+    state, why = training_state(ws, cfg)
     if state == "finished" and not option(args, "retrain"):  # a rerun after adding images embeds them with this encoder
         print(f"training skipped: {why}; pass --retrain to train again")
         return ws
     if state == "interrupted":
         print(f"resuming training: {why}")
-    return train_step(argparse.Namespace(**{**vars(args), "resume": state == "interrupted"}), ws) or ws
+    return train_step(argparse.Namespace(**{**vars(args), "resume": state == "interrupted"}), ws, cfg) or ws
 
 
 def embed_step(args: argparse.Namespace, ws: Workspace | None = None) -> Workspace:
