@@ -93,6 +93,27 @@ def test_flips_option_finds_mirrored_copies(planted_cifar):
     assert np.mean([found[kind] for kind in LIGHT]) >= 0.95, [f for f in found.items() if f[1] < 1]
 
 
+def test_crops_option_finds_heavy_crops_and_keeps_light_edits(planted_cifar):
+    """`--crops`: windows down to half of each side, then a dense search (2% apart) lines a 60%-area crop
+    up with its original; at the defaults most such crops stay apart (a crop that heavy is a new framing).
+    This workspace has no embeddings, so a crop is a candidate only when its low-frequency code stayed
+    close: every crop that is one is found."""
+    ws, truth = planted_cifar
+    default = found_by_edit(ws, dedup(ws), truth)
+    table = dedup(ws, cfg=PairConfig(crops=True))
+    found = found_by_edit(ws, table, truth)
+    meta = storage.read_json(ws.sidecar(ws.duplicates_file))
+    assert meta["search"]["crops"] is True and meta["expected_precision"] >= 0.95
+    assert found["crop 60% area"] >= 0.5 and found["crop 60% area"] > default["crop 60% area"], (found, default)
+    pairs, ids = read_pairs(ws), {p: i for i, p in enumerate(ws.manifest()["path"])}
+    crops = [tuple(sorted((ids[c], ids[o]))) for c, (kind, o) in truth.items() if kind == "crop 60% area"]
+    scored = pairs[~pairs["null"]].set_index(["a", "b"])["score"]
+    candidates = [scored[p] for p in crops if p in scored.index]
+    assert len(candidates) >= 2 and min(candidates) >= meta["threshold"], (candidates, meta["threshold"])
+    assert np.mean([found[kind] for kind in LIGHT]) >= 0.9, [f for f in found.items() if f[1] < 1]
+    assert wrong_pairs(ws, table, truth) <= 0.05 * meta["pairs_found"]
+
+
 def test_marks_move_the_threshold_and_decide_their_pairs(planted_cifar):
     ws, truth = planted_cifar
     dedup(ws)
