@@ -131,7 +131,7 @@ def check(ws_path: Path, *files: Path) -> None:
     else:
         then = (f"no run is updating it now (one was stopped before it finished?): run "
                 f"`{' / '.join(commands)} -w {ws_path}` (or `curate run` again) to bring it up to date")
-    raise StaleFile(f"{'; '.join(found)}. {then}.", busy=bool(writers))
+    raise StaleFile(f"{'; '.join(found)}. {then[0].upper()}{then[1:]}.", busy=bool(writers))
 
 
 def load_checked(ws_path: Path, files: Iterable[Path], load: Callable[[], T]) -> T:

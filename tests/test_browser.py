@@ -264,3 +264,48 @@ def test_a_million_point_map_in_chromium(tmp_path):
                 browser.close()
     finally:
         server.close()
+
+
+def test_a_page_waiting_for_a_writer_reloads_by_itself_when_the_writer_finishes(built_workspace_copy):
+    """Mixed generations in a real browser: new embeddings, the index not rebuilt yet, a writer holding the
+    workspace's lock. The Search page says the workspace is being updated (naming the writer) instead of
+    searching new vectors in the old index; once the index is rebuilt and the writer gone, the page reloads
+    on its own (no click) and searches."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from curate.locks import locked
+    from curate.steps.embed import embed
+    from curate.steps.index import build_workspace_index
+
+    ws = built_workspace_copy
+    embed(ws)  # a new embeddings.npy: the index is now of another generation
+    writer = locked(ws.locks_dir, "embed", what="an embedding run")
+    writer.__enter__()
+    try:
+        for url in serve(ws.path):
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+                try:
+                    page = browser.new_page(viewport={"width": 1400, "height": 1200})
+                    page.goto(url)
+                    page.get_by_role("heading", name="Overview", exact=True).wait_for(timeout=60_000)
+                    open_page(page, "Search")
+                    notice = page.get_by_text("This workspace is being updated")
+                    notice.wait_for(timeout=30_000)
+                    expect(page.locator('[data-testid="stAlert"]').first).to_contain_text(
+                        f"Process {os.getpid()}")
+                    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+                    page.screenshot(path=str(ARTIFACTS / "search_being_updated.png"), full_page=True)
+                    build_workspace_index(ws)  # the writer finishes its work...
+                    writer.__exit__(None, None, None)  # ...and lets go
+                    writer = None
+                    expect(notice).to_have_count(0, timeout=30_000)  # reloaded by itself
+                    page.get_by_role("heading", name="Search", exact=True).wait_for(timeout=30_000)
+                    wait_idle(page)
+                    assert page.locator('[data-testid="stException"]').count() == 0
+                    assert "being updated" not in page.locator('[data-testid="stMain"]').inner_text()
+                finally:
+                    browser.close()
+    finally:
+        if writer is not None:
+            writer.__exit__(None, None, None)

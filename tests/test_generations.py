@@ -89,7 +89,7 @@ def test_a_new_embedding_run_makes_every_derived_file_stale_until_it_is_rebuilt(
     for name, read in readers.items():
         with pytest.raises(StaleFile, match="computed from another embeddings.npy") as err:
             read()
-        assert not err.value.busy and "no run is updating it now" in str(err.value), name
+        assert not err.value.busy and "No run is updating it now" in str(err.value), name
     complete(ws)
     assert len(open_workspace(ws.path).search(0, k=3)) == 3
     assert ws.projection().shape == (2000, 2)
@@ -130,7 +130,7 @@ def test_a_reader_names_the_writer_at_work(built_workspace_copy):
     with locked(ws.locks_dir, "embed", what="an embedding run"):
         with pytest.raises(StaleFile) as err:
             ws.projection()
-    assert err.value.busy and f"process {os.getpid()}" in str(err.value) and "is updating the workspace" in str(err.value)
+    assert err.value.busy and f"Process {os.getpid()}" in str(err.value) and "is updating the workspace" in str(err.value)
 
 
 def test_a_write_that_lands_while_a_file_is_read_is_caught(built_workspace_copy):
