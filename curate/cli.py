@@ -52,18 +52,21 @@ def _clear_killed_writes(workspace) -> None:
 
 def set_decode_limits(args: argparse.Namespace) -> None:
     """The decoding limits given as flags, for this process and the workers it starts (they read the
-    environment: DDP ranks, Ray actors, the app's background runs)."""
+    environment: DDP ranks, Ray actors, the app's background runs). Without flags: nothing to import."""
+    given = {flag: getattr(args, flag, None) for flag in ("max_pixels", "max_file_mb", "decode_memory_mb")}
+    if all(value is None for value in given.values()):
+        return
     import os
 
     from curate.data import images, scan
 
-    for flag, env in (("max_pixels", images.MAX_PIXELS_ENV), ("max_file_mb", scan.MAX_FILE_MB_ENV),
-                      ("decode_memory_mb", images.DECODE_MEMORY_ENV)):
-        value = getattr(args, flag, None)
+    envs = {"max_pixels": images.MAX_PIXELS_ENV, "max_file_mb": scan.MAX_FILE_MB_ENV,
+            "decode_memory_mb": images.DECODE_MEMORY_ENV}
+    for flag, value in given.items():
         if value is not None:
             if value < 1:
                 raise ValueError(f"--{flag.replace('_', '-')} must be at least 1, not {value:g}")
-            os.environ[env] = str(int(value))
+            os.environ[envs[flag]] = str(int(value))
     images.DECODE_MEMORY.limit = images.env_int(images.DECODE_MEMORY_ENV, 1024) * 2**20
 
 

@@ -4,6 +4,7 @@ saved, and the basket is exported to a folder whose files are then checked on di
 page and the browser-side timings (page first paint, search results) land in tests/artifacts/."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -62,6 +63,22 @@ def serve(app_ws: Path):
             server.wait()
 
 
+@contextlib.contextmanager
+def chromium_page(url: str, height: int, timeout_ms: int = 60_000):
+    """A headless Chromium page on the app at `url`, its Overview drawn; the browser closes afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": height})
+            page.goto(url)
+            page.get_by_role("heading", name="Overview", exact=True).wait_for(timeout=timeout_ms)
+            yield page
+        finally:
+            browser.close()
+
+
 def open_page(page, title: str, timings: dict | None = None) -> None:
     """Go to a page through the sidebar (same session, so the basket survives) and wait for its title;
     the seconds from the click to the title being drawn go into `timings`."""
@@ -113,113 +130,106 @@ def lasso(page, box) -> None:
 
 
 def test_app_in_chromium(app_url, app_ws, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     timings: dict[str, float] = {}
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1700})
-            page.goto(app_url)
-            page.get_by_role("heading", name="Overview", exact=True).wait_for(timeout=60_000)
-            expect(page.locator('[data-testid="stMetric"]').first).to_contain_text("Images")
-            shoot(page, "overview")
+    with chromium_page(app_url, 1700) as page:
+        expect(page.locator('[data-testid="stMetric"]').first).to_contain_text("Images")
+        shoot(page, "overview")
 
-            open_page(page, "Explore", timings)
-            plot = page.locator(".js-plotly-plot").first
-            plot.wait_for(timeout=30_000)
-            expect(plot.locator("canvas").first).to_be_attached()  # Scattergl draws with WebGL on canvases
-            lasso(page, plot.locator(".nsewdrag").first.bounding_box())
-            add = page.get_by_role("button", name="to basket")
-            add.wait_for(timeout=30_000)
-            shoot(page, "explore_lasso")
-            add.click()
-            expect(page.locator('[data-testid="stSidebar"]')).not_to_contain_text("Basket: 0", timeout=30_000)
-            shoot(page, "explore_basket")
+        open_page(page, "Explore", timings)
+        plot = page.locator(".js-plotly-plot").first
+        plot.wait_for(timeout=30_000)
+        expect(plot.locator("canvas").first).to_be_attached()  # Scattergl draws with WebGL on canvases
+        lasso(page, plot.locator(".nsewdrag").first.bounding_box())
+        add = page.get_by_role("button", name="to basket")
+        add.wait_for(timeout=30_000)
+        shoot(page, "explore_lasso")
+        add.click()
+        expect(page.locator('[data-testid="stSidebar"]')).not_to_contain_text("Basket: 0", timeout=30_000)
+        shoot(page, "explore_basket")
 
-            open_page(page, "Search", timings)
-            id_input = page.locator('[data-testid="stNumberInput"] input').first
+        open_page(page, "Search", timings)
+        id_input = page.locator('[data-testid="stNumberInput"] input').first
+        wait_idle(page)
+        t = time.perf_counter()
+        id_input.fill("7")
+        id_input.press("Enter")
+        expect(page.get_by_text("#7 ·").first).to_be_visible(timeout=30_000)
+        results = page.locator('[data-testid="stImage"] img')
+        expect(results).to_have_count(13, timeout=30_000)  # the query image and its 12 neighbours
+        timings["search_by_id_s"] = round(time.perf_counter() - t, 3)
+        shoot(page, "search")
+
+        from curate.workspace import Workspace
+        ws = Workspace(app_ws)
+        upload_id = 42
+        upload = ws.image_path(upload_id)
+        page.get_by_text("Upload an image", exact=True).click()
+        wait_idle(page)
+        t = time.perf_counter()
+        page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(upload))
+        expect(page.locator('[data-testid="stImage"] img')).to_have_count(13, timeout=60_000)
+        timings["search_by_upload_s"] = round(time.perf_counter() - t, 3)
+        # the uploaded file is image 42 itself: it comes first, at (nearly) zero distance
+        expect(page.get_by_text(re.compile(rf"^#{upload_id} · .* · d=0\.0")).first).to_be_visible(timeout=30_000)
+        shoot(page, "search_upload")
+
+        open_page(page, "Select", timings)
+        page.get_by_role("button", name="Preview").click()
+        expect(page.get_by_text("Coverage radius")).to_be_visible(timeout=60_000)
+        wait_idle(page)
+        page.get_by_label("Selection name").fill("browser_pick")
+        page.get_by_role("button", name="Save selection").click()
+        expect(page.get_by_text("browser_pick").first).to_be_visible(timeout=30_000)
+        assert (app_ws / "selections" / "browser_pick.parquet").exists()
+        shoot(page, "select")
+
+        open_page(page, "Duplicates & quality", timings)
+        shoot(page, "duplicates")
+        page.get_by_text("Review pairs", exact=True).click()  # mark a pair: the threshold follows
+        same = page.get_by_role("button", name="Same image")
+        expect(same.first).to_be_visible(timeout=30_000)
+        wait_idle(page)
+        same.last.click()
+        expect(page.get_by_text(re.compile(r"1\*?\*? pair\(s\) marked"))).to_be_visible(timeout=30_000)
+        marks = pd.read_parquet(app_ws / "duplicate_marks.parquet")
+        assert len(marks) == 1 and marks["same"].item()
+        assert json.loads((app_ws / "duplicates.json").read_text())["threshold_source"] == "marks"
+        shoot(page, "duplicates_review")
+
+        open_page(page, "Label issues", timings)  # confirm a suggested label: a new column, original kept
+        page.get_by_role("button", name="Find label issues").click()
+        confirm = page.locator('[class*="st-key-labels_confirm_"] button')  # not the "Confirmed" metric's help
+        expect(confirm.first).to_be_visible(timeout=60_000)
+        for _ in range(3):  # a click that lands while the page is still rerunning is dropped: retry
             wait_idle(page)
-            t = time.perf_counter()
-            id_input.fill("7")
-            id_input.press("Enter")
-            expect(page.get_by_text("#7 ·").first).to_be_visible(timeout=30_000)
-            results = page.locator('[data-testid="stImage"] img')
-            expect(results).to_have_count(13, timeout=30_000)  # the query image and its 12 neighbours
-            timings["search_by_id_s"] = round(time.perf_counter() - t, 3)
-            shoot(page, "search")
+            confirm.first.click()
+            deadline = time.monotonic() + 20
+            while not (app_ws / "label_fixes.parquet").exists() and time.monotonic() < deadline:
+                time.sleep(0.3)
+            if (app_ws / "label_fixes.parquet").exists():
+                break
+        shoot(page, "label_issues")
+        fixes = pd.read_parquet(app_ws / "label_fixes.parquet")
+        assert len(fixes) == 1 and fixes["decision"].item() == "confirmed"
+        fixed = int(fixes["id"].item())
+        assert Workspace(app_ws).manifest()["label"].iloc[fixed] != fixes["label_fixed"].item()  # original kept
+        shoot(page, "label_issues")
 
-            from curate.workspace import Workspace
-            ws = Workspace(app_ws)
-            upload_id = 42
-            upload = ws.image_path(upload_id)
-            page.get_by_text("Upload an image", exact=True).click()
-            wait_idle(page)
-            t = time.perf_counter()
-            page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(upload))
-            expect(page.locator('[data-testid="stImage"] img')).to_have_count(13, timeout=60_000)
-            timings["search_by_upload_s"] = round(time.perf_counter() - t, 3)
-            # the uploaded file is image 42 itself: it comes first, at (nearly) zero distance
-            expect(page.get_by_text(re.compile(rf"^#{upload_id} · .* · d=0\.0")).first).to_be_visible(timeout=30_000)
-            shoot(page, "search_upload")
-
-            open_page(page, "Select", timings)
-            page.get_by_role("button", name="Preview").click()
-            expect(page.get_by_text("Coverage radius")).to_be_visible(timeout=60_000)
-            wait_idle(page)
-            page.get_by_label("Selection name").fill("browser_pick")
-            page.get_by_role("button", name="Save selection").click()
-            expect(page.get_by_text("browser_pick").first).to_be_visible(timeout=30_000)
-            assert (app_ws / "selections" / "browser_pick.parquet").exists()
-            shoot(page, "select")
-
-            open_page(page, "Duplicates & quality", timings)
-            shoot(page, "duplicates")
-            page.get_by_text("Review pairs", exact=True).click()  # mark a pair: the threshold follows
-            same = page.get_by_role("button", name="Same image")
-            expect(same.first).to_be_visible(timeout=30_000)
-            wait_idle(page)
-            same.last.click()
-            expect(page.get_by_text(re.compile(r"1\*?\*? pair\(s\) marked"))).to_be_visible(timeout=30_000)
-            marks = pd.read_parquet(app_ws / "duplicate_marks.parquet")
-            assert len(marks) == 1 and marks["same"].item()
-            assert json.loads((app_ws / "duplicates.json").read_text())["threshold_source"] == "marks"
-            shoot(page, "duplicates_review")
-
-            open_page(page, "Label issues", timings)  # confirm a suggested label: a new column, original kept
-            page.get_by_role("button", name="Find label issues").click()
-            confirm = page.locator('[class*="st-key-labels_confirm_"] button')  # not the "Confirmed" metric's help
-            expect(confirm.first).to_be_visible(timeout=60_000)
-            for _ in range(3):  # a click that lands while the page is still rerunning is dropped: retry
-                wait_idle(page)
-                confirm.first.click()
-                deadline = time.monotonic() + 20
-                while not (app_ws / "label_fixes.parquet").exists() and time.monotonic() < deadline:
-                    time.sleep(0.3)
-                if (app_ws / "label_fixes.parquet").exists():
-                    break
-            shoot(page, "label_issues")
-            fixes = pd.read_parquet(app_ws / "label_fixes.parquet")
-            assert len(fixes) == 1 and fixes["decision"].item() == "confirmed"
-            fixed = int(fixes["id"].item())
-            assert Workspace(app_ws).manifest()["label"].iloc[fixed] != fixes["label_fixed"].item()  # original kept
-            shoot(page, "label_issues")
-
-            open_page(page, "Export", timings)
-            target = tmp_path / "exported"
-            page.get_by_label("Target folder").fill(str(target))
-            page.get_by_role("button", name="Review export").click()
-            expect(page.get_by_text("This will write into")).to_be_visible(timeout=30_000)
-            shoot(page, "export")
-            page.get_by_role("button", name="Write").click()
-            expect(page.get_by_text(re.compile(r"^Exported [0-9,]+ images"))).to_be_visible(timeout=60_000)
-            exported = json.loads((target / "manifest.json").read_text())
-            images = sorted(target.rglob("*.jpg"))
-            assert 0 < len(images) == len(exported["images"]) and all(f.stat().st_size > 0 for f in images)
-            assert {str(f.relative_to(target)) for f in images} == {r["path"] for r in exported["images"]}
-            assert not page.locator('[data-testid="stException"]').count()
-        finally:
-            browser.close()
+        open_page(page, "Export", timings)
+        target = tmp_path / "exported"
+        page.get_by_label("Target folder").fill(str(target))
+        page.get_by_role("button", name="Review export").click()
+        expect(page.get_by_text("This will write into")).to_be_visible(timeout=30_000)
+        shoot(page, "export")
+        page.get_by_role("button", name="Write").click()
+        expect(page.get_by_text(re.compile(r"^Exported [0-9,]+ images"))).to_be_visible(timeout=60_000)
+        exported = json.loads((target / "manifest.json").read_text())
+        images = sorted(target.rglob("*.jpg"))
+        assert 0 < len(images) == len(exported["images"]) and all(f.stat().st_size > 0 for f in images)
+        assert {str(f.relative_to(target)) for f in images} == {r["path"] for r in exported["images"]}
+        assert not page.locator('[data-testid="stException"]').count()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "browser_timings.json").write_text(json.dumps(timings, indent=1))
 
@@ -227,7 +237,7 @@ def test_app_in_chromium(app_url, app_ws, tmp_path):
 def test_a_million_point_map_in_chromium(tmp_path):
     """1M images on Explore in a real browser: the page draws its 50,000-point share with WebGL, and a
     lasso over it selects every image inside, drawn or not."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     from curate.ui.map_figure import MAX_DRAWN
     from tests.test_app_explore import synthetic_workspace
@@ -236,32 +246,25 @@ def test_a_million_point_map_in_chromium(tmp_path):
     server = serve(ws.path)
     url = next(server)
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_page(viewport={"width": 1400, "height": 1500})
-                page.goto(url)
-                page.get_by_role("heading", name="Overview", exact=True).wait_for(timeout=120_000)
-                t = time.perf_counter()
-                open_page(page, "Explore")
-                plot = page.locator(".js-plotly-plot").first
-                plot.wait_for(timeout=120_000)
-                expect(plot.locator("canvas").first).to_be_attached()
-                expect(page.get_by_text(re.compile(r"1,000,000 of 1,000,000 images on the map\. \d\d,\d{3} of them "
-                                                   r"are drawn"))).to_be_visible(timeout=120_000)
-                wait_idle(page)
-                drawn_s = time.perf_counter() - t
-                lasso(page, plot.locator(".nsewdrag").first.bounding_box())
-                add = page.get_by_role("button", name="to basket")
-                add.wait_for(timeout=120_000)
-                selected = int(re.search(r"Add ([\d,]+) to basket", add.inner_text())[1].replace(",", ""))
-                assert selected > MAX_DRAWN  # more images than are drawn at all: the undrawn ones inside count
-                ARTIFACTS.mkdir(parents=True, exist_ok=True)
-                page.screenshot(path=str(ARTIFACTS / "explore_1m.png"))
-                (ARTIFACTS / "explore_1m_timings.json").write_text(json.dumps(
-                    {"explore_first_draw_s": round(drawn_s, 2), "lasso_selected": selected}, indent=1))
-            finally:
-                browser.close()
+        with chromium_page(url, 1500, timeout_ms=120_000) as page:
+            t = time.perf_counter()
+            open_page(page, "Explore")
+            plot = page.locator(".js-plotly-plot").first
+            plot.wait_for(timeout=120_000)
+            expect(plot.locator("canvas").first).to_be_attached()
+            expect(page.get_by_text(re.compile(r"1,000,000 of 1,000,000 images on the map\. \d\d,\d{3} of them "
+                                               r"are drawn"))).to_be_visible(timeout=120_000)
+            wait_idle(page)
+            drawn_s = time.perf_counter() - t
+            lasso(page, plot.locator(".nsewdrag").first.bounding_box())
+            add = page.get_by_role("button", name="to basket")
+            add.wait_for(timeout=120_000)
+            selected = int(re.search(r"Add ([\d,]+) to basket", add.inner_text())[1].replace(",", ""))
+            assert selected > MAX_DRAWN  # more images than are drawn at all: the undrawn ones inside count
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "explore_1m.png"))
+            (ARTIFACTS / "explore_1m_timings.json").write_text(json.dumps(
+                {"explore_first_draw_s": round(drawn_s, 2), "lasso_selected": selected}, indent=1))
     finally:
         server.close()
 
@@ -271,7 +274,7 @@ def test_a_page_waiting_for_a_writer_reloads_by_itself_when_the_writer_finishes(
     workspace's lock. The Search page says the workspace is being updated (naming the writer) instead of
     searching new vectors in the old index; once the index is rebuilt and the writer gone, the page reloads
     on its own (no click) and searches."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     from curate.locks import locked
     from curate.steps.embed import embed
@@ -279,33 +282,18 @@ def test_a_page_waiting_for_a_writer_reloads_by_itself_when_the_writer_finishes(
 
     ws = built_workspace_copy
     embed(ws)  # a new embeddings.npy: the index is now of another generation
-    writer = locked(ws.locks_dir, "embed", what="an embedding run")
-    writer.__enter__()
-    try:
-        for url in serve(ws.path):
-            with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-                try:
-                    page = browser.new_page(viewport={"width": 1400, "height": 1200})
-                    page.goto(url)
-                    page.get_by_role("heading", name="Overview", exact=True).wait_for(timeout=60_000)
-                    open_page(page, "Search")
-                    notice = page.get_by_text("This workspace is being updated")
-                    notice.wait_for(timeout=30_000)
-                    expect(page.locator('[data-testid="stAlert"]').first).to_contain_text(
-                        f"Process {os.getpid()}")
-                    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-                    page.screenshot(path=str(ARTIFACTS / "search_being_updated.png"), full_page=True)
-                    build_workspace_index(ws)  # the writer finishes its work...
-                    writer.__exit__(None, None, None)  # ...and lets go
-                    writer = None
-                    expect(notice).to_have_count(0, timeout=30_000)  # reloaded by itself
-                    page.get_by_role("heading", name="Search", exact=True).wait_for(timeout=30_000)
-                    wait_idle(page)
-                    assert page.locator('[data-testid="stException"]').count() == 0
-                    assert "being updated" not in page.locator('[data-testid="stMain"]').inner_text()
-                finally:
-                    browser.close()
-    finally:
-        if writer is not None:
-            writer.__exit__(None, None, None)
+    for url in serve(ws.path):
+        with chromium_page(url, 1200) as page:
+            with locked(ws.locks_dir, "embed", what="an embedding run"):  # the writer, at work
+                open_page(page, "Search")
+                notice = page.get_by_text("This workspace is being updated")
+                notice.wait_for(timeout=30_000)
+                expect(page.locator('[data-testid="stAlert"]').first).to_contain_text(f"Process {os.getpid()}")
+                ARTIFACTS.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(ARTIFACTS / "search_being_updated.png"), full_page=True)
+                build_workspace_index(ws)  # it finishes its work, then lets go
+            expect(notice).to_have_count(0, timeout=30_000)  # reloaded by itself
+            page.get_by_role("heading", name="Search", exact=True).wait_for(timeout=30_000)
+            wait_idle(page)
+            assert page.locator('[data-testid="stException"]').count() == 0
+            assert "being updated" not in page.locator('[data-testid="stMain"]').inner_text()
