@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import signal
 import sys
+import time
 from pathlib import Path
 
 from curate.pipeline import (command_progress, dedup_summary, embed_step, label_issues_step, quality_step, run,
@@ -187,6 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
     for f in dataclasses.fields(QualityConfig):
         c.add_argument(f"--{f.name.replace('_', '-')}", type=float, metavar="T",
                        help=f"threshold of the {f.name} flag (default {f.default}, see curate/quality/checks.py)")
+    c = command("map", cmd_map, "a 2-D map of the embeddings: UMAP or PCA as the main map (projection_umap.npy), "
+                                "or a t-SNE map beside it (projection_tsne.npy)")
+    c.add_argument("--method", choices=["auto", "umap", "pca", "tsne"], default="tsne",
+                   help="tsne (default): the SSL literature's view, for Explore and `curate eval`; auto/umap/pca "
+                        "rebuild the main map as `curate run --map-method` does")
+    c.add_argument("--seed", type=int, default=0)
     c = command("scores", cmd_scores, "per-image uniqueness, typicality and outlier scores from the embeddings")
     c.add_argument("-k", type=int, default=10, help="neighbours per image (default 10)")
     c = command("label-issues", cmd_label_issues, "images whose label disagrees with their neighbours in embedding "
@@ -205,7 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
     c = command("eval", cmd_eval, "representation report (kNN, linear probe, k-means NMI, per-layer probes, "
                                   "invariance, pretext accuracy) on a held-out split when labels exist")
     c.add_argument("--no-baseline", action="store_true", help="skip the random-weights baseline")
-    c.add_argument("--quick", action="store_true", help="skip the per-layer probes and the invariance test")
+    c.add_argument("--quick", action="store_true", help="skip the per-layer probes, the invariance test and the fine-tuning "
+                                                          "transfer")
+    c.add_argument("--finetune-steps", type=int, default=None, metavar="N",
+                   help="steps of each fine-tuning run on 1%% and 10%% of the labels (default 200; 0: skip)")
     c = command("compare-models", cmd_compare_models, "how much two workspaces' encoders agree, without labels: "
                 "overlap (Jaccard@k) of each image's nearest neighbours, and where they differ most", workspaces=2)
     c.add_argument("-k", type=int, default=10, help="neighbours per image (default 10)")
@@ -382,6 +392,17 @@ def cmd_quality(args):
     quality_step(args, ws, cfg)
 
 
+def cmd_map(args):
+    from curate.steps.index import build_projection
+    from curate.workspace import Workspace
+
+    ws = Workspace(args.workspace).require()
+    started = time.perf_counter()
+    build_projection(ws, args.method, args.seed)
+    print(f"{args.method} map of {ws.embeddings().shape[0]:,} rows in {time.perf_counter() - started:.1f}s "
+          f"-> {ws.map_file(args.method)}")
+
+
 def cmd_scores(args):
     from curate.workspace import Workspace
 
@@ -428,7 +449,8 @@ def cmd_eval(args):
 
     ws = Workspace(args.workspace).require()
     with command_progress("eval", "stage") as bar:
-        report = evaluate(ws, random_baseline=not args.no_baseline, quick=args.quick, progress=bar)
+        report = evaluate(ws, random_baseline=not args.no_baseline, quick=args.quick, progress=bar,
+                          finetune_steps=args.finetune_steps)
     print(summary_table(report))
     for part, why in report.get("skipped", {}).items():
         print(f"  {part}: {why}")

@@ -31,6 +31,7 @@ T = TypeVar("T")
 
 # The command that rewrites each checked file (a stale file's message says what brings it up to date).
 REBUILT_BY = {"embeddings.npy": "curate embed", "index.faiss": "curate embed", "projection_umap.npy": "curate run",
+              "projection_tsne.npy": "curate map --method tsne",
               "knn_graph.npz": "curate scores", "duplicates.parquet": "curate dedup",
               "scores.parquet": "curate scores", "label_issues.parquet": "curate label-issues"}
 

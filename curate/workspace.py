@@ -34,6 +34,8 @@ class Workspace:
     @property
     def projection_file(self) -> Path: return self.path / "projection_umap.npy"
     @property
+    def tsne_file(self) -> Path: return self.path / "projection_tsne.npy"
+    @property
     def model_dir(self) -> Path: return self.path / "model"
     @property
     def encoder_file(self) -> Path: return self.model_dir / "encoder.pt"
@@ -107,12 +109,17 @@ class Workspace:
         self._need(self.embeddings_file, "curate embed")
         return np.load(self.embeddings_file, mmap_mode="r" if mmap else None)
 
-    def projection(self) -> np.ndarray:
+    def map_file(self, method: str = "umap") -> Path:
+        """Where the 2-D map of `method` lives: t-SNE beside the main map (UMAP, or the --map-method of the run)."""
+        return self.tsne_file if method == "tsne" else self.projection_file
+
+    def projection(self, method: str = "umap") -> np.ndarray:
         """The 2-D map, refused while it is of other embeddings than embeddings.npy holds (`curate.generations`)."""
         from curate.generations import load_checked
 
-        self._need(self.projection_file, "curate run")
-        return load_checked(self.path, [self.projection_file], lambda: np.load(self.projection_file))
+        file = self.map_file(method)
+        self._need(file, "curate map -w WS --method tsne" if method == "tsne" else "curate run")
+        return load_checked(self.path, [file], lambda: np.load(file))
 
     def model_config(self) -> dict | None:
         file = self.model_dir / "config.json"

@@ -463,3 +463,26 @@ def test_explore_draws_a_map_that_lags_behind_the_manifest(monkeypatch, built_wo
     shown = next(c.value for c in at.caption if "images on the map" in c.value)
     mapped = int(np.isfinite(xy[:-50]).all(1).sum())
     assert shown.startswith(f"{mapped:,} of {mapped:,} images on the map"), shown
+
+
+def test_tsne_map_is_computed_on_request_then_drawn(monkeypatch, built_workspace_copy):
+    """t-SNE is offered before it exists: the page says so, draws the UMAP meanwhile, and one click
+    writes projection_tsne.npy (a checked file of these embeddings) and draws it."""
+    ws = built_workspace_copy
+    at = open_page(start(monkeypatch, ws.path), "Explore")
+    at.selectbox(key="explore_projection").set_value("tsne").run()
+    assert_clean(at)
+    assert any("No t-SNE map yet" in i.value for i in at.info)
+    umap_xy = ws.projection()
+    trace = traces(at)[0]
+    ids = array(trace["customdata"]).astype(np.int64)
+    assert np.allclose(array(trace["x"]), umap_xy[ids, 0], atol=1e-4)  # the UMAP until t-SNE is computed
+    at.button(key="explore_compute_tsne").click().run(timeout=300)
+    assert_clean(at)
+    tsne_xy = ws.projection("tsne")
+    assert ws.tsne_file.exists() and np.isfinite(tsne_xy[indexed_rows(ws)]).all()
+    assert not any("No t-SNE map yet" in i.value for i in at.info)
+    for trace in traces(at):
+        ids = array(trace["customdata"]).astype(np.int64)
+        assert np.allclose(array(trace["x"]), tsne_xy[ids, 0], atol=1e-4)
+    assert plotted(at) == (2000, 2000)

@@ -113,7 +113,7 @@ def test_select_with_constraints_tags_and_zip_export(cli_workspace, tmp_path, ca
 
 
 def test_eval_reports_knn_against_random_weights(cli_workspace):
-    assert main(["eval", "-w", str(cli_workspace)]) == 0
+    assert main(["eval", "-w", str(cli_workspace), "--quick"]) == 0
     report = json.loads((cli_workspace / "reports/eval.json").read_text())
     assert report["test_images"] > 100 and report["classes"] == 10
     assert 0.1 < report["knn_top1"] <= 1 and 0.0 < report["knn_top1_random_init"] <= 1

@@ -193,20 +193,20 @@ def evaluated(built_workspace, tmp_path_factory) -> tuple[Path, str]:
     shutil.copytree(built_workspace, ws)  # the fixture is shared and read-only; eval writes reports/
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        assert main(["eval", "-w", str(ws)]) == 0
+        assert main(["eval", "-w", str(ws), "--finetune-steps", "20"]) == 0
     return ws, out.getvalue()
 
 
 @pytest.mark.slow
 def test_curate_eval_writes_the_whole_report(evaluated):
     ws, out = evaluated
-    assert "linear probe top-1" in out and "eval.json" in out and "(+5 PNGs)" in out and "effective rank" in out
+    assert "linear probe top-1" in out and "eval.json" in out and "(+6 PNGs)" and "fine-tuned on 10% of the labels" in out and "effective rank" in out
     report = json.loads((ws / "reports" / "eval.json").read_text())
     keys = {"knn_top1", "knn_top1_random_init", "test_images", "classes", "holdout_fraction", "train_images",
             "protocol", "linear_probe_top1", "linear_probe_top1_random_init", "kmeans_nmi", "kmeans_ari",
             "kmeans_nmi_random_init", "kmeans_ari_random_init", "layer_probe_top1", "invariance",
             "invariance_relative", "pretext", "speed", "plots", "embeddings_match_encoder", "health",
-            "health_random_init"}
+            "health_random_init", "finetune", "finetune_protocol"}
     assert keys <= set(report), keys - set(report)
     assert report["classes"] == 10 and report["test_images"] > 100 and report["skipped"] == {}
     for key in ("knn_top1", "linear_probe_top1", "linear_probe_top1_random_init", "kmeans_nmi"):
@@ -217,7 +217,13 @@ def test_curate_eval_writes_the_whole_report(evaluated):
     assert "loss" in report["pretext"]["simclr"]  # the fixture trains simclr only: a loss, no accuracy
     assert report["embeddings_match_encoder"] > 0.99
     assert report["speed"]["embed_images_per_s"] > 0 and report["speed"]["peak_rss_mb"] > 0
-    assert set(report["plots"]) == {"training_curves", "training_health", "layer_probes", "embedding_map", "summary"}
+    assert set(report["plots"]) == {"training_curves", "training_health", "layer_probes", "embedding_map", "summary",
+                                    "projections"}
+    assert list(report["finetune"]) == ["1%", "10%"] and report["finetune_protocol"]["steps"] == 20
+    for row in report["finetune"].values():
+        for key in ("finetune_top1", "finetune_top1_random_init", "linear_probe_top1"):
+            assert 0.0 <= row[key] <= 1.0, key
+    assert 10 <= report["finetune"]["1%"]["labelled_images"] < report["finetune"]["10%"]["labelled_images"]
     assert report["health"]["effective_rank"] > 1 and report["health"]["alignment"] >= 0
     for name in report["plots"].values():
         assert_png(ws / "reports" / name)
@@ -233,7 +239,8 @@ def test_overview_page_shows_the_evaluation(evaluated, monkeypatch):
     shown = {m.label: m.value for m in at.metric}
     report = json.loads((evaluated[0] / "reports" / "eval.json").read_text())
     assert shown["kNN top-1"] == f"{report['knn_top1']:.1%}" and "Linear probe top-1" in shown
-    assert len(at.image) == 5 and len(at.dataframe) >= 1
+    assert len(at.image) == 6 and len(at.dataframe) >= 1
+    assert any("fine-tuned on 1% of the labels" in row for row in at.dataframe[0].value["metric"])
 
 
 @pytest.mark.slow

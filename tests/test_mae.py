@@ -104,7 +104,8 @@ def test_mae_preset_trains_embeds_and_evaluates_through_the_cli(small_images, tm
     config = json.loads((ws / "model" / "config.json").read_text())
     assert config["backbone"] == {"name": "vit_tiny", "stem": "p4", "image_size": 32}
     assert main(["embed", str(small_images), "-w", str(ws)]) == 0
-    assert main(["eval", "-w", str(ws)]) == 0  # rebuilds a random-weights ViT from config.json
+    assert main(["eval", "-w", str(ws), "--finetune-steps", "5"]) == 0  # random-weights ViT from config.json
+    assert json.loads((ws / "reports" / "eval.json").read_text())["finetune"]["10%"]["labelled_images"] >= 10
 
 
 def test_mae_on_a_resnet_says_what_to_do(small_images, tmp_path, capsys):

@@ -105,6 +105,30 @@ def plot_embedding_map(xy: np.ndarray, labels: np.ndarray | None, path: str | Pa
     return save_png(fig, path)
 
 
+def plot_projections(maps: dict[str, np.ndarray], labels: np.ndarray | None, path: str | Path) -> Path | None:
+    """The same images on each 2-D map side by side ({"UMAP": (n, 2), "t-SNE": ..., "PCA": ...}), coloured
+    by label (labels (n,) object array or None): how much each view's clusters are the method's own."""
+    maps = {name: np.asarray(xy, np.float32) for name, xy in maps.items() if xy is not None and len(xy)}
+    if not maps:
+        return None
+    n = len(next(iter(maps.values())))
+    names = np.array(["(no label)" if labels is None or labels[i] is None else str(labels[i]) for i in range(n)])
+    classes = sorted(set(names) - {"(no label)"})
+    fig = Figure(figsize=(4.2 * len(maps) + 1.5, 4.4))
+    size = max(1.0, min(12.0, 8_000 / n))
+    for ax, (title, xy) in zip(np.atleast_1d(fig.subplots(1, len(maps))), maps.items()):
+        keep = np.isfinite(xy).all(1)
+        ax.scatter(*xy[keep & (names == "(no label)")].T, s=size, c="lightgrey", linewidths=0)
+        for colour, name in zip(_colours(len(classes)), classes):
+            ax.scatter(*xy[keep & (names == name)].T, s=size, color=colour, label=name, linewidths=0)
+        ax.set(xticks=[], yticks=[], title=title)
+    if 0 < len(classes) <= MAX_LEGEND:
+        ax.legend(fontsize=7, markerscale=max(1.0, 4 / size), loc="center left", bbox_to_anchor=(1, 0.5),
+                  frameon=False)
+    fig.suptitle(f"{n:,} images on each map, by label", fontsize=10)
+    return save_png(fig, path)
+
+
 def plot_summary(trained: dict[str, float], random_init: dict[str, float], path: str | Path) -> Path | None:
     """Grouped bars: each metric (kNN, probe, NMI, ...; values in [0, 1]) trained vs random weights."""
     if not trained:
@@ -127,11 +151,12 @@ def plot_summary(trained: dict[str, float], random_init: dict[str, float], path:
 
 
 def write_report_plots(out_dir: str | Path, report: dict, train_log: list[dict], xy: np.ndarray,
-                       labels: np.ndarray | None, health_log: list[dict] = ()) -> dict[str, str]:
+                       labels: np.ndarray | None, health_log: list[dict] = (),
+                       projections: tuple[dict[str, np.ndarray], np.ndarray | None] = ({}, None)) -> dict[str, str]:
     """Every figure an eval report has data for, into out_dir: {name: file name}; stale ones are removed.
 
     report: the eval.json dict; train_log / health_log: rows of model/train_log.jsonl / health_log.jsonl;
-    xy (N, 2): the 2-D map; labels (N,) or None.
+    xy (N, 2): the 2-D map; labels (N,) or None; projections: ({method: (n, 2)}, labels (n,)) of a sample.
     """
     out = Path(out_dir)
     headline = {"kNN": "knn_top1", "linear probe": "linear_probe_top1", "k-means NMI": "kmeans_nmi",
@@ -144,6 +169,7 @@ def write_report_plots(out_dir: str | Path, report: dict, train_log: list[dict],
         "layer_probes": plot_layer_probes(report.get("layer_probe_top1", {}), out / "layer_probes.png",
                                           chance=1 / max(1, report.get("classes", 1))),
         "embedding_map": plot_embedding_map(xy, labels, out / "embedding_map.png"),
+        "projections": plot_projections(*projections, out / "projections.png"),
         "summary": plot_summary(trained, random_init, out / "summary.png"),
     }
     for name, path in written.items():

@@ -32,6 +32,10 @@ def summary_rows(report: dict) -> list[Row]:
     for key, name, reading, _ in FIGURES:
         if health.get(key) is not None:
             rows.append((titled(name, reading), _num(health[key]), _num(health_random.get(key))))
+    for name, row in (r("finetune") or {}).items():
+        rows.append((f"fine-tuned on {name} of the labels ({row['labelled_images']:,} images)",
+                     _pct(row["finetune_top1"]), _pct(row.get("finetune_top1_random_init"))))
+        rows.append((f"linear probe on the same {name}", _pct(row["linear_probe_top1"]), ""))
     for layer, acc in (r("layer_probe_top1") or {}).items():
         rows.append((f"probe {layer}", _pct(acc), ""))
     inv, rel = r("invariance") or {}, r("invariance_relative") or {}

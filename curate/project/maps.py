@@ -1,4 +1,5 @@
-"""2-D projections for the map view. UMAP by default; PCA for tiny sets (UMAP needs neighbours)."""
+"""2-D projections for the map view. UMAP by default; PCA for tiny sets (UMAP needs neighbours);
+t-SNE (openTSNE, FFT-accelerated) as the SSL literature draws its embedding figures."""
 from __future__ import annotations
 
 import inspect
@@ -14,6 +15,7 @@ PROJECTIONS: Registry = Registry("projection")
 UMAP_MIN_POINTS = 64
 UMAP_EXACT_BELOW = 4096  # umap-learn compares all pairs below this many points, ignoring given neighbours
 UMAP_FIT_MAX = 50_000  # above: UMAP is fitted on a sample this size and the rest placed by their neighbours
+TSNE_FIT_MAX = 20_000  # t-SNE's fit is slower than UMAP's per point: sample and place beyond this
 PLACE_K = 10
 
 
@@ -54,15 +56,39 @@ def umap_2d(vectors: np.ndarray, seed: int = 0, n_neighbors: int = 15, min_dist:
         return reducer.fit_transform(x).astype(np.float32)
 
 
+@PROJECTIONS.register("tsne")
+def tsne_2d(vectors: np.ndarray, seed: int = 0, perplexity: float = 30.0, fit_max: int = TSNE_FIT_MAX) -> np.ndarray:
+    """(N, D) -> (N, 2) float32 t-SNE (cosine, openTSNE's FFT gradients, PCA start). PCA to 50 dims
+    first, as for UMAP; beyond `fit_max` rows, fitted on a sample and the rest placed by neighbours."""
+    from openTSNE import TSNE  # only when a t-SNE map is made
+
+    x = np.asarray(vectors, dtype=np.float32)
+    if len(x) < 4:
+        return pca_2d(x, seed)
+    if x.shape[1] > 50 and len(x) > 50:
+        x = pca_reduce(x, 50)
+    if len(x) > fit_max:
+        return sample_and_place(x, seed, fit_max, lambda rows: tsne_2d(rows, seed, perplexity, fit_max))
+    tsne = TSNE(n_components=2, perplexity=min(perplexity, (len(x) - 1) / 3), metric="cosine", n_jobs=1,
+                random_state=seed, verbose=False)
+    return np.asarray(tsne.fit(x), dtype=np.float32)
+
+
 def umap_sample_and_place(x: np.ndarray, seed: int, n_neighbors: int, min_dist: float,
                           fit_max: int = UMAP_FIT_MAX) -> np.ndarray:
-    """UMAP of `fit_max` random rows (their exact k-NN from FAISS); every other row is put where
-    its PLACE_K nearest sample rows are (`place_by_neighbours`), which is where umap-learn's own
-    `transform` starts before it refines. Cost: one fit of fixed size plus N x sample matrix products."""
+    """UMAP of `fit_max` random rows (their exact k-NN from FAISS), the rest placed by `sample_and_place`."""
     from curate.quality.scores import knn as nearest
 
+    return sample_and_place(x, seed, fit_max, lambda rows: umap_2d(
+        rows, seed, n_neighbors, min_dist, knn=nearest(unit(rows), n_neighbors, exact=True)))
+
+
+def sample_and_place(x: np.ndarray, seed: int, fit_max: int, fit) -> np.ndarray:
+    """`fit` (rows -> (n, 2)) on `fit_max` random rows; every other row is put where its PLACE_K nearest
+    sample rows are (`place_by_neighbours`), which is where umap-learn's and openTSNE's own `transform`
+    start before they refine. Cost: one fit of fixed size plus N x sample matrix products."""
     sample = np.sort(np.random.default_rng(seed).choice(len(x), fit_max, replace=False))
-    fitted = umap_2d(x[sample], seed, n_neighbors, min_dist, knn=nearest(unit(x[sample]), n_neighbors, exact=True))
+    fitted = fit(x[sample])
     out = np.empty((len(x), 2), np.float32)
     out[sample] = fitted
     rest = np.setdiff1d(np.arange(len(x)), sample)

@@ -20,16 +20,20 @@ from curate.data.manifest import labels as manifest_labels, ok_mask
 from curate.data.split import holdout_mask
 from curate.embed.encoder import backbone_spec, embed_images, load_encoder
 from curate.evaluate import plots, protocol
+from curate.evaluate.finetune import FinetuneConfig, finetune_top1, labelled_subset
 from curate.evaluate.health import encoder_health
+from curate.evaluate.linear_probe import linear_probe
 from curate.evaluate.pretext import pretext_scores
 from curate.evaluate.speed import StageTimer, current_rss_mb, embed_throughput, peak_rss_mb
 from curate.models import build_backbone
+from curate.project.maps import PROJECTIONS, UMAP_MIN_POINTS
 from curate.pretext import TaskSpec
 from curate.progress import Progress
 from curate.workspace import Workspace, now
 
 DEFAULT_HOLDOUT = 0.1
-_FLAGS = {"random_baseline": "--no-baseline", "layers": "--quick", "invariance": "--quick"}  # what turns a stage off
+PROJECTION_IMAGES = 5_000  # images on the side-by-side maps of the report (t-SNE of 5,000: ~1 min on 2 cores)
+_FLAGS = {"random_baseline": "--no-baseline", "layers": "--quick", "invariance": "--quick", "finetune": "--quick or --finetune-steps 0"}  # what turns a stage off
 HEALTH_PROTOCOL = ("label-free: effective rank (RankMe), uniformity and nearest-neighbour cosine of the embeddings "
                    "of held-out images, alignment (Wang & Isola) of two augmented views of each")
 PROTOCOL = ("weighted kNN, cosine, k=200, T=0.1; linear probe: L2-normalised + standardised features, L-BFGS "
@@ -46,7 +50,9 @@ class EvalOptions:
     layers: bool = True
     invariance: bool = True
     pretext: bool = True
+    finetune: bool = True  # the whole encoder fine-tuned on 1% and 10% of the labelled training images
     plots: bool = True
+    finetune_steps: int = FinetuneConfig.steps
     layer_train_images: int = 10_000
     layer_test_images: int = 2_000
     invariance_images: int = 512
@@ -59,12 +65,15 @@ class EvalOptions:
 
 
 def evaluate(ws: Workspace, random_baseline: bool = True, progress: Progress | None = None, quick: bool = False,
-             options: EvalOptions | None = None) -> dict:
+             options: EvalOptions | None = None, finetune_steps: int | None = None) -> dict:
     """Write reports/eval.json (+ PNGs) and return it; needs labels (class sub-folders) and embeddings.
 
-    `quick` skips the per-layer probes and the invariance test; `options`, when given, decides everything.
+    `quick` skips the per-layer probes, the invariance test and fine-tuning; `finetune_steps` (0: no
+    fine-tuning) sets each fine-tuning run's length; `options`, when given, decides everything.
     """
-    opts = options or EvalOptions(random_baseline=random_baseline, layers=not quick, invariance=not quick)
+    steps = EvalOptions.finetune_steps if finetune_steps is None else finetune_steps
+    opts = options or EvalOptions(random_baseline=random_baseline, layers=not quick, invariance=not quick,
+                                  finetune=not quick and steps > 0, finetune_steps=max(steps, 1))
     started, rss_start, timer = time.perf_counter(), current_rss_mb(), StageTimer(progress)
     manifest = ws.manifest()
     if manifest_labels(manifest) is None:  # no labels: the label-free report (health, invariance, pretext, speed)
@@ -87,7 +96,7 @@ def evaluate(ws: Workspace, random_baseline: bool = True, progress: Progress | N
                        "threads": torch.get_num_threads(), "stage_seconds": timer.seconds}
     if opts.plots:
         with timer("plots"):
-            report["plots"] = _write_plots(ws, report, names)
+            report["plots"] = _write_plots(ws, report, names, opts.seed)
     report["speed"]["eval_seconds"] = round(time.perf_counter() - started, 2)
     storage.write_json(ws.reports_dir / "eval.json", report)
     return report
@@ -147,7 +156,7 @@ def _model_stages(ws: Workspace, manifest, split, opts: EvalOptions, timer: Stag
     with timer("throughput"):
         speed = _throughput(ws, enc, split, opts, report)
     stages = {"health": _health_scores, "random_baseline": _random_init_scores, "layers": _layer_scores, "invariance": _invariance_scores,
-              "pretext": _pretext_scores}
+              "pretext": _pretext_scores, "finetune": _finetune_scores}
     for name, run in stages.items():
         if not getattr(opts, name):
             report["skipped"][name] = f"not asked for ({_FLAGS.get(name, 'EvalOptions')})"
@@ -214,6 +223,36 @@ def _invariance_scores(ws, enc: _Encoder, split, opts: EvalOptions, timer: Stage
                                       timer.progress), None
 
 
+def _finetune_scores(ws: Workspace, enc: _Encoder, split, opts: EvalOptions,
+                     timer: StageTimer) -> tuple[dict, str | None]:
+    """Transfer with a few labels: the encoder fine-tuned on 1% and 10% of the labelled training images,
+    next to a linear probe on the same images' stored embeddings (and random weights fine-tuned alike)."""
+    if split.n_classes == 0:
+        return {}, "needs labels"
+    cfg = FinetuneConfig(steps=opts.finetune_steps, seed=opts.seed)
+    test = protocol.subsample(np.flatnonzero(split.test), cfg.test_images, opts.seed)
+    vectors, rows = ws.embeddings(), {}
+    for fraction in cfg.fractions:
+        subset = labelled_subset(np.flatnonzero(split.train), split.y, fraction, opts.seed)
+        name = f"{100 * fraction:g}%"
+        started = time.perf_counter()
+        tuned = finetune_top1(enc.model, enc.images, subset, split.y, test, enc.mean, enc.std, cfg, timer.progress,
+                              stage=f"fine-tune on {name}")
+        row = {"labelled_images": int(len(subset)), "finetune_top1": tuned,
+               "finetune_seconds": round(time.perf_counter() - started, 1),
+               "linear_probe_top1": linear_probe(np.asarray(vectors[subset]), split.y[subset],
+                                                 np.asarray(vectors[test]), split.y[test], seed=opts.seed).top1}
+        if opts.random_baseline:
+            row["finetune_top1_random_init"] = finetune_top1(
+                _random_init_model(enc, opts.seed), enc.images, subset, split.y, test, enc.mean, enc.std, cfg,
+                timer.progress, stage=f"fine-tune random weights on {name}")
+        rows[name] = row
+    return {"finetune": rows, "finetune_protocol": {
+        "steps": cfg.steps, "batch_size": cfg.batch_size, "optimizer": "AdamW", "lr_head": cfg.lr,
+        "lr_backbone": cfg.lr * cfg.backbone_lr_scale, "weight_decay": cfg.weight_decay,
+        "augmentation": f"random resized crop (area >= {cfg.min_scale}), flip", "test_images": int(len(test))}}, None
+
+
 def _pretext_scores(ws: Workspace, enc: _Encoder, split, opts: EvalOptions,
                     timer: StageTimer) -> tuple[dict, str | None]:
     """Held-out figures of every pretext task in config.json, its heads from model/checkpoint.pt."""
@@ -228,12 +267,26 @@ def _pretext_scores(ws: Workspace, enc: _Encoder, split, opts: EvalOptions,
     return {"pretext": scores, "pretext_notes": notes, "pretext_images": int(len(rows))}, None
 
 
-def _write_plots(ws: Workspace, report: dict, names: np.ndarray | None) -> dict[str, str]:
-    """The report's PNGs from the workspace's training logs and 2-D map: {name: file name in reports/}."""
+def _write_plots(ws: Workspace, report: dict, names: np.ndarray | None, seed: int = 0) -> dict[str, str]:
+    """The report's PNGs from the workspace's training logs and 2-D maps: {name: file name in reports/}."""
     def rows(name: str) -> list[dict]:
         return storage.read_jsonl(ws.model_dir / name)
 
     xy = np.load(ws.projection_file) if ws.projection_file.exists() else np.zeros((0, 2), np.float32)
     labels = names if names is not None and len(xy) == len(names) else None
     return plots.write_report_plots(ws.reports_dir, report, rows("train_log.jsonl"), xy, labels,
-                                    rows("health_log.jsonl"))
+                                    rows("health_log.jsonl"), _projections(ws, xy, names, seed))
+
+
+def _projections(ws: Workspace, xy: np.ndarray, names: np.ndarray | None, seed: int = 0,
+                 n: int = PROJECTION_IMAGES) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """UMAP (the workspace's map), t-SNE and PCA of the same sample of embedded images, and their labels."""
+    vectors = ws.embeddings()
+    rows = protocol.subsample(np.flatnonzero(np.isfinite(xy).all(1)) if len(xy) == len(vectors)
+                              else np.arange(len(vectors)), n, seed)
+    if len(rows) < UMAP_MIN_POINTS:
+        return {}, None
+    sample = np.asarray(vectors[rows], np.float32)
+    maps = {"UMAP": xy[rows]} if len(xy) == len(vectors) else {}
+    maps.update({"t-SNE": PROJECTIONS.get("tsne")(sample, seed=seed), "PCA": PROJECTIONS.get("pca")(sample)})
+    return maps, None if names is None else names[rows]

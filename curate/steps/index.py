@@ -53,7 +53,7 @@ def build_workspace_index(ws: Workspace, factory: str | None = None, memory: int
 
 def build_projection(ws: Workspace, method: str = "auto", seed: int = 0) -> np.ndarray:
     """(N, 2) map; rows without an embedding are NaN (the app leaves them out). UMAP takes its
-    neighbours from the workspace's k-NN graph."""
+    neighbours from the workspace's k-NN graph. t-SNE goes to its own file (`Workspace.map_file`)."""
     from curate.steps.graph import knn_graph, positions  # the graph module builds on this one
 
     inputs = inputs_of(ws.path, [ws.embeddings_file.name])
@@ -61,7 +61,7 @@ def build_projection(ws: Workspace, method: str = "auto", seed: int = 0) -> np.n
     ids, sims, neighbours = knn_graph(ws)  # shared with the scores and the duplicate search
     out = np.full((len(vectors), 2), np.nan, dtype=np.float32)
     out[ids] = project_2d(np.asarray(vectors[ids], np.float32), method, seed, knn=(sims, positions(neighbours, ids)))
-    storage.write_npy(ws.projection_file, out)
-    write_sidecar(ws.projection_file, {"method": method, "seed": seed, "created": now()}, inputs)
+    storage.write_npy(ws.map_file(method), out)
+    write_sidecar(ws.map_file(method), {"method": method, "seed": seed, "created": now()}, inputs)
     return out
 

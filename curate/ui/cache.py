@@ -76,9 +76,9 @@ def _searcher_with_encoder(path: str, search_key: tuple, encoder_key: tuple) -> 
 
 
 @st.cache_resource(max_entries=2, show_spinner="Loading the map…")
-def _projection(path: str, key: tuple) -> np.ndarray:
+def _projection(path: str, key: tuple, method: str = "umap") -> np.ndarray:
     """(N, 2) float32 map, NaN rows for images without an embedding (read-only)."""
-    xy = Workspace(path).projection()
+    xy = Workspace(path).projection(method)
     xy.setflags(write=False)
     return xy
 
@@ -267,10 +267,10 @@ def tag_counts(ws: Workspace) -> pd.DataFrame:
 
 
 def map_xy(ws: Workspace, projection: str) -> np.ndarray:
-    """(N, 2) map, NaN rows for images without an embedding: the saved UMAP, or a PCA of the embeddings."""
+    """(N, 2) map, NaN rows for images without an embedding: the saved UMAP or t-SNE, or a PCA of the embeddings."""
     if projection == "pca":
         return _pca_map(str(ws.path), stamp(ws.embeddings_file))
-    return _projection(str(ws.path), stamp(ws.projection_file))
+    return _projection(str(ws.path), stamp(ws.map_file(projection)), projection)
 
 
 @st.cache_resource(max_entries=2, show_spinner="Projecting the embeddings (PCA)…")
@@ -300,7 +300,7 @@ def _clusters(path: str, key: tuple, k: int) -> np.ndarray:
 
 def explore_chart(ws: Workspace, view: MapView) -> map_figure.MapChart:
     """The Explore map for `view`, rebuilt only when the view or a file it reads changes."""
-    map_file = ws.embeddings_file if view.projection == "pca" else ws.projection_file
+    map_file = ws.embeddings_file if view.projection == "pca" else ws.map_file(view.projection)
     extra = stamp(ws.embeddings_file) if view.colour == CLUSTER else ()
     if view.colour == SELECTIONS:
         files = sorted(ws.selections_dir.glob("*.parquet"))

@@ -21,7 +21,7 @@ LABEL, CLUSTER, QUALITY, DUPLICATE, TAG, SELECTIONS, BASKET = (
     "label", "cluster", "quality", "duplicate", "tag", "selections", "basket")
 CONTINUOUS = ("uniqueness", "typicality")  # scores drawn on a colour bar
 RANGE_COLUMNS = CONTINUOUS  # scores the filters bound with a slider
-PROJECTIONS = ("umap", "pca")
+PROJECTIONS = ("umap", "tsne", "pca")
 
 
 @dataclass(frozen=True)

@@ -20,20 +20,26 @@ SCORES = ("uniqueness", "typicality", "outlier")
 OPTIONS = {LABEL: "label", CLUSTER: "k-means cluster", "uniqueness": "uniqueness", "typicality": "typicality",
            "outlier": "outlier", QUALITY: "quality flag", DUPLICATE: "duplicate group", TAG: "tag",
            SELECTIONS: "saved selections", BASKET: "in the basket"}
-PROJECTION_NAMES = {"umap": "UMAP", "pca": "PCA"}
+PROJECTION_NAMES = {"umap": "UMAP", "tsne": "t-SNE", "pca": "PCA"}
 FILTER_KEYS = ("explore_f_labels", "explore_f_flags", "explore_f_tags", "explore_f_skip_tags")
 
 
 def render(ws: Workspace) -> None:
     st.title("Explore")
-    projections = [p for p, f in (("umap", ws.projection_file), ("pca", ws.embeddings_file)) if f.exists()]
+    projections = [p for p, f in (("umap", ws.projection_file), ("tsne", ws.embeddings_file),
+                                  ("pca", ws.embeddings_file)) if f.exists()]
     if not projections:
         st.warning(f"No map yet: build one with `curate run IMAGES -w {ws.path}` (or start a run from Overview).")
         return
     table = cache.image_table(ws)
     left, mid, right = st.columns([1, 2, 1])
     projection = left.selectbox("Map", projections, format_func=PROJECTION_NAMES.get, key="explore_projection",
-                                help="UMAP: the map saved by `curate run`; PCA: the two main axes of the embeddings.")
+                                help="UMAP: the map saved by `curate run`; t-SNE: the SSL literature's view "
+                                     "(`curate map --method tsne`, or computed here); PCA: the two main axes of the "
+                                     "embeddings.")
+    if projection == "tsne" and not ws.tsne_file.exists():
+        tsne_panel(ws)
+        projection = projections[0] if projections[0] != "tsne" else "pca"  # until it is computed
     colour = mid.selectbox("Colour by", colour_options(ws), format_func=describe_option, key="explore_colour",
                            help="What the workspace knows about each image; scores, quality flags and duplicates "
                                 "can be computed here when missing.")
@@ -95,6 +101,19 @@ def compute_panel(ws: Workspace, step: str) -> None:
     if right.button(label, key=f"explore_compute_{step}", type="primary"):
         with errors_as_messages():
             run_step(ws, step)
+            st.rerun()
+
+
+def tsne_panel(ws: Workspace) -> None:
+    """No t-SNE map yet: say so and offer to compute it (a fit on up to 20,000 images; about a minute per 5,000)."""
+    left, right = st.columns([3, 1])
+    left.info("No t-SNE map yet (`curate map --method tsne` makes one). The map below is the "
+              f"{'UMAP' if ws.projection_file.exists() else 'PCA'} until then.", icon=":material/info:")
+    if right.button("Compute t-SNE map", key="explore_compute_tsne", type="primary"):
+        from curate.steps.index import build_projection
+
+        with errors_as_messages(), st.spinner("Fitting t-SNE to the embeddings…"):
+            build_projection(ws, "tsne")
             st.rerun()
 
 

@@ -20,7 +20,7 @@ EVAL_METRICS = [  # label, report key, number format (the random-weights figure,
 HEALTH_METRICS = [(name.capitalize(), key, fmt) for key, name, _, fmt in FIGURES]  # label, key, format
 EVAL_PLOTS = [("summary", "Trained vs random weights"), ("layer_probes", "Per-layer linear probes"),
               ("training_curves", "Training losses"), ("training_health", "Embedding health while training"),
-              ("embedding_map", "2-D map by label")]
+              ("embedding_map", "2-D map by label"), ("projections", "UMAP, t-SNE and PCA of the same images")]
 
 
 def main() -> None:
