@@ -7,8 +7,10 @@ WS is a workspace built on ../shared/data/cifar10-train (`curate run .../cifar10
 workspace of a subset of it works too (its paths are matched to the CSV's). For each noisy column
 of CIFAR-10N (../shared/data/cifar10n/cifar10n_labels.csv: `aggre`, 9.0% wrong; `worse`, 40.2%),
 the noisy labels replace the folder labels, the out-of-sample class probabilities come from the
-workspace's embeddings exactly as `curate label-issues` computes them (k neighbours, self left out),
-and every rule flags images from those same probabilities. An image is truly mislabeled when its
+workspace's embeddings exactly as `curate label-issues` computes them (the mean of the k neighbours'
+vote, self left out, and a 5-fold cross-validated linear model), and every rule flags images from
+those same probabilities; two more rows use the neighbours' vote alone (curate's rule, and the simple
+kNN-disagreement baseline on it). An image is truly mislabeled when its
 noisy label differs from `clean`. Reported per rule at its default threshold: images flagged,
 precision, recall, F1, seconds; and, for the self-confidence ranking (the score curate stores),
 threshold-free AUROC and average precision.
@@ -38,8 +40,9 @@ import pandas as pd
 from bench.machine import load_average, machine_facts, summary_line
 from bench.report import markdown_table
 from curate.index import build_index
-from curate.quality.label_issues import (K, METHOD, TEMPERATURE, find_label_issues, knn_class_probabilities,
-                                         knn_disagreement, self_confidence)
+from curate.quality.label_issues import (K, METHOD, PROBABILITIES, TEMPERATURE, class_probabilities,
+                                         find_label_issues, knn_class_probabilities, knn_disagreement,
+                                         self_confidence)
 from curate.steps.index import indexed_rows
 from curate.workspace import Workspace
 
@@ -103,14 +106,19 @@ def run_column(column: str, table: pd.DataFrame, vectors: np.ndarray, index, k: 
     noisy = np.searchsorted(classes, table[column].to_numpy())
     truth = noisy != clean
     t = time.perf_counter()
-    probs = knn_class_probabilities(vectors, noisy, len(classes), k=k, index=index)
+    probs = class_probabilities(vectors, noisy, len(classes), PROBABILITIES[0], k=k, index=index)
     prob_s = time.perf_counter() - t
+    votes = knn_class_probabilities(vectors, noisy, len(classes), k=k, index=index)
     rows = []
     for name, rule in RULES.items():
         t = time.perf_counter()
         flags = np.asarray(rule(noisy, probs), dtype=bool)
-        rows.append({"labels": column, "rule": name, **score(flags, truth), "seconds": time.perf_counter() - t})
-    info = {"noise_rate": float(truth.mean()), "knn_accuracy_vs_clean": float(np.mean(probs.argmax(1) == clean)),
+        rows.append({"labels": column, "probabilities": PROBABILITIES[0], "rule": name, **score(flags, truth),
+                     "seconds": time.perf_counter() - t})
+    for name, rule in ((f"curate ({METHOD})", RULES[f"curate ({METHOD})"]), ("knn disagreement", knn_disagreement)):
+        rows.append({"labels": column, "probabilities": "knn", "rule": name,
+                     **score(np.asarray(rule(noisy, votes), dtype=bool), truth), "seconds": None})
+    info = {"knn_vote_accuracy_vs_clean": float(np.mean(votes.argmax(1) == clean)),"noise_rate": float(truth.mean()), "knn_accuracy_vs_clean": float(np.mean(probs.argmax(1) == clean)),
             "agreement_with_noisy": float(np.mean(probs.argmax(1) == noisy)), "probabilities_s": prob_s,
             "self_confidence_ranking": ranking(-self_confidence(noisy, probs), truth)}
     return {"rows": rows, **info}
@@ -141,7 +149,8 @@ def main(argv=None) -> None:
     print(summary_line(facts) + "\n")
     print(markdown_table([row for r in results.values() for row in r["rows"]]))
     print("\n" + markdown_table([{"labels": c, "noise rate": r["noise_rate"],
-                                  "kNN accuracy (clean)": r["knn_accuracy_vs_clean"],
+                                  "accuracy (clean)": r["knn_accuracy_vs_clean"],
+                                  "kNN vote alone": r["knn_vote_accuracy_vs_clean"],
                                   "agreement (noisy)": r["agreement_with_noisy"],
                                   "self-confidence AUROC": r["self_confidence_ranking"]["AUROC"],
                                   "self-confidence AP": r["self_confidence_ranking"]["AP"],

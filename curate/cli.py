@@ -204,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--source", choices=["auto", "folders", "imported"], default="auto",
                    help="labels to check (default: imported ones when there are, else the class folders)")
     c.add_argument("-k", type=int, default=20, help="neighbours that vote (default 20)")
+    c.add_argument("--probabilities", choices=["knn+linear", "knn", "linear"], default="knn+linear",
+                   help="where the out-of-sample class probabilities come from: the neighbours' vote, a 5-fold "
+                        "cross-validated linear model on the embeddings, or (default) their mean")
     c = command("export", cmd_export, "copy, link or list a selection into a folder")
     c.add_argument("--selection", required=True)
     c.add_argument("--to", type=Path, required=True)
@@ -420,7 +423,7 @@ def cmd_label_issues(args):
         unmatched = storage.read_json(ws.sidecar(ws.labels_file))["unmatched"]
         print(f"imported {len(imported)} labels from {args.labels}"
               f"{f' ({unmatched} rows matched no image)' if unmatched else ''} -> {ws.labels_file}")
-    label_issues_step(args, ws, args.k, args.source, required=True)
+    label_issues_step(args, ws, args.k, args.source, required=True, probabilities=args.probabilities)
 
 
 def cmd_export(args):

@@ -236,14 +236,14 @@ def scores_step(args: argparse.Namespace, ws: Workspace, k: int = 10) -> Workspa
 
 
 def label_issues_step(args: argparse.Namespace, ws: Workspace, k: int = 20, source: str = "auto",
-                      required: bool = False) -> Workspace:
+                      required: bool = False, probabilities: str = "knn+linear") -> Workspace:
     """Label issues; in `curate run` (required=False) skipped quietly when the images carry no labels."""
     from curate import storage
     from curate.steps.label_issues import has_labels, label_issues, top_confusions
 
     if not required and not has_labels(ws):
         return ws
-    table = label_issues(ws, k=k, source=source)
+    table = label_issues(ws, k=k, source=source, probabilities=probabilities)
     meta = storage.read_json(ws.sidecar(ws.label_issues_file))
     top = ", ".join(f"{given}->{suggested} {n}" for given, suggested, n in top_confusions(table))
     print(f"label issues: {int(table['label_issue'].sum())} flagged of {len(table)} labelled images "

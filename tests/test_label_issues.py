@@ -12,8 +12,9 @@ import pytest
 from curate import storage
 from curate.cli import main
 from curate.index import build_index
-from curate.quality.label_issues import (class_thresholds, confident_joint, confident_labels, find_label_issues,
-                                         knn_class_probabilities, knn_disagreement, self_confidence, suggest_labels)
+from curate.quality.label_issues import (class_probabilities, class_thresholds, confident_joint, confident_labels,
+                                         find_label_issues, knn_class_probabilities, knn_disagreement,
+                                         linear_class_probabilities, self_confidence, suggest_labels)
 from curate.select.filters import Filters, filter_mask
 from curate.steps.label_issues import (confirm_label_fix, has_labels, import_labels, label_issues,
                                        read_label_fixes, reject_label_issue, review_table, top_confusions)
@@ -114,6 +115,29 @@ def test_an_exact_copy_does_not_vote_for_its_own_label():
     assert probs[0, 0] > 0.95  # the copy labelled 1 was left out: image 0's real neighbours are all 0
     assert probs[10, 0] > 0.95  # and the copy is judged by the cluster it sits in: it is flagged
     assert find_label_issues(labels, probs)[10]
+
+
+def test_linear_probabilities_are_out_of_fold_and_find_planted_errors():
+    """An image's own label never takes part in its linear probabilities (a fold is predicted by a model
+    fitted on the others), so changing it leaves its row as it was; and planted wrong labels in
+    separable clusters get a low probability of their given label, as with the kNN vote."""
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 3, 600)
+    x = unit(rng.normal(size=(3, 16))[labels] * 2 + rng.normal(size=(600, 16)))
+    given = labels.copy()
+    wrong = rng.choice(600, 30, replace=False)
+    given[wrong] = (labels[wrong] + 1) % 3
+    probs = linear_class_probabilities(x, given, 3)
+    assert np.allclose(probs.sum(1), 1, atol=1e-5) and probs.min() >= 0.01 / 3 - 1e-7
+    changed = given.copy()
+    changed[wrong[0]] = (given[wrong[0]] + 1) % 3
+    assert np.allclose(linear_class_probabilities(x, changed, 3)[wrong[0]], probs[wrong[0]], atol=1e-6)
+    mixed = class_probabilities(x, given, 3)
+    assert np.allclose(mixed, (probs + knn_class_probabilities(x, given, 3)) / 2, atol=1e-6)
+    flagged = find_label_issues(given, mixed)
+    assert flagged[wrong].mean() > 0.9 and flagged.sum() < 40
+    with pytest.raises(ValueError, match="knn\\+linear"):
+        class_probabilities(x, given, 3, "svm")
 
 
 # --- the step on real images with planted wrong labels ---------------------------------------------

@@ -1,5 +1,5 @@
-"""Mislabeled images: out-of-sample class probabilities from the embedding neighbourhood, then
-confident learning (Northcutt, Jiang, Chuang, "Confident Learning: Estimating Uncertainty in
+"""Mislabeled images: out-of-sample class probabilities from the embeddings (the neighbourhood's
+vote and a cross-validated linear classifier, averaged), then confident learning (Northcutt, Jiang, Chuang, "Confident Learning: Estimating Uncertainty in
 Dataset Labels", JAIR 2021) to say which given labels disagree with it.
 
 Numpy in, numpy out. Labels are ints 0..C-1; vectors are L2-normalised (N, D) float32, so cosine
@@ -20,6 +20,14 @@ SELF_COPY = 0.9999  # cosine above which a neighbour is the image itself, as far
 SMOOTHING = 0.01  # share of probability mass spread evenly, so no class has probability 0
 METHOD = "rank_by_self_confidence"  # see find_label_issues
 METHODS = ("rank_by_self_confidence", "prune_by_noise_rate", "confident_learning", "knn_disagreement")
+# Where the probabilities come from. "knn+linear": the mean of the kNN vote and out-of-fold linear
+# probabilities. On CIFAR-10N with a 54%-kNN encoder (bench/label_issues.py, 2026-12-04) the linear
+# model alone is 4 points more accurate than the vote and the mean 5, and the default rule's F1 rose
+# from 0.312 to 0.340 (9% noise) and 0.658 to 0.682 (40%), for 12 s more on 50,000 images.
+PROBABILITIES = ("knn+linear", "knn", "linear")
+FOLDS = 5
+LINEAR_WEIGHT_DECAY = 1e-3  # 1e-2 gave 0.334 / 0.677 on the same run
+LINEAR_FIT_MAX = 100_000  # rows per fold's fit (a random share of the other folds beyond): bounds the cost at 1M
 
 
 def knn_class_probabilities(vectors: np.ndarray, labels: np.ndarray, n_classes: int, k: int = K,
@@ -61,6 +69,46 @@ def knn_class_probabilities(vectors: np.ndarray, labels: np.ndarray, n_classes: 
     return ((1.0 - smoothing) * probs + smoothing / n_classes).astype(np.float32)
 
 
+def linear_class_probabilities(vectors: np.ndarray, labels: np.ndarray, n_classes: int, folds: int = FOLDS,
+                               weight_decay: float = LINEAR_WEIGHT_DECAY, fit_max: int = LINEAR_FIT_MAX,
+                               seed: int = 0, smoothing: float = SMOOTHING) -> np.ndarray:
+    """(N, C) float32 out-of-fold probabilities of a logistic regression on the embeddings: the images
+    are split in `folds` random folds and each fold is predicted by a model fitted on the others
+    (at most `fit_max` of their rows), so no image's own label takes part in its probabilities.
+    Mixed with the uniform distribution by `smoothing`, as the kNN vote is."""
+    import torch
+
+    from curate.evaluate.linear_probe import fit_logistic
+
+    labels = np.asarray(labels, dtype=np.int64)
+    x = torch.nn.functional.normalize(torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32)), dim=1)
+    folds = min(folds, len(x))
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(len(x))
+    out = np.full((len(x), n_classes), 1.0 / n_classes, np.float32)
+    for fold in range(folds if folds > 1 else 0):
+        test, train = perm[fold::folds], np.concatenate([perm[f::folds] for f in range(folds) if f != fold])
+        if len(train) > fit_max:
+            train = rng.choice(train, fit_max, replace=False)
+        model = fit_logistic(x[train], torch.from_numpy(labels[train]), n_classes, weight_decay)
+        out[test] = torch.softmax(model.logits(x[test]), dim=1).numpy()
+    return ((1.0 - smoothing) * out + smoothing / n_classes).astype(np.float32)
+
+
+def class_probabilities(vectors: np.ndarray, labels: np.ndarray, n_classes: int, source: str = PROBABILITIES[0],
+                        k: int = K, index: faiss.Index | None = None, seed: int = 0) -> np.ndarray:
+    """(N, C) out-of-sample class probabilities from `source` (one of PROBABILITIES): the kNN vote
+    (`knn_class_probabilities`), the out-of-fold linear model (`linear_class_probabilities`), or their mean."""
+    if source not in PROBABILITIES:
+        raise ValueError(f"unknown probabilities {source!r}: one of {', '.join(PROBABILITIES)}")
+    parts = []
+    if "knn" in source:
+        parts.append(knn_class_probabilities(vectors, labels, n_classes, k=k, index=index))
+    if "linear" in source:
+        parts.append(linear_class_probabilities(vectors, labels, n_classes, seed=seed))
+    return (sum(parts) / len(parts)).astype(np.float32)
+
+
 def class_thresholds(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """(C,) t_j: the mean probability of class j over the images labelled j (how confident the
     model is, on average, in a correct-looking member of j). Classes with no image: 1.0."""
@@ -100,7 +148,7 @@ def confident_joint(labels: np.ndarray, probs: np.ndarray, calibrate: bool = Tru
 def find_label_issues(labels: np.ndarray, probs: np.ndarray, method: str = METHOD) -> np.ndarray:
     """(N,) bool: images whose given label is likely wrong.
 
-    labels: (N,) int; probs: (N, C) out-of-sample probabilities (see knn_class_probabilities).
+    labels: (N,) int; probs: (N, C) out-of-sample probabilities (see class_probabilities).
 
     - "prune_by_noise_rate" (the paper's Cl_pbnr, cleanlab's default): for every off-diagonal cell
       (i, j) of the calibrated confident joint, flag round(joint[i, j]) images labelled i, those with

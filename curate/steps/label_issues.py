@@ -18,8 +18,8 @@ from curate.data.manifest import ok_mask
 from curate.generations import inputs_of, load_checked, write_sidecar
 from curate.index import build_index
 from curate.locks import locked
-from curate.quality.label_issues import (K, METHOD, TEMPERATURE, find_label_issues, knn_class_probabilities,
-                                         self_confidence, suggest_labels)
+from curate.quality.label_issues import (K, METHOD, PROBABILITIES, TEMPERATURE, class_probabilities,
+                                         find_label_issues, self_confidence, suggest_labels)
 from curate.steps.index import indexed_rows
 from curate.workspace import Workspace, now
 
@@ -83,9 +83,10 @@ def has_labels(ws: Workspace) -> bool:
 
 
 # --- detection ----------------------------------------------------------------------------------
-def label_issues(ws: Workspace, k: int = K, source: str = "auto", method: str = METHOD) -> pd.DataFrame:
+def label_issues(ws: Workspace, k: int = K, source: str = "auto", method: str = METHOD,
+                 probabilities: str = PROBABILITIES[0]) -> pd.DataFrame:
     """Flag labelled, embedded images whose label disagrees with their neighbours: out-of-sample
-    kNN class probabilities, then confident learning (`curate.quality.label_issues`). Writes and
+    class probabilities (kNN vote + cross-validated linear model), then confident learning (`curate.quality.label_issues`). Writes and
     returns label_issues.parquet: id, label_issue, given, suggested, score (probability of the
     given label: low = likely wrong), one row per labelled image with an embedding."""
     if not ws.embeddings_file.exists():
@@ -100,7 +101,7 @@ def label_issues(ws: Workspace, k: int = K, source: str = "auto", method: str = 
     given = np.searchsorted(classes, labels[ids].astype(str))
     vectors = np.ascontiguousarray(np.asarray(ws.embeddings())[ids], dtype=np.float32)
     index, _ = build_index(vectors, np.arange(len(ids)))  # exact up to 100k rows, IVF above
-    probs = knn_class_probabilities(vectors, given, len(classes), k=k, index=index)
+    probs = class_probabilities(vectors, given, len(classes), probabilities, k=k, index=index)
     flags = find_label_issues(given, probs, method)
     names = np.asarray(classes, dtype=object)
     table = pd.DataFrame({"id": ids.astype(np.int64), "label_issue": flags, "given": names[given],
@@ -109,7 +110,7 @@ def label_issues(ws: Workspace, k: int = K, source: str = "auto", method: str = 
     storage.write_parquet(ws.label_issues_file, table)
     embedded = ws.sidecar(ws.embeddings_file)
     write_sidecar(ws.label_issues_file, {
-        "k": k, "temperature": TEMPERATURE, "method": method, "source": used, "classes": classes,
+        "k": k, "temperature": TEMPERATURE, "method": method, "probabilities": probabilities, "source": used, "classes": classes,
         "labelled": int(len(table)), "flagged": int(flags.sum()), "fixes_applied": int(len(confirmed_fixes(ws))),
         # share of images whose neighbours' vote is their own label: low means the embedding separates
         # these classes poorly, and then many correct labels are flagged too
