@@ -297,3 +297,50 @@ def test_a_page_waiting_for_a_writer_reloads_by_itself_when_the_writer_finishes(
             wait_idle(page)
             assert page.locator('[data-testid="stException"]').count() == 0
             assert "being updated" not in page.locator('[data-testid="stMain"]').inner_text()
+
+
+POINT_ON_SCREEN = """() => {
+  const gd = [...document.querySelectorAll('.js-plotly-plot')].find(g => (g.data || []).some(t => t.customdata));
+  const trace = gd._fullData.find(t => t.customdata && t.customdata.length);
+  const i = Math.floor(trace.customdata.length / 2), box = gd.getBoundingClientRect();
+  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+  return {x: box.left + xa._offset + xa.l2p(trace.x[i]), y: box.top + ya._offset + ya.l2p(trace.y[i])};
+}"""
+
+
+def test_hovering_a_map_point_shows_its_image(app_url, app_ws):
+    """The preview beside the pointer is the hovered image's thumbnail: its sheet is served as a JPEG
+    and the cell drawn is the id's cell."""
+    from playwright.sync_api import expect
+
+    with chromium_page(app_url, 1100) as page:
+        open_page(page, "Explore")
+        plot = page.locator(".js-plotly-plot").first
+        plot.wait_for(timeout=30_000)
+        wait_idle(page)
+        page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')].some(g => g.__curateHover)",
+                               timeout=30_000)
+        preview = page.locator("#curate-hover")
+        for _ in range(5):  # hover needs a pointer that moved onto the point
+            point = page.evaluate(POINT_ON_SCREEN)
+            page.mouse.move(point["x"] - 30, point["y"] - 30)
+            page.mouse.move(point["x"], point["y"], steps=6)
+            with contextlib.suppress(Exception):
+                expect(preview).to_be_visible(timeout=3_000)
+                break
+        expect(preview).to_be_visible()
+        page.wait_for_timeout(500)  # the pointer passed other points on its way: their previews come first
+        style = preview.evaluate("el => ({id: el.dataset.id, image: el.style.backgroundImage, "
+                                 "position: el.style.backgroundPosition, width: el.style.width})")
+        shown = int(style["id"])
+        url = re.search(r'url\("?([^")]+)"?\)', style["image"])[1]
+        assert url.endswith(f"sheet_{shown // 1024}.jpg")
+        width = int(style["width"].removesuffix("px"))
+        cell = shown % 1024
+        assert style["position"] == f"{-(cell % 32) * width}px {-(cell // 32) * width}px"  # square CIFAR images
+        served = page.evaluate("async u => { const r = await fetch(u); return [r.status, r.headers.get('content-type'),"
+                               " (await r.arrayBuffer()).byteLength]; }", url)
+        assert served[0] == 200 and served[1].startswith("image/jpeg") and served[2] > 10_000, served
+        shoot(page, "explore_hover")
+        page.mouse.move(5, 5)
+        expect(preview).to_be_hidden(timeout=10_000)

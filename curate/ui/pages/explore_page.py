@@ -11,6 +11,7 @@ import streamlit as st
 from curate.ui import cache, state, tagging
 from curate.ui.gallery import MAX_GRID, id_captions, show_grid, show_more_note
 from curate.ui.guard import errors_as_messages, run_page
+from curate.ui.hover import hover_previews
 from curate.ui.map_figure import mapped_ids
 from curate.ui.map_view import (BASKET, CLUSTER, DUPLICATE, LABEL, QUALITY, RANGE_COLUMNS, SELECTIONS, TAG, MapView,
                                 has_scores, hideable_flags, quality_flags, score_bounds)
@@ -192,6 +193,11 @@ def map_panel(ws: Workspace, view: MapView) -> None:
         key = f"explore_map_{zlib.crc32(repr(view).encode()):08x}"  # a new view starts with no stale selection
         event = st.plotly_chart(chart.figure, key=key, on_select="rerun", selection_mode=("points", "box", "lasso"),
                                 config={"displaylogo": False, "scrollZoom": True})
+        sheets = cache.hover_sheets(ws)
+        if sheets:
+            hover_previews(sheets)  # the image under the pointer
+        else:
+            st.caption(f"Hovering a point shows its image once `curate quality -w {ws.path}` has made thumbnails.")
         selected_panel(ws, chart.ids_selected(dict(event.selection) if event else {}))
 
 

@@ -1,0 +1,51 @@
+"""Hover previews on the Explore map: the sprite sheets put id i where the script looks for it, on
+the real thumbnails of a real workspace, and the Explore page serves them to its hover script."""
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+from PIL import Image
+
+from curate.steps.quality import fingerprints_file
+from curate.ui.hover import GRID, PER_SHEET, sheet, write_sheets
+from curate.workspace import Workspace
+
+from tests.apptest_helpers import assert_clean, open_page, start
+
+
+def test_a_sheet_puts_id_i_in_row_i_div_grid_and_column_i_mod_grid(built_workspace):
+    thumbs = np.load(fingerprints_file(Workspace(built_workspace)))[:PER_SHEET]
+    grid = np.asarray(sheet(thumbs))
+    t = thumbs.shape[1]
+    assert grid.shape == (GRID * t, GRID * t, 3)
+    for i in (0, 1, GRID, 777, PER_SHEET - 1):
+        expected = np.asarray(Image.fromarray(thumbs[i], mode="YCbCr").convert("RGB"))
+        row, col = divmod(i, GRID)
+        assert np.array_equal(grid[row * t:(row + 1) * t, col * t:(col + 1) * t], expected), i
+
+
+def test_write_sheets_covers_every_id_with_its_aspect_ratio(built_workspace, tmp_path):
+    ws = Workspace(built_workspace)
+    thumbs = np.load(fingerprints_file(ws))
+    sizes = ws.manifest()[["width", "height"]].to_numpy(np.float64)
+    count = write_sheets(thumbs, sizes[:, 0] / sizes[:, 1], tmp_path)
+    assert count == -(-len(thumbs) // PER_SHEET) == 2  # 2,000 images
+    last = json.loads((tmp_path / "aspect_1.json").read_text())
+    assert len(last) == len(thumbs) - PER_SHEET and all(r == 1.0 for r in last)  # CIFAR: square images
+    with Image.open(tmp_path / "sheet_1.jpg") as img:
+        assert img.size == (GRID * thumbs.shape[1],) * 2 and img.format == "JPEG"
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_explore_serves_the_sheets_to_its_hover_script(monkeypatch, built_workspace):
+    at = open_page(start(monkeypatch, built_workspace), "Explore")
+    assert_clean(at)
+    scripts = [e.proto.srcdoc for e in at.get("iframe") if "curate-hover" in e.proto.srcdoc]
+    assert len(scripts) == 1, "no hover script on the Explore page"
+    base = re.search(r'BASE = "([^"]+)"', scripts[0])[1]
+    assert re.fullmatch(r"/component/[\w.]+/[\w-]{20,}/[0-9a-f]{16}/", base), base  # a random token in the path
+    from curate.ui.hover import served_folder
+    folder = served_folder()[1] / base.rstrip("/").rsplit("/", 1)[1]
+    assert (folder / "sheet_0.jpg").exists() and (folder / "aspect_1.json").exists()
