@@ -215,8 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = command("eval", cmd_eval, "representation report (kNN, linear probe, k-means NMI, per-layer probes, "
                                   "invariance, pretext accuracy) on a held-out split when labels exist")
     c.add_argument("--no-baseline", action="store_true", help="skip the random-weights baseline")
-    c.add_argument("--quick", action="store_true", help="skip the per-layer probes, the invariance test and the fine-tuning "
-                                                          "transfer")
+    c.add_argument("--quick", action="store_true",
+                   help="skip the per-layer probes, the invariance test and the fine-tuning transfer")
     c.add_argument("--finetune-steps", type=int, default=None, metavar="N",
                    help="steps of each fine-tuning run on 1%% and 10%% of the labels (default 200; 0: skip)")
     c = command("compare-models", cmd_compare_models, "how much two workspaces' encoders agree, without labels: "

@@ -1,6 +1,7 @@
 """Mislabeled images: out-of-sample class probabilities from the embeddings (the neighbourhood's
-vote and a cross-validated linear classifier, averaged), then confident learning (Northcutt, Jiang, Chuang, "Confident Learning: Estimating Uncertainty in
-Dataset Labels", JAIR 2021) to say which given labels disagree with it.
+vote and a cross-validated linear classifier, averaged), then confident learning (Northcutt,
+Jiang, Chuang, "Confident Learning: Estimating Uncertainty in Dataset Labels", JAIR 2021) to say
+which given labels disagree with it.
 
 Numpy in, numpy out. Labels are ints 0..C-1; vectors are L2-normalised (N, D) float32, so cosine
 similarity is the inner product.

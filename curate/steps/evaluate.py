@@ -32,8 +32,9 @@ from curate.progress import Progress
 from curate.workspace import Workspace, now
 
 DEFAULT_HOLDOUT = 0.1
-PROJECTION_IMAGES = 5_000  # images on the side-by-side maps of the report (t-SNE of 5,000: ~1 min on 2 cores)
-_FLAGS = {"random_baseline": "--no-baseline", "layers": "--quick", "invariance": "--quick", "finetune": "--quick or --finetune-steps 0"}  # what turns a stage off
+PROJECTION_IMAGES = 5_000  # images on the side-by-side maps of the report (t-SNE of 5,000: ~15 s on 2 cores)
+_FLAGS = {"random_baseline": "--no-baseline", "layers": "--quick", "invariance": "--quick",  # what turns a stage off
+          "finetune": "--quick or --finetune-steps 0"}
 HEALTH_PROTOCOL = ("label-free: effective rank (RankMe), uniformity and nearest-neighbour cosine of the embeddings "
                    "of held-out images, alignment (Wang & Isola) of two augmented views of each")
 PROTOCOL = ("weighted kNN, cosine, k=200, T=0.1; linear probe: L2-normalised + standardised features, L-BFGS "
@@ -281,9 +282,13 @@ def _write_plots(ws: Workspace, report: dict, names: np.ndarray | None, seed: in
 def _projections(ws: Workspace, xy: np.ndarray, names: np.ndarray | None, seed: int = 0,
                  n: int = PROJECTION_IMAGES) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
     """UMAP (the workspace's map), t-SNE and PCA of the same sample of embedded images, and their labels."""
+    from curate.steps.index import indexed_rows
+
     vectors = ws.embeddings()
-    rows = protocol.subsample(np.flatnonzero(np.isfinite(xy).all(1)) if len(xy) == len(vectors)
-                              else np.arange(len(vectors)), n, seed)
+    embedded = indexed_rows(ws)
+    if len(xy) == len(vectors):
+        embedded = embedded[np.isfinite(xy[embedded]).all(1)]
+    rows = protocol.subsample(embedded, n, seed)
     if len(rows) < UMAP_MIN_POINTS:
         return {}, None
     sample = np.asarray(vectors[rows], np.float32)

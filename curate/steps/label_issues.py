@@ -86,9 +86,10 @@ def has_labels(ws: Workspace) -> bool:
 def label_issues(ws: Workspace, k: int = K, source: str = "auto", method: str = METHOD,
                  probabilities: str = PROBABILITIES[0]) -> pd.DataFrame:
     """Flag labelled, embedded images whose label disagrees with their neighbours: out-of-sample
-    class probabilities (kNN vote + cross-validated linear model), then confident learning (`curate.quality.label_issues`). Writes and
-    returns label_issues.parquet: id, label_issue, given, suggested, score (probability of the
-    given label: low = likely wrong), one row per labelled image with an embedding."""
+    class probabilities (kNN vote + cross-validated linear model), then confident learning
+    (`curate.quality.label_issues`). Writes and returns label_issues.parquet: id, label_issue, given,
+    suggested, score (probability of the given label: low = likely wrong), one row per labelled
+    image with an embedding."""
     if not ws.embeddings_file.exists():
         raise FileNotFoundError(f"no embeddings in {ws.path}: run `curate embed` (or `curate run`) first")
     inputs = inputs_of(ws.path, [ws.embeddings_file.name])
@@ -110,7 +111,8 @@ def label_issues(ws: Workspace, k: int = K, source: str = "auto", method: str = 
     storage.write_parquet(ws.label_issues_file, table)
     embedded = ws.sidecar(ws.embeddings_file)
     write_sidecar(ws.label_issues_file, {
-        "k": k, "temperature": TEMPERATURE, "method": method, "probabilities": probabilities, "source": used, "classes": classes,
+        "k": k, "temperature": TEMPERATURE, "method": method, "probabilities": probabilities, "source": used,
+        "classes": classes,
         "labelled": int(len(table)), "flagged": int(flags.sum()), "fixes_applied": int(len(confirmed_fixes(ws))),
         # share of images whose neighbours' vote is their own label: low means the embedding separates
         # these classes poorly, and then many correct labels are flagged too
