@@ -218,7 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--quick", action="store_true",
                    help="skip the per-layer probes, the invariance test and the fine-tuning transfer")
     c.add_argument("--finetune-steps", type=int, default=None, metavar="N",
-                   help="steps of each fine-tuning run on 1%% and 10%% of the labels (default 200; 0: skip)")
+                   help="the most steps of each fine-tuning run on 1%% and 10%% of the labels (default 200, fewer "
+                        "for small labelled sets: 30 passes, at least 50 steps; 0: skip)")
     c = command("compare-models", cmd_compare_models, "how much two workspaces' encoders agree, without labels: "
                 "overlap (Jaccard@k) of each image's nearest neighbours, and where they differ most", workspaces=2)
     c.add_argument("-k", type=int, default=10, help="neighbours per image (default 10)")

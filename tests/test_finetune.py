@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from curate.evaluate.finetune import FinetuneConfig, finetune_top1, labelled_subset, lr_factor
+from curate.evaluate.finetune import FinetuneConfig, finetune_top1, labelled_subset, lr_factor, steps_for
 from curate.models import BackboneSpec, build_backbone
 
 
@@ -19,6 +19,12 @@ def test_labelled_subset_takes_the_fraction_of_every_class_and_one_at_least():
     assert np.bincount(y[subset]).tolist() == [20, 5, 1]  # 3 * 0.1 rounds to 0: one image still
     assert np.array_equal(subset, labelled_subset(rows, y, 0.1, seed=0))
     assert not np.array_equal(subset, labelled_subset(rows, y, 0.1, seed=1))
+
+
+def test_steps_follow_the_labelled_set_within_bounds():
+    cfg = FinetuneConfig()
+    assert steps_for(18, cfg) == cfg.min_steps and steps_for(450, cfg) == 106 and steps_for(4494, cfg) == cfg.steps
+    assert steps_for(4494, FinetuneConfig(steps=20)) == 20  # the cap wins over the minimum
 
 
 def test_schedule_warms_up_then_decays_to_zero():

@@ -28,10 +28,13 @@ from curate.transforms.views import random_resized_crop
 
 @dataclass
 class FinetuneConfig:
-    """How the encoder is fine-tuned: a fixed number of steps (so a report's cost is known in advance)."""
+    """How the encoder is fine-tuned: about `epochs` passes over the labelled images, between `min_steps`
+    and `steps` (so a report's cost is bounded in advance: at most `steps` x `batch_size` images)."""
 
     fractions: tuple[float, ...] = (0.01, 0.1)  # of the labelled training images
-    steps: int = 200
+    steps: int = 200  # the most
+    min_steps: int = 50
+    epochs: float = 30.0
     batch_size: int = 128
     lr: float = 2e-3  # the head's; the backbone learns `backbone_lr_scale` times as fast (keeps what SSL learnt)
     backbone_lr_scale: float = 0.5  # measured on CIFAR-10 at 10%: 0.1 gave 52.8%, 0.5 58.0% (probe 51.0%)
@@ -52,6 +55,11 @@ def labelled_subset(rows: np.ndarray, y: np.ndarray, fraction: float, seed: int 
         n = max(1, int(round(fraction * len(members))))
         picked.append(rng.choice(members, n, replace=False))
     return np.sort(np.concatenate(picked)) if picked else rows[:0]
+
+
+def steps_for(n_images: int, cfg: FinetuneConfig) -> int:
+    """Steps to fine-tune on `n_images`: `cfg.epochs` passes, at least `cfg.min_steps`, at most `cfg.steps`."""
+    return min(cfg.steps, max(cfg.min_steps, math.ceil(cfg.epochs * n_images / cfg.batch_size)))
 
 
 def lr_factor(step: int, steps: int, warmup: float) -> float:
@@ -81,10 +89,10 @@ def finetune_top1(model: torch.nn.Module, images: np.ndarray, train_rows: np.nda
                              {"params": head.parameters(), "lr": cfg.lr}], weight_decay=cfg.weight_decay)
     base = [g["lr"] for g in opt.param_groups]
     rng, gen = np.random.default_rng(cfg.seed), torch.Generator(device=device).manual_seed(cfg.seed)
-    size = images.shape[1]
-    for step in range(cfg.steps):
+    size, steps = images.shape[1], steps_for(len(train_rows), cfg)
+    for step in range(steps):
         for group, lr in zip(opt.param_groups, base):
-            group["lr"] = lr * lr_factor(step, cfg.steps, cfg.warmup)
+            group["lr"] = lr * lr_factor(step, steps, cfg.warmup)
         idx = rng.choice(train_rows, cfg.batch_size, replace=len(train_rows) < cfg.batch_size)
         x = to_float(torch.from_numpy(images[idx]).to(device))
         x = normalize(random_resized_crop(x, size, (cfg.min_scale, 1.0), generator=gen), mean, std)
@@ -94,7 +102,7 @@ def finetune_top1(model: torch.nn.Module, images: np.ndarray, train_rows: np.nda
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        report(progress, step + 1, cfg.steps, stage=stage, unit="step")
+        report(progress, step + 1, steps, stage=stage, unit="step")
     return _top1(torch.nn.Sequential(net, head).eval(), images, test_rows, target, mean, std, autocast,
                  cfg.batch_size * 2)
 

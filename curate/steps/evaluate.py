@@ -20,7 +20,7 @@ from curate.data.manifest import labels as manifest_labels, ok_mask
 from curate.data.split import holdout_mask
 from curate.embed.encoder import backbone_spec, embed_images, load_encoder
 from curate.evaluate import plots, protocol
-from curate.evaluate.finetune import FinetuneConfig, finetune_top1, labelled_subset
+from curate.evaluate.finetune import FinetuneConfig, finetune_top1, labelled_subset, steps_for
 from curate.evaluate.health import encoder_health
 from curate.evaluate.linear_probe import linear_probe
 from curate.evaluate.pretext import pretext_scores
@@ -239,7 +239,7 @@ def _finetune_scores(ws: Workspace, enc: _Encoder, split, opts: EvalOptions,
         started = time.perf_counter()
         tuned = finetune_top1(enc.model, enc.images, subset, split.y, test, enc.mean, enc.std, cfg, timer.progress,
                               stage=f"fine-tune on {name}")
-        row = {"labelled_images": int(len(subset)), "finetune_top1": tuned,
+        row = {"labelled_images": int(len(subset)), "steps": steps_for(len(subset), cfg), "finetune_top1": tuned,
                "finetune_seconds": round(time.perf_counter() - started, 1),
                "linear_probe_top1": linear_probe(np.asarray(vectors[subset]), split.y[subset],
                                                  np.asarray(vectors[test]), split.y[test], seed=opts.seed).top1}
@@ -249,7 +249,8 @@ def _finetune_scores(ws: Workspace, enc: _Encoder, split, opts: EvalOptions,
                 timer.progress, stage=f"fine-tune random weights on {name}")
         rows[name] = row
     return {"finetune": rows, "finetune_protocol": {
-        "steps": cfg.steps, "batch_size": cfg.batch_size, "optimizer": "AdamW", "lr_head": cfg.lr,
+        "steps": f"{cfg.epochs:g} passes over the labelled images, {cfg.min_steps}-{cfg.steps} steps",
+        "batch_size": cfg.batch_size, "optimizer": "AdamW", "lr_head": cfg.lr,
         "lr_backbone": cfg.lr * cfg.backbone_lr_scale, "weight_decay": cfg.weight_decay,
         "augmentation": f"random resized crop (area >= {cfg.min_scale}), flip", "test_images": int(len(test))}}, None
 
