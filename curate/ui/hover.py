@@ -13,9 +13,11 @@ route, so a sheet's address is only known to a page that was allowed to draw the
 """
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import secrets
+import shutil
 import tempfile
 from functools import lru_cache
 from pathlib import Path
@@ -68,6 +70,7 @@ def served_folder() -> tuple[str, Path]:
     import streamlit.components.v1 as components
 
     root = Path(tempfile.mkdtemp(prefix="curate-hover-"))
+    atexit.register(shutil.rmtree, root, True)  # the sheets are this process's: gone when it ends
     token = secrets.token_urlsafe(16)
     (root / token).mkdir()
     (root / "index.html").write_text("<!doctype html>")  # a component folder needs a page; never shown
