@@ -36,7 +36,7 @@ def test_write_sheets_covers_every_id_with_its_aspect_ratio(built_workspace, tmp
     assert len(last) == len(thumbs) - PER_SHEET and all(r == 1.0 for r in last)  # CIFAR: square images
     with Image.open(tmp_path / "sheet_1.jpg") as img:
         assert img.size == (GRID * thumbs.shape[1],) * 2 and img.format == "JPEG"
-    assert not list(tmp_path.glob(".*.tmp"))
+    assert not list(tmp_path.glob("*.tmp"))
 
 
 def test_explore_serves_the_sheets_to_its_hover_script(monkeypatch, built_workspace):

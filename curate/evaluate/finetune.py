@@ -81,9 +81,10 @@ def finetune_top1(model: torch.nn.Module, images: np.ndarray, train_rows: np.nda
     autocast = autocast_factory(device)
     classes = np.unique(y[train_rows])
     target = torch.from_numpy(np.searchsorted(classes, y)).to(device)  # classes never trained are never predicted
-    net = copy.deepcopy(model).train()
-    with torch.no_grad(), autocast():
+    net = copy.deepcopy(model).eval()
+    with torch.no_grad(), autocast():  # the feature size, in eval mode: a train-mode pass would move BN statistics
         dim = net(normalize(to_float(torch.from_numpy(images[train_rows[:2]]).to(device)), mean, std)).shape[1]
+    net.train()
     head = torch.nn.Linear(dim, len(classes)).to(device)
     opt = torch.optim.AdamW([{"params": net.parameters(), "lr": cfg.lr * cfg.backbone_lr_scale},
                              {"params": head.parameters(), "lr": cfg.lr}], weight_decay=cfg.weight_decay)

@@ -90,19 +90,25 @@ def plot_embedding_map(xy: np.ndarray, labels: np.ndarray | None, path: str | Pa
         return None
     if len(keep) > MAX_MAP_POINTS:
         keep = np.sort(np.random.default_rng(seed).choice(keep, MAX_MAP_POINTS, replace=False))
-    names = np.array(["(no label)" if labels is None or labels[i] is None else str(labels[i]) for i in keep])
-    classes = sorted(set(names) - {"(no label)"})
     fig = Figure(figsize=(6, 5.5))
     ax = fig.subplots()
-    size = max(1.0, min(12.0, 20_000 / len(keep)))
-    if "(no label)" in names:
-        ax.scatter(*xy[keep[names == "(no label)"]].T, s=size, c="lightgrey", label="(no label)", linewidths=0)
-    for colour, name in zip(_colours(len(classes)), classes):
-        ax.scatter(*xy[keep[names == name]].T, s=size, color=colour, label=name, linewidths=0)
-    if 0 < len(classes) <= MAX_LEGEND:
-        ax.legend(fontsize=7, markerscale=max(1.0, 4 / size), loc="center left", bbox_to_anchor=(1, 0.5), frameon=False)
-    ax.set(xticks=[], yticks=[], title=f"2-D map, {len(keep):,} images by label")
+    _scatter_by_label(ax, xy[keep], None if labels is None else np.asarray(labels, dtype=object)[keep],
+                      max(1.0, min(12.0, 20_000 / len(keep))), legend=True)
+    ax.set(title=f"2-D map, {len(keep):,} images by label")
     return save_png(fig, path)
+
+
+def _scatter_by_label(ax, xy: np.ndarray, labels: np.ndarray | None, size: float, legend: bool) -> None:
+    """Points (n, 2) coloured by label (None: unlabelled, grey); a legend when asked and the classes are few."""
+    names = np.array(["(no label)" if labels is None or labels[i] is None else str(labels[i]) for i in range(len(xy))])
+    classes = sorted(set(names) - {"(no label)"})
+    if "(no label)" in names:
+        ax.scatter(*xy[names == "(no label)"].T, s=size, c="lightgrey", label="(no label)", linewidths=0)
+    for colour, name in zip(_colours(len(classes)), classes):
+        ax.scatter(*xy[names == name].T, s=size, color=colour, label=name, linewidths=0)
+    if legend and 0 < len(classes) <= MAX_LEGEND:
+        ax.legend(fontsize=7, markerscale=max(1.0, 4 / size), loc="center left", bbox_to_anchor=(1, 0.5), frameon=False)
+    ax.set(xticks=[], yticks=[])
 
 
 def plot_projections(maps: dict[str, np.ndarray], labels: np.ndarray | None, path: str | Path) -> Path | None:
@@ -112,19 +118,13 @@ def plot_projections(maps: dict[str, np.ndarray], labels: np.ndarray | None, pat
     if not maps:
         return None
     n = len(next(iter(maps.values())))
-    names = np.array(["(no label)" if labels is None or labels[i] is None else str(labels[i]) for i in range(n)])
-    classes = sorted(set(names) - {"(no label)"})
     fig = Figure(figsize=(4.2 * len(maps) + 1.5, 4.4))
-    size = max(1.0, min(12.0, 8_000 / n))
-    for ax, (title, xy) in zip(np.atleast_1d(fig.subplots(1, len(maps))), maps.items()):
+    axes = np.atleast_1d(fig.subplots(1, len(maps)))
+    for i, (ax, (title, xy)) in enumerate(zip(axes, maps.items())):
         keep = np.isfinite(xy).all(1)
-        ax.scatter(*xy[keep & (names == "(no label)")].T, s=size, c="lightgrey", linewidths=0)
-        for colour, name in zip(_colours(len(classes)), classes):
-            ax.scatter(*xy[keep & (names == name)].T, s=size, color=colour, label=name, linewidths=0)
-        ax.set(xticks=[], yticks=[], title=title)
-    if 0 < len(classes) <= MAX_LEGEND:
-        ax.legend(fontsize=7, markerscale=max(1.0, 4 / size), loc="center left", bbox_to_anchor=(1, 0.5),
-                  frameon=False)
+        _scatter_by_label(ax, xy[keep], None if labels is None else np.asarray(labels, dtype=object)[keep],
+                          max(1.0, min(12.0, 8_000 / n)), legend=i == len(maps) - 1)
+        ax.set(title=title)
     fig.suptitle(f"{n:,} images on each map, by label", fontsize=10)
     return save_png(fig, path)
 

@@ -139,13 +139,22 @@ def pca_reduce(x: np.ndarray, dims: int) -> np.ndarray:
     return (x @ vecs[:, ::-1][:, :dims]).astype(np.float32)
 
 
+def resolved(method: str, n: int) -> str:
+    """The projection 'auto' means for n points: UMAP, or PCA below UMAP_MIN_POINTS."""
+    return ("umap" if n >= UMAP_MIN_POINTS else "pca") if method == "auto" else method
+
+
+def takes_neighbours(method: str, n: int) -> bool:
+    """Whether `method` for n points uses a given k-NN graph (so a caller knows whether to load one)."""
+    return "knn" in inspect.signature(PROJECTIONS.get(resolved(method, n))).parameters
+
+
 def project_2d(vectors: np.ndarray, method: str = "auto", seed: int = 0,
                knn: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Project with `method` ('auto' = UMAP, or PCA below UMAP_MIN_POINTS points); `knn` (sims, ids)
     is handed to projections that search neighbours (see `umap_2d`)."""
-    if method == "auto":
-        method = "umap" if len(vectors) >= UMAP_MIN_POINTS else "pca"
+    method = resolved(method, len(vectors))
     project = PROJECTIONS.get(method)
-    if knn is not None and "knn" in inspect.signature(project).parameters:
+    if knn is not None and takes_neighbours(method, len(vectors)):
         return project(vectors, seed=seed, knn=knn)
     return project(vectors, seed=seed)

@@ -24,11 +24,11 @@ METHODS = ("rank_by_self_confidence", "prune_by_noise_rate", "confident_learning
 # Where the probabilities come from. "knn+linear": the mean of the kNN vote and out-of-fold linear
 # probabilities. On CIFAR-10N with a 54%-kNN encoder (bench/label_issues.py, 2026-12-04) the linear
 # model alone is 4 points more accurate than the vote and the mean 5, and the default rule's F1 rose
-# from 0.312 to 0.340 (9% noise) and 0.658 to 0.682 (40%), for 12 s more on 50,000 images.
+# from 0.312 to 0.339 (9% noise) and 0.658 to 0.681 (40%), for 12 s more on 50,000 images.
 PROBABILITIES = ("knn+linear", "knn", "linear")
 FOLDS = 5
 LINEAR_WEIGHT_DECAY = 1e-3  # 1e-2 gave 0.334 / 0.677 on the same run
-LINEAR_FIT_MAX = 100_000  # rows per fold's fit (a random share of the other folds beyond): bounds the cost at 1M
+LINEAR_FIT_MAX = 100_000  # rows per fold's fit (a random share of the other folds beyond): the cost stops growing
 
 
 def knn_class_probabilities(vectors: np.ndarray, labels: np.ndarray, n_classes: int, k: int = K,

@@ -10,6 +10,7 @@ from curate.index.plan import DEFAULT_MEMORY, plan_index
 from curate.index.tune import RECALL_TARGET, tune_nprobe
 from curate.progress import Progress
 from curate.project import project_2d
+from curate.project.maps import takes_neighbours
 from curate.workspace import Workspace, now
 
 ROWS_AT_A_TIME = 65_536  # embeddings read from disk in blocks: 10M x 512 floats never sit in memory at once
@@ -58,9 +59,12 @@ def build_projection(ws: Workspace, method: str = "auto", seed: int = 0) -> np.n
 
     inputs = inputs_of(ws.path, [ws.embeddings_file.name])
     vectors = ws.embeddings()
-    ids, sims, neighbours = knn_graph(ws)  # shared with the scores and the duplicate search
+    ids, knn = indexed_rows(ws), None
+    if takes_neighbours(method, len(ids)):  # UMAP: the graph shared with the scores and the duplicate search
+        ids, sims, neighbours = knn_graph(ws)
+        knn = (sims, positions(neighbours, ids))
     out = np.full((len(vectors), 2), np.nan, dtype=np.float32)
-    out[ids] = project_2d(np.asarray(vectors[ids], np.float32), method, seed, knn=(sims, positions(neighbours, ids)))
+    out[ids] = project_2d(np.asarray(vectors[ids], np.float32), method, seed, knn=knn)
     storage.write_npy(ws.map_file(method), out)
     write_sidecar(ws.map_file(method), {"method": method, "seed": seed, "created": now()}, inputs)
     return out

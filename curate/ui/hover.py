@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from curate import storage
+
 GRID = 32  # thumbnails per sheet side
 PER_SHEET = GRID * GRID
 PREVIEW_PX = 128  # the preview's longer side
@@ -49,17 +51,13 @@ def write_sheets(thumbs: np.ndarray, aspect: np.ndarray, folder: Path) -> int:
     count = -(-len(thumbs) // PER_SHEET)
     for k in range(count):
         rows = slice(k * PER_SHEET, (k + 1) * PER_SHEET)
-        _write(folder / f"sheet_{k}.jpg", lambda tmp: sheet(np.asarray(thumbs[rows])).save(tmp, "JPEG", quality=85))
+        with storage.atomic_path(folder / f"sheet_{k}.jpg") as tmp:  # a browser never reads half a sheet
+            sheet(np.asarray(thumbs[rows])).save(tmp, "JPEG", quality=85)
         ratios = [round(float(r), 3) if np.isfinite(r) and r > 0 else 1.0 for r in aspect[rows]]
-        _write(folder / f"aspect_{k}.json", lambda tmp: tmp.write_text(json.dumps(ratios)))
+        with storage.atomic_path(folder / f"aspect_{k}.json") as tmp:
+            tmp.write_text(json.dumps(ratios))
     (folder / DONE).touch()
     return count
-
-
-def _write(path: Path, save) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    save(tmp)
-    tmp.replace(path)  # a browser never reads half a sheet
 
 
 @lru_cache(maxsize=1)
