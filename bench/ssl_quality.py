@@ -5,6 +5,12 @@ labelled folder minus a held-out split (10% by id hash), scored by weighted kNN 
     python -m bench.ssl_quality --images ../shared/data/caltech101 --minutes 10 30   # photos
     python -m bench.ssl_quality --all-tasks --minutes 2       # every registered task with its preset
     python -m bench.ssl_quality --floor-only                  # just the random-weights row
+    python -m bench.ssl_quality --minutes 120 --curve 5 10 15 30 60 90 --bank 50000   # kNN against minutes
+
+With --curve, each run also keeps its encoder at those minutes (TrainConfig.snapshot_minutes) and
+scores every snapshot after training, off the clock: one run's curve, whose schedule spans the whole
+budget (so a point before the end is an encoder whose learning rate has not decayed yet: a separate
+run with that budget would score at least as well).
 
 Each (recipe, budget) is a separate training run from scratch with that budget (the schedule spans
 it), as a user running `curate train --minutes M` would get. Every run ends with the floor: the
@@ -101,11 +107,25 @@ class Data:
         return score(backbone, self.images(size), self.bank, self.test, self.y, flip)
 
 
-def run_recipe(data: Data, recipe: str, budgets: list[float], workdir: Path) -> dict:
-    """Train `recipe` once per budget, from scratch; one table row with kNN per budget."""
+def score_snapshots(data: Data, cfg, run_dir: Path) -> dict[str, float]:
+    """kNN of each encoder snapshot a run kept: {"M min": accuracy}."""
+    curve = {}
+    for minutes in sorted(cfg.snapshot_minutes):
+        file = run_dir / "snapshots" / f"encoder-{minutes:g}min.pt"
+        if file.exists():
+            backbone = build_backbone(BackboneSpec(cfg.backbone, cfg.stem))
+            backbone.load_state_dict(torch.load(file, map_location="cpu", weights_only=True)["backbone"])
+            curve[f"{minutes:g} min"] = round(data.knn(backbone.eval(), cfg.image_size), 4)
+            log.info("snapshot at %g min: kNN %.2f%%", minutes, 100 * curve[f"{minutes:g} min"])
+    return curve
+
+
+def run_recipe(data: Data, recipe: str, budgets: list[float], workdir: Path, curve: list[float] = ()) -> dict:
+    """Train `recipe` once per budget, from scratch; one table row with kNN per budget (and its curve)."""
     row = {"recipe": recipe}
     for minutes in budgets:
         cfg = recipe_config(recipe, minutes, data.auto_size)
+        cfg.snapshot_minutes = [m for m in curve if m < minutes]
         log.info("%s: training %.1f min at %d px", recipe, minutes, cfg.image_size)
         out = workdir / "runs" / f"{recipe.replace(',', '_').replace('=', '-')}_{minutes:g}"
         with PeakMemory() as mem:  # training only: its own high-water mark
@@ -116,6 +136,8 @@ def run_recipe(data: Data, recipe: str, budgets: list[float], workdir: Path) -> 
                     f"kNN {minutes:g} min": round(acc, 4),
                     "effective rank": None if not result.health else round(result.health["effective_rank"], 1)})
         log.info("%s, %g min: kNN %.2f%%", recipe, minutes, 100 * acc)
+        if cfg.snapshot_minutes:
+            row[f"curve {minutes:g} min"] = {**score_snapshots(data, cfg, out), f"{minutes:g} min": round(acc, 4)}
     row["kNN flip-avg (last)"] = round(data.knn(result.backbone, cfg.image_size, flip=True), 4)
     return row
 
@@ -127,6 +149,7 @@ def main(argv=None) -> None:
     p.add_argument("--floor-only", action="store_true", help="score only the random-weights floor (no training)")
     p.add_argument("--minutes", type=float, nargs="+", default=[5.0], help="training budget(s), one run each")
     p.add_argument("--images", type=Path, default=REPO.parent / "shared" / "data" / "cifar10-train")
+    p.add_argument("--curve", type=float, nargs="+", default=[], help="also score each run's encoder at these minutes")
     p.add_argument("--bank", type=int, default=10_000, help="kNN bank: this many training images")
     p.add_argument("--workdir", type=Path, default=None, help="manifest + decode cache (default /tmp/curate-ssl-bench-<folder>)")
     args = p.parse_args(argv)
@@ -141,7 +164,7 @@ def main(argv=None) -> None:
     if args.all_tasks:
         from curate.pretext import TASKS
         recipes += [t for t in TASKS.names() if t not in recipes]
-    rows = [run_recipe(data, recipe, args.minutes, workdir) for recipe in recipes]
+    rows = [run_recipe(data, recipe, args.minutes, workdir, args.curve) for recipe in recipes]
 
     # The floor every recipe has to clear: the default backbone with random weights, same protocol.
     cfg = recipe_config("default", 1, data.auto_size)
@@ -154,10 +177,14 @@ def main(argv=None) -> None:
 
     facts["load_avg_end"] = load_average()
     print(summary_line(facts))
-    header = list(dict.fromkeys(k for r in rows for k in r))
+    header = list(dict.fromkeys(k for r in rows for k, v in r.items() if not isinstance(v, dict)))
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
     for r in rows:
         print("| " + " | ".join("" if r.get(h) is None else str(r[h]) for h in header) + " |")
+    for r in rows:  # each curve as its own table: minutes of training -> kNN
+        for key, points in ((k, v) for k, v in r.items() if k.startswith("curve ")):
+            print(f"\n{r['recipe']}, {key}:\n| minutes | kNN |\n|---|---|")
+            print("\n".join(f"| {m.split()[0]} | {100 * acc:.1f}% |" for m, acc in points.items()))
     out_dir = REPO / "bench" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")

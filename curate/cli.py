@@ -260,6 +260,8 @@ def _train_options(c: argparse.ArgumentParser) -> None:
                                                         "uniformity) every so many minutes (default 1; 0 = off)")
     c.add_argument("--checkpoint-minutes", type=float, help="save a resumable checkpoint every so many minutes "
                                                             "(default 2); a crash loses at most that much training")
+    c.add_argument("--snapshot-minutes", type=float, nargs="+", help="also keep the encoder after these minutes "
+                                                                     "of training (model/snapshots/encoder-{M}min.pt)")
     c.add_argument("--stop-on-collapse", action="store_true", default=None,
                    help="stop with a checkpoint when the embeddings collapse (default: warn and go on)")
 

@@ -76,7 +76,7 @@ def train_config(args: argparse.Namespace, ws: Workspace):
     fields.pop("tasks", None)
     cfg = config_from_dict({**cfg.to_dict(), **fields}) if fields else cfg
     flags = ("backbone", "image_size", "minutes", "epochs", "batch_size", "lr", "optimizer", "precision", "device",
-             "seed", "health_minutes", "stop_on_collapse", "checkpoint_minutes", "holdout")
+             "seed", "health_minutes", "stop_on_collapse", "checkpoint_minutes", "snapshot_minutes", "holdout")
     for key in flags:
         value = getattr(args, key, None)
         if value is not None:

@@ -116,3 +116,15 @@ def test_persistently_non_finite_gradients_stop_training_with_a_checkpoint(cache
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert state["step"] == 0
     assert all(torch.isfinite(v).all() for v in state["backbone"].values() if v.is_floating_point())
+
+
+def test_snapshots_keep_the_encoder_at_the_minutes_asked(cache, tmp_path):
+    cfg = TrainConfig(minutes=0.1, batch_size=32, stem="small", snapshot_minutes=[0.05, 0.1, 5.0])
+    result = train(cache, np.arange(len(cache)), cfg, tmp_path)
+    half = torch.load(tmp_path / "snapshots" / "encoder-0.05min.pt", weights_only=True)
+    end = torch.load(tmp_path / "snapshots" / "encoder-0.1min.pt", weights_only=True)
+    assert not (tmp_path / "snapshots" / "encoder-5min.pt").exists()  # past the budget: never reached
+    assert 3.0 <= half["elapsed_s"] < 6.0 <= end["elapsed_s"] and 0 < half["step"] < end["step"] == result.steps
+    final = result.backbone.state_dict()  # the last snapshot is the exported encoder, the first an earlier one
+    assert all(torch.equal(end["backbone"][k], v) for k, v in final.items())
+    assert not all(torch.equal(half["backbone"][k], v) for k, v in final.items())

@@ -27,6 +27,7 @@ class TrainConfig:
     holdout: float = 0.0  # fraction of images (by id hash) kept out of training for evaluation
     seed: int = 0
     checkpoint_minutes: float = 2.0
+    snapshot_minutes: list[float] = field(default_factory=list)  # keep the encoder at these minutes (a quality curve)
     log_every: int = 10  # steps between lines of train_log.jsonl (the first step is always logged)
     device: str = "auto"  # auto | cpu | cuda
     health_minutes: float = 1.0  # embedding health (rank, alignment, uniformity) every so often; 0 = off

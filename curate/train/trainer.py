@@ -128,7 +128,8 @@ def train(images: np.ndarray, train_ids: np.ndarray, cfg: TrainConfig, out_dir: 
     """Train a backbone with cfg.tasks on images[train_ids] ((N, S, S, 3) uint8, S = cfg.image_size).
 
     Writes out_dir/checkpoint.pt (resumable state), out_dir/train_log.jsonl (losses) and
-    out_dir/health_log.jsonl (embedding health every cfg.health_minutes, curate.evaluate.health).
+    out_dir/health_log.jsonl (embedding health every cfg.health_minutes, curate.evaluate.health) and
+    out_dir/snapshots/encoder-{M}min.pt (the encoder after M minutes, for each M in cfg.snapshot_minutes).
     Under torchrun (curate.train.ddp) every rank calls this: each trains on its rows of the same global
     batches, and only rank 0 writes.
     """
@@ -205,12 +206,25 @@ def train(images: np.ndarray, train_ids: np.ndarray, cfg: TrainConfig, out_dir: 
                                               f"{h['effective_rank']:.2f}); checkpoint saved in {ckpt_file}")
         return h
 
+    snapshots_due = sorted(m for m in cfg.snapshot_minutes if m * 60 > elapsed_before)
+
+    def save_snapshots(elapsed: float) -> None:
+        """The encoder as it stands at each snapshot minute passed (scored later, off the training clock)."""
+        while snapshots_due and elapsed >= snapshots_due[0] * 60:
+            minutes = snapshots_due.pop(0)
+            if world.main:
+                model = backbone if averaged is None else averaged.module
+                storage.save_torch(out_dir / "snapshots" / f"encoder-{minutes:g}min.pt",
+                                   {"backbone": model.state_dict(), "step": step, "elapsed_s": round(elapsed, 2),
+                                    "images_seen": step * cfg.batch_size})
+
     keep_on_interrupt = _checkpoint_on_interrupt(lambda: save_checkpoint(elapsed_before + time.perf_counter() - start))
     log_target = log_file if world.main else os.devnull  # one writer: rank 0
     with open(log_target, "a") as log_fh, keep_on_interrupt, InterruptFlag(world) as sigint:
         while True:
             run_s = time.perf_counter() - start
             elapsed = elapsed_before + run_s
+            save_snapshots(elapsed)
             frac = elapsed / budget_s if budget_s else step / total_steps
             frac, interrupted = world.agree(frac, sigint.requested)  # every rank stops at the same step
             if interrupted:
