@@ -142,6 +142,33 @@ def run_recipe(data: Data, recipe: str, budgets: list[float], workdir: Path, cur
     return row
 
 
+def plot_curves(result: dict, path: Path, goal: float = 0.70) -> bool:
+    """kNN against minutes of training for each run that kept a curve, with the random-weights floor and
+    the goal; False when `result` holds no curve."""
+    from matplotlib.figure import Figure
+
+    curves = [(r["recipe"], k, v) for r in result["rows"] for k, v in r.items() if k.startswith("curve ")]
+    if not curves:
+        return False
+    fig = Figure(figsize=(6.4, 4.0), dpi=120)
+    ax = fig.add_subplot()
+    for recipe, key, points in curves:
+        minutes = [float(m.split()[0]) for m in points]
+        ax.plot(minutes, [100 * v for v in points.values()], "o-", label=f"{recipe} ({key.removeprefix('curve ')} run)")
+    floor = next((v for r in result["rows"] if r["recipe"].startswith("(random") for k, v in r.items()
+                  if k.startswith("kNN ")), None)
+    if floor is not None:
+        ax.axhline(100 * floor, color="grey", ls=":", label="random weights")
+    ax.axhline(100 * goal, color="tab:red", ls="--", label=f"goal {100 * goal:.0f}%")
+    ax.set(xlabel="minutes of training", ylabel="held-out kNN top-1 (%)",
+           title=f"{Path(result['images']).name}: {result['train']:,} training images, {result['test']:,} held out")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    return True
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--recipe", action="append", help="default | preset[,key=value...] (repeatable; default: default)")
@@ -150,10 +177,14 @@ def main(argv=None) -> None:
     p.add_argument("--minutes", type=float, nargs="+", default=[5.0], help="training budget(s), one run each")
     p.add_argument("--images", type=Path, default=REPO.parent / "shared" / "data" / "cifar10-train")
     p.add_argument("--curve", type=float, nargs="+", default=[], help="also score each run's encoder at these minutes")
+    p.add_argument("--plot", type=Path, help="only draw the curves of this results JSON (a PNG beside it)")
     p.add_argument("--bank", type=int, default=10_000, help="kNN bank: this many training images")
     p.add_argument("--workdir", type=Path, default=None, help="manifest + decode cache (default /tmp/curate-ssl-bench-<folder>)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    if args.plot:
+        plot_curves(json.loads(args.plot.read_text()), args.plot.with_suffix(".png"))
+        return
     workdir = args.workdir or Path(f"/tmp/curate-ssl-bench-{args.images.resolve().name}")
     facts = machine_facts("auto", REPO)
     data = Data(args.images, workdir, args.bank)
@@ -188,9 +219,11 @@ def main(argv=None) -> None:
     out_dir = REPO / "bench" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    (out_dir / f"ssl_quality-{stamp}.json").write_text(json.dumps(
-        {"rows": rows, "images": str(args.images), "train": int(len(data.train_ids)), "bank": int(len(data.bank)),
-         "test": int(len(data.test)), "protocol": "weighted kNN k=200 T=0.1", "machine": facts}, indent=2))
+    result = {"rows": rows, "images": str(args.images), "train": int(len(data.train_ids)), "bank": int(len(data.bank)),
+              "test": int(len(data.test)), "protocol": "weighted kNN k=200 T=0.1", "machine": facts}
+    (out_dir / f"ssl_quality-{stamp}.json").write_text(json.dumps(result, indent=2))
+    if plot_curves(result, out_dir / f"ssl_quality-{stamp}.png"):
+        print(f"curve: {out_dir / f'ssl_quality-{stamp}.png'}")
 
 
 if __name__ == "__main__":
