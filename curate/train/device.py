@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from functools import partial
 from pathlib import Path
 
@@ -16,8 +17,16 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+# oneDNN instruction-set caps (ONEDNN_MAX_CPU_ISA) that still include bf16 dot products
+BF16_ISAS = ("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX10_1_512", "ALL", "DEFAULT")
+
+
 def cpu_has_bf16() -> bool:
-    """AVX-512 BF16 or AMX: bf16 convolutions run ~2.5x faster than fp32 (measured, bench/)."""
+    """AVX-512 BF16 or AMX: bf16 convolutions run ~2.5x faster than fp32 (measured, bench/). A oneDNN
+    capped below bf16 (ONEDNN_MAX_CPU_ISA=AVX2, how an AVX2-only CPU is emulated here) runs it emulated."""
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper()
+    if not cap.startswith(BF16_ISAS):
+        return False
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
