@@ -101,8 +101,8 @@ def run_config(ws: Workspace, cfg: TrainConfig, resume: bool) -> TrainConfig:
     recipe with this run's budget and watching settings."""
     if resume and (ws.model_dir / "checkpoint.pt").exists() and (ws.model_dir / "run_config.json").exists():
         budget = {"minutes": cfg.minutes, "epochs": None} if cfg.minutes else {"epochs": cfg.epochs} if cfg.epochs else {}
-        watch = {k: getattr(cfg, k) for k in ("health_minutes", "health_images", "stop_on_collapse", "checkpoint_minutes",
-                                           "snapshot_minutes")}
+        watching = ("health_minutes", "health_images", "stop_on_collapse", "checkpoint_minutes", "snapshot_minutes")
+        watch = {k: getattr(cfg, k) for k in watching}
         cfg = TrainConfig.from_dict({**storage.read_json(ws.model_dir / "run_config.json"), **budget, **watch})
         log.info("resuming with the interrupted run's configuration")
     return resolve_config(ws, cfg)
