@@ -7,17 +7,17 @@ Needs the benchmark-only packages in bench/requirements.txt (lightly, lightly-tr
 their own venv, .venv-bench (bench/README.md). Data, split, bank and scoring are those of
 bench/ssl_quality.py: CIFAR-10 train minus the 10% held-out split (holdout_mask over manifest ids),
 weighted kNN (cosine, k=200, T=0.1) of the held-out images against a bank of 10,000 training images,
-embedded by `embed_images` from the 32 px decoded cache with ImageNet normalisation. Labels are used
+embedded by `embed_images` from the decoded cache at `--image-size` (default 32 px) with ImageNet normalisation. Labels are used
 only for scoring.
 
-Baselines (both a standard torchvision resnet18, ImageNet stem, random init, fp32):
+Baselines (both a standard torchvision resnet18, ImageNet stem, random init, fp32; S = --image-size):
 - lightly_ssl: as LightlySSL's examples/pytorch/simclr.py: resnet18 without fc, SimCLRProjectionHead
-  (512, 512, 128), NTXentLoss(), SimCLRTransform(input_size=32), SGD lr 0.06, batch 256, shuffle,
+  (512, 512, 128), NTXentLoss(), SimCLRTransform(input_size=S), SGD lr 0.06, batch 256, shuffle,
   drop_last, a torch DataLoader with workers. The data is a torchvision ImageFolder over a folder of
   symlinks to the training images (class subfolders only because ImageFolder needs them; the labels
   are dropped). The budget is checked after every optimiser step.
 - lightly_train: lightly_train.pretrain(method="simclr", model="torchvision/resnet18") on the same
-  folder with transform_args image_size (32, 32), batch 256, many epochs, and Lightning's
+  folder with transform_args image_size (S, S), batch 256, many epochs, and Lightning's
   trainer_args max_time as the budget (checked by Lightning after every step); the exported
   torchvision state_dict is scored.
 
@@ -49,8 +49,8 @@ log = logging.getLogger("bench.ssl_baselines")
 
 
 # ---------------------------------------------------------------- data: the split of ssl_quality
-def load_split(images_dir: Path, workdir: Path, bank_n: int):
-    """(workspace, decoded 32 px cache, labels, train ids, held-out ids, bank ids), as ssl_quality."""
+def load_split(images_dir: Path, workdir: Path, bank_n: int, size: int = 32):
+    """(workspace, decoded `size` px cache, labels, train ids, held-out ids, bank ids), as ssl_quality."""
     from curate.data.cache import image_cache
     from curate.data.manifest import labels as manifest_labels, ok_mask
     from curate.data.split import holdout_mask
@@ -58,7 +58,7 @@ def load_split(images_dir: Path, workdir: Path, bank_n: int):
 
     ws, _ = scan(images_dir, workdir / "ws")
     manifest = ws.manifest()
-    images = image_cache(ws.root, manifest, 32, ws.cache_dir)
+    images = image_cache(ws.root, manifest, size, ws.cache_dir)
     classes = {c: i for i, c in enumerate(sorted(set(manifest["label"].dropna())))}
     y = np.array([classes.get(l, -1) for l in manifest_labels(manifest)])
     held = holdout_mask(manifest["id"].to_numpy(), 0.1, 0)
@@ -125,7 +125,7 @@ def rss_peak_mb() -> float:
 
 
 # ---------------------------------------------------------------- baselines (run in a child process)
-def train_lightly_ssl(folder: Path, out: Path, seconds: float, workers: int, device: str):
+def train_lightly_ssl(folder: Path, out: Path, seconds: float, workers: int, device: str, size: int = 32):
     """LightlySSL's pytorch SimCLR example, stopped at the wall-clock budget -> (resnet18, steps, images, train_s)."""
     import torch
     import torchvision
@@ -139,7 +139,7 @@ def train_lightly_ssl(folder: Path, out: Path, seconds: float, workers: int, dev
     backbone = nn.Sequential(*list(resnet.children())[:-1])
     head = SimCLRProjectionHead(512, 512, 128)
     backbone.to(device), head.to(device)
-    dataset = torchvision.datasets.ImageFolder(str(folder), transform=SimCLRTransform(input_size=32))
+    dataset = torchvision.datasets.ImageFolder(str(folder), transform=SimCLRTransform(input_size=size))
     loader = torch.utils.data.DataLoader(dataset, batch_size=256, shuffle=True, drop_last=True,
                                          num_workers=workers, persistent_workers=workers > 0)
     criterion = NTXentLoss()
@@ -166,7 +166,8 @@ def train_lightly_ssl(folder: Path, out: Path, seconds: float, workers: int, dev
     return resnet, steps, steps * 256, train_s
 
 
-def train_lightly_train(folder: Path, out: Path, seconds: float, workers: int, device: str, epochs: int):
+def train_lightly_train(folder: Path, out: Path, seconds: float, workers: int, device: str, epochs: int,
+                        size: int = 32):
     """lightly_train.pretrain(method="simclr", model="torchvision/resnet18") under Lightning's max_time."""
     import lightly_train
     import torch
@@ -177,7 +178,7 @@ def train_lightly_train(folder: Path, out: Path, seconds: float, workers: int, d
     lightly_train.pretrain(
         out=str(out), data=str(folder), model="torchvision/resnet18", method="simclr",
         epochs=epochs, batch_size=256, num_workers=workers, accelerator=device, devices=1,
-        transform_args={"image_size": (32, 32)},
+        transform_args={"image_size": (size, size)},
         trainer_args={"max_time": {"seconds": seconds}},
         overwrite=True, seed=0,
     )
@@ -208,16 +209,17 @@ def child(args) -> None:
     with TreePeak() as tree:
         if args.child == "lightly_ssl":
             model, steps, seen, train_s = train_lightly_ssl(Path(str(split["folder"])), out, seconds,
-                                                            args.workers, args.device)
+                                                            args.workers, args.device, args.image_size)
         else:
             model, steps, seen, train_s = train_lightly_train(Path(str(split["folder"])), out, seconds,
-                                                              args.workers, args.device, args.lt_epochs)
+                                                              args.workers, args.device, args.lt_epochs,
+                                                              args.image_size)
     peak_rss = rss_peak_mb()
     images = np.load(str(split["cache"]), mmap_mode="r")
     model = model.to(args.device).eval()
     with torch.inference_mode():
         acc = score(model, images, split["bank"], split["test"], split["y"])
-    row = {"recipe": args.child, "minutes": args.minutes, "steps": steps, "images_seen": seen,
+    row = {"recipe": args.child, "px": args.image_size, "minutes": args.minutes, "steps": steps, "images_seen": seen,
            "train img/s": round(seen / train_s, 1) if train_s > 0 else 0.0,
            "peak_rss_mb": round(peak_rss), "tree_pss_mb": round(tree.peak / 2**20),
            "knn_top1": round(acc, 4), "train_s": round(train_s, 1), "wall_s": round(time.perf_counter() - t, 1)}
@@ -241,6 +243,8 @@ def main(argv=None) -> None:
     p.add_argument("--lt-epochs", type=int, default=1000,
                    help="lightly_train epochs: only sets its LR schedule, max_time stops the run")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--image-size", type=int, default=32, help="training and scoring resolution (default 32)")
+    p.add_argument("--json-out", type=Path, help="also write the results JSON here (bench.ssl_quality --baselines)")
     p.add_argument("--child", choices=BASELINES, help=argparse.SUPPRESS)
     p.add_argument("--row-out", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -257,13 +261,13 @@ def main(argv=None) -> None:
     if unknown:
         p.error(f"unknown baseline(s) {sorted(unknown)}; choose from {BASELINES}")
 
-    ws, manifest, images, y, train_ids, test, bank = load_split(args.images, args.workdir, args.bank)
+    ws, manifest, images, y, train_ids, test, bank = load_split(args.images, args.workdir, args.bank, args.image_size)
     test = test[:args.max_test]
     base = args.workdir / "baselines"
     base.mkdir(parents=True, exist_ok=True)
     folder = training_folder(ws, manifest, train_ids, base / "train-images")
     np.savez(base / "split.npz", bank=bank, test=test, y=y, folder=str(folder),
-             cache=str(Path(ws.cache_dir) / "images_32.npy"))
+             cache=str(Path(ws.cache_dir) / f"images_{args.image_size}.npy"))
     log.info("%d training images (symlinked in %s), %d held out, bank %d", len(train_ids), folder, len(test), len(bank))
 
     rows, failed = [], []
@@ -272,7 +276,7 @@ def main(argv=None) -> None:
         row_out.unlink(missing_ok=True)
         cmd = [sys.executable, "-m", "bench.ssl_baselines", "--child", name, "--row-out", str(row_out),
                "--minutes", str(args.minutes), "--workdir", str(args.workdir), "--workers", str(args.workers),
-               "--lt-epochs", str(args.lt_epochs), "--device", args.device]
+               "--lt-epochs", str(args.lt_epochs), "--device", args.device, "--image-size", str(args.image_size)]
         log.info("%s: training %.2f min in a subprocess", name, args.minutes)
         rc = subprocess.call(cmd, cwd=REPO)
         if rc != 0 or not row_out.exists():
@@ -291,14 +295,17 @@ def main(argv=None) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     path = out_dir / f"ssl_baselines-{stamp}.json"
-    path.write_text(json.dumps({
+    result = json.dumps({
         "rows": rows, "failed": failed, "bank": int(len(bank)), "test": int(len(test)),
         "train": int(len(train_ids)), "protocol": "weighted kNN k=200 T=0.1",
         "backbone": "torchvision resnet18 (ImageNet stem), random init, fp32",
         "workers": args.workers, "device": args.device, "lt_epochs": args.lt_epochs,
         "versions": {k: version(k) for k in ("lightly", "lightly-train", "torch", "torchvision")},
         "cpu_count": os.cpu_count(), "load_avg": os.getloadavg(),
-    }, indent=2))
+    }, indent=2)
+    for target in (path, args.json_out):
+        if target:
+            target.write_text(result)
     log.info("wrote %s", path)
     if failed:
         sys.exit(1)

@@ -5,6 +5,7 @@ labelled folder minus a held-out split (10% by id hash), scored by weighted kNN 
     python -m bench.ssl_quality --images ../shared/data/caltech101 --minutes 10 30   # photos
     python -m bench.ssl_quality --all-tasks --minutes 2       # every registered task with its preset
     python -m bench.ssl_quality --floor-only                  # just the random-weights row
+    python -m bench.ssl_quality --minutes 5 10 30 --baselines lightly_train   # + LightlyTrain, same run
     python -m bench.ssl_quality --minutes 120 --curve 5 10 15 30 60 90 --bank 50000   # kNN against minutes
 
 With --curve, each run also keeps its encoder at those minutes (TrainConfig.snapshot_minutes) and
@@ -15,6 +16,9 @@ run with that budget would score at least as well).
 Each (recipe, budget) is a separate training run from scratch with that budget (the schedule spans
 it), as a user running `curate train --minutes M` would get. Every run ends with the floor: the
 default backbone with random weights, scored the same way.
+
+--baselines trains LightlyTrain / LightlySSL (bench/ssl_baselines.py, in .venv-bench) after curate's
+recipes for each budget, on the same split, bank and resolution, and adds their rows to the table.
 
 A recipe is `default` (what `curate train` picks for these images), or a preset name
 (curate/pretext/presets) optionally followed by overrides, e.g. `simclr,stem=small,batch_size=512`,
@@ -169,6 +173,28 @@ def plot_curves(result: dict, path: Path, goal: float = 0.70) -> bool:
     return True
 
 
+def run_baseline(name: str, data: Data, budgets: list[float], workdir: Path, images: Path, size: int) -> dict:
+    """One outside baseline (bench/ssl_baselines.py in .venv-bench) per budget, as a row of this table."""
+    import subprocess
+
+    python = REPO / ".venv-bench" / "bin" / "python"
+    if not python.exists():
+        raise SystemExit(f"--baselines needs {python} with bench/requirements.txt installed (bench/README.md)")
+    row = {"recipe": name}
+    for minutes in budgets:
+        out = workdir / "baselines" / f"{name}_{minutes:g}.json"
+        cmd = [str(python), "-m", "bench.ssl_baselines", "--which", name, "--minutes", str(minutes), "--images",
+               str(images), "--bank", str(len(data.bank)), "--workdir", str(workdir), "--image-size", str(size),
+               "--json-out", str(out)]
+        log.info("%s: training %.1f min at %d px (.venv-bench)", name, minutes, size)
+        subprocess.run(cmd, cwd=REPO, check=True)
+        got = json.loads(out.read_text())["rows"][0]
+        row.update({"backbone": "torchvision resnet18", "px": size, "train img/s": got["train img/s"],
+                    "epochs": round(got["images_seen"] / len(data.train_ids), 1), "peak_rss_mb": got["peak_rss_mb"],
+                    f"kNN {minutes:g} min": got["knn_top1"]})
+    return row
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--recipe", action="append", help="default | preset[,key=value...] (repeatable; default: default)")
@@ -177,6 +203,8 @@ def main(argv=None) -> None:
     p.add_argument("--minutes", type=float, nargs="+", default=[5.0], help="training budget(s), one run each")
     p.add_argument("--images", type=Path, default=REPO.parent / "shared" / "data" / "cifar10-train")
     p.add_argument("--curve", type=float, nargs="+", default=[], help="also score each run's encoder at these minutes")
+    p.add_argument("--baselines", default="", help="also train these outside baselines per budget: lightly_train, "
+                                                     "lightly_ssl (comma-separated; needs .venv-bench)")
     p.add_argument("--plot", type=Path, help="only draw the curves of this results JSON (a PNG beside it)")
     p.add_argument("--bank", type=int, default=10_000, help="kNN bank: this many training images")
     p.add_argument("--workdir", type=Path, default=None, help="manifest + decode cache (default /tmp/curate-ssl-bench-<folder>)")
@@ -196,6 +224,8 @@ def main(argv=None) -> None:
         from curate.pretext import TASKS
         recipes += [t for t in TASKS.names() if t not in recipes]
     rows = [run_recipe(data, recipe, args.minutes, workdir, args.curve) for recipe in recipes]
+    for name in filter(None, (b.strip() for b in args.baselines.split(","))):
+        rows.append(run_baseline(name, data, args.minutes, workdir, args.images, data.auto_size))
 
     # The floor every recipe has to clear: the default backbone with random weights, same protocol.
     cfg = recipe_config("default", 1, data.auto_size)
