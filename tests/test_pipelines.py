@@ -52,3 +52,17 @@ def test_the_default_preset_and_curate_run_train_the_same_recipe(small_images, t
     flags = train_config(build_parser().parse_args(["run", str(small_images), "-w", str(ws.path), "--task",
                                                     "simclr:1", "--task", "rotation:0.5", "--minutes", "1"]), ws)
     assert quick == flags and [t.name for t in quick.tasks] == ["simclr", "rotation"] and quick.minutes == 1
+
+
+def test_snapshot_minutes_watch_a_run_without_changing_its_recipe(small_images, tmp_path):
+    from curate.cli import build_parser
+    from curate.pipeline import train_config
+    from curate.steps.scan import scan
+    from curate.steps.train import same_recipe
+
+    ws, _ = scan(small_images, tmp_path / "ws")
+    plain = train_config(build_parser().parse_args(["train", str(small_images), "-w", str(ws.path)]), ws)
+    watched = train_config(build_parser().parse_args(["train", str(small_images), "-w", str(ws.path),
+                                                      "--snapshot-minutes", "0.5", "2"]), ws)
+    assert watched.snapshot_minutes == [0.5, 2.0] and plain.snapshot_minutes == []
+    assert same_recipe(plain.to_dict(), watched.to_dict())  # an encoder trained either way is not retrained
