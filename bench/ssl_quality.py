@@ -45,6 +45,7 @@ from curate.evaluate import weighted_knn
 from curate.models import BackboneSpec, build_backbone
 from curate.steps.scan import scan
 from curate.train import train
+from curate.train.trainer import snapshot_file
 from curate.train.config import auto_image_size, auto_stem
 from curate.train.presets import config_from_dict, default_recipe, load_preset
 from curate.transforms.views import IMAGENET_MEAN, IMAGENET_STD
@@ -115,7 +116,7 @@ def score_snapshots(data: Data, cfg, run_dir: Path) -> dict[str, float]:
     """kNN of each encoder snapshot a run kept: {"M min": accuracy}."""
     curve = {}
     for minutes in sorted(cfg.snapshot_minutes):
-        file = run_dir / "snapshots" / f"encoder-{minutes:g}min.pt"
+        file = snapshot_file(run_dir, minutes)
         if file.exists():
             backbone = build_backbone(BackboneSpec(cfg.backbone, cfg.stem))
             backbone.load_state_dict(torch.load(file, map_location="cpu", weights_only=True)["backbone"])

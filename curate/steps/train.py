@@ -46,9 +46,10 @@ def resolve_config(ws: Workspace, cfg: TrainConfig) -> TrainConfig:
     return cfg
 
 
-# TrainConfig fields that only watch or place a run: a run that differs in these alone is the same recipe
-NOT_RECIPE = ("health_minutes", "health_images", "stop_on_collapse", "checkpoint_minutes", "snapshot_minutes",
-              "log_every", "device", "recipe")
+# TrainConfig fields that only watch a run (a resumed run takes them from its own command)
+WATCHING = ("health_minutes", "health_images", "stop_on_collapse", "checkpoint_minutes", "snapshot_minutes")
+# ... and those that also place or name it: a run that differs in these alone is the same recipe
+NOT_RECIPE = WATCHING + ("log_every", "device", "recipe")
 
 
 def same_recipe(a: dict, b: dict) -> bool:
@@ -101,8 +102,7 @@ def run_config(ws: Workspace, cfg: TrainConfig, resume: bool) -> TrainConfig:
     recipe with this run's budget and watching settings."""
     if resume and (ws.model_dir / "checkpoint.pt").exists() and (ws.model_dir / "run_config.json").exists():
         budget = {"minutes": cfg.minutes, "epochs": None} if cfg.minutes else {"epochs": cfg.epochs} if cfg.epochs else {}
-        watching = ("health_minutes", "health_images", "stop_on_collapse", "checkpoint_minutes", "snapshot_minutes")
-        watch = {k: getattr(cfg, k) for k in watching}
+        watch = {k: getattr(cfg, k) for k in WATCHING}
         cfg = TrainConfig.from_dict({**storage.read_json(ws.model_dir / "run_config.json"), **budget, **watch})
         log.info("resuming with the interrupted run's configuration")
     return resolve_config(ws, cfg)

@@ -123,6 +123,11 @@ def batches(ids: np.ndarray, batch_size: int, rng: np.random.Generator):
             yield np.sort(perm[start:start + batch_size])
 
 
+def snapshot_file(out_dir: Path, minutes: float) -> Path:
+    """Where a run keeps its encoder after `minutes` of training (TrainConfig.snapshot_minutes)."""
+    return Path(out_dir) / "snapshots" / f"encoder-{minutes:g}min.pt"
+
+
 def train(images: np.ndarray, train_ids: np.ndarray, cfg: TrainConfig, out_dir: Path, resume: bool = False,
           progress: Progress | None = None) -> TrainResult:
     """Train a backbone with cfg.tasks on images[train_ids] ((N, S, S, 3) uint8, S = cfg.image_size).
@@ -214,7 +219,7 @@ def train(images: np.ndarray, train_ids: np.ndarray, cfg: TrainConfig, out_dir: 
             minutes = snapshots_due.pop(0)
             if world.main:
                 model = backbone if averaged is None else averaged.module
-                storage.save_torch(out_dir / "snapshots" / f"encoder-{minutes:g}min.pt",
+                storage.save_torch(snapshot_file(out_dir, minutes),
                                    {"backbone": model.state_dict(), "step": step, "elapsed_s": round(elapsed, 2),
                                     "images_seen": step * cfg.batch_size})
 
