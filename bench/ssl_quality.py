@@ -6,6 +6,7 @@ labelled folder minus a held-out split (10% by id hash), scored by weighted kNN 
     python -m bench.ssl_quality --all-tasks --minutes 2       # every registered task with its preset
     python -m bench.ssl_quality --floor-only                  # just the random-weights row
     python -m bench.ssl_quality --minutes 5 10 30 --baselines lightly_train   # + LightlyTrain, same run
+    python -m bench.ssl_quality --minutes 30 --curve 5 10 --baselines lightly_train --baseline-minutes 5 10 30
     python -m bench.ssl_quality --minutes 120 --curve 5 10 15 30 60 90 --bank 50000   # kNN against minutes
 
 With --curve, each run also keeps its encoder at those minutes (TrainConfig.snapshot_minutes) and
@@ -206,6 +207,9 @@ def main(argv=None) -> None:
     p.add_argument("--curve", type=float, nargs="+", default=[], help="also score each run's encoder at these minutes")
     p.add_argument("--baselines", default="", help="also train these outside baselines per budget: lightly_train, "
                                                      "lightly_ssl (comma-separated; needs .venv-bench)")
+    p.add_argument("--baseline-minutes", type=float, nargs="+", default=None,
+                   help="budgets for --baselines (default: --minutes); e.g. --minutes 30 --curve 5 10 "
+                        "--baseline-minutes 5 10 30 gives every column in one run of ours")
     p.add_argument("--plot", type=Path, help="only draw the curves of this results JSON (a PNG beside it)")
     p.add_argument("--bank", type=int, default=10_000, help="kNN bank: this many training images")
     p.add_argument("--workdir", type=Path, default=None, help="manifest + decode cache (default /tmp/curate-ssl-bench-<folder>)")
@@ -226,7 +230,8 @@ def main(argv=None) -> None:
         recipes += [t for t in TASKS.names() if t not in recipes]
     rows = [run_recipe(data, recipe, args.minutes, workdir, args.curve) for recipe in recipes]
     for name in filter(None, (b.strip() for b in args.baselines.split(","))):
-        rows.append(run_baseline(name, data, args.minutes, workdir, args.images, data.auto_size))
+        rows.append(run_baseline(name, data, args.baseline_minutes or args.minutes, workdir, args.images,
+                                 data.auto_size))
 
     # The floor every recipe has to clear: the default backbone with random weights, same protocol.
     cfg = recipe_config("default", 1, data.auto_size)
@@ -234,7 +239,7 @@ def main(argv=None) -> None:
     untrained = build_backbone(BackboneSpec(cfg.backbone, cfg.stem)).eval()
     acc = data.knn(untrained, cfg.image_size)
     rows.append({"recipe": "(random weights, no training)", "backbone": cfg.backbone, "px": cfg.image_size,
-                 **{f"kNN {m:g} min": round(acc, 4) for m in args.minutes}})
+                 **{f"kNN {m:g} min": round(acc, 4) for m in sorted({*args.minutes, *(args.baseline_minutes or [])})}})
     log.info("random weights: kNN %.2f%%", 100 * acc)
 
     facts["load_avg_end"] = load_average()

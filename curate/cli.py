@@ -16,15 +16,20 @@ from curate.quality.checks import QualityConfig
 log = logging.getLogger("curate")
 
 
+def configure_logging(verbose: bool = False) -> None:
+    """curate's INFO lines on stderr; libraries that chat at INFO (numba, openTSNE, ...) only warn."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(message)s")
+    for noisy in ("numba", "matplotlib", "PIL", "streamlit", "faiss.loader", "openTSNE"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         # A shell starts `cmd &` with SIGINT ignored, and children inherit that (an app started so would
         # start runs that its Cancel, a SIGINT, cannot stop): here SIGINT always saves the work and stops.
         signal.signal(signal.SIGINT, signal.default_int_handler)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
-    for noisy in ("numba", "matplotlib", "PIL", "streamlit", "faiss.loader"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logging(args.verbose)
     try:
         if getattr(args, "threads", None) is not None:
             set_threads(args.threads)

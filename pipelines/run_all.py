@@ -9,12 +9,12 @@ default recipe for the images' size, or the first task's own recipe when `tasks`
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
 import yaml
 
 from curate import pipeline
+from curate.cli import build_parser, configure_logging
 from curate.train.presets import config_from_dict
 from curate.workspace import Workspace
 
@@ -41,8 +41,6 @@ def load_preset(path: Path, overrides: list[str] = ()) -> dict:
 
 def preset_args(images: Path, workspace: Path, preset: dict):
     """`curate run IMAGES -w WORKSPACE`'s options with the preset's settings in place."""
-    from curate.cli import build_parser
-
     args = build_parser().parse_args(["run", str(images), "-w", str(workspace)])
     args.train_fields = preset.get("train") or {}
     args.map_method = (preset.get("map") or {}).get("method", "auto")
@@ -64,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--preset", type=Path, default=PRESETS / "default.yaml")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a preset value")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    configure_logging()
     run_all(args.images, args.workspace, load_preset(args.preset, args.set))
 
 

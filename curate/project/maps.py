@@ -60,11 +60,7 @@ def umap_2d(vectors: np.ndarray, seed: int = 0, n_neighbors: int = 15, min_dist:
 def tsne_2d(vectors: np.ndarray, seed: int = 0, perplexity: float = 30.0, fit_max: int = TSNE_FIT_MAX) -> np.ndarray:
     """(N, D) -> (N, 2) float32 t-SNE (cosine, openTSNE's FFT gradients, PCA start). PCA to 50 dims
     first, as for UMAP; beyond `fit_max` rows, fitted on a sample and the rest placed by neighbours."""
-    import logging
-
-    from openTSNE import TSNE  # only when a t-SNE map is made
-
-    logging.getLogger("openTSNE").setLevel(logging.WARNING)  # its INFO lines would land in curate's log
+    from openTSNE import TSNE  # only when a t-SNE map is made (its INFO chatter: curate.cli.configure_logging)
 
     x = np.asarray(vectors, dtype=np.float32)
     if len(x) < 4:
