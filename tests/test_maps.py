@@ -2,6 +2,8 @@
 `curate map --method tsne` writes its own checked file beside the main map."""
 from __future__ import annotations
 
+import logging
+
 import faiss
 import numpy as np
 import pytest
@@ -48,13 +50,15 @@ def test_tsne_of_a_handful_of_points_does_not_fail():
     assert np.isfinite(tsne_2d(x)).all()  # perplexity shrinks to fit
 
 
-def test_curate_map_writes_a_tsne_file_beside_the_umap(built_workspace_copy, capsys):
+def test_curate_map_writes_a_tsne_file_beside_the_umap(built_workspace_copy, capsys, caplog):
     ws = built_workspace_copy
     umap_before = ws.projection_file.read_bytes()
     with pytest.raises(FileNotFoundError, match="curate map -w WS --method tsne"):
         ws.projection("tsne")
+    caplog.set_level(logging.INFO)  # curate's own level: openTSNE's INFO chatter must still stay out
     assert main(["map", "-w", str(ws.path), "--method", "tsne"]) == 0
     assert "tsne map of 2,000 rows" in capsys.readouterr().out
+    assert not [r for r in caplog.records if r.name.startswith("openTSNE") and r.levelno < logging.WARNING]
     xy, rows = ws.projection("tsne"), indexed_rows(ws)
     assert np.isfinite(xy[rows]).all() and ws.projection_file.read_bytes() == umap_before
     labels = ws.manifest()["path"].str.split("/").str[0].to_numpy()[rows]
