@@ -243,8 +243,9 @@ def main(argv=None) -> None:
     torch.manual_seed(0)
     untrained = build_backbone(BackboneSpec(cfg.backbone, cfg.stem)).eval()
     acc = data.knn(untrained, cfg.image_size)
+    budgets = sorted({*args.minutes, *(args.baseline_minutes or [])})
     rows.append({"recipe": "(random weights, no training)", "backbone": cfg.backbone, "px": cfg.image_size,
-                 **{f"kNN {m:g} min": round(acc, 4) for m in sorted({*args.minutes, *(args.baseline_minutes or [])})}})
+                 **{f"kNN {m:g} min": round(acc, 4) for m in budgets}})
     log.info("random weights: kNN %.2f%%", 100 * acc)
 
     facts["load_avg_end"] = load_average()
