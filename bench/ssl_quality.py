@@ -46,9 +46,9 @@ from curate.evaluate import weighted_knn
 from curate.models import BackboneSpec, build_backbone
 from curate.steps.scan import scan
 from curate.train import train
-from curate.train.trainer import snapshot_file
 from curate.train.config import auto_image_size, auto_stem
 from curate.train.presets import config_from_dict, default_recipe, load_preset
+from curate.train.trainer import snapshot_file
 from curate.transforms.views import IMAGENET_MEAN, IMAGENET_STD
 
 from bench.machine import load_average, machine_facts, summary_line
