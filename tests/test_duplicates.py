@@ -238,3 +238,24 @@ def test_small_images_also_compare_their_low_frequency_codes(bundled_images):
     null = small_image_score(np.full(10, -1.0, np.float32), codes, pairs[:10] * 0 + [[0, 2]], np.full(len(thumbs), 32),
                              flips=False, mirrored_null="lr")
     assert np.allclose(null, codes[0] @ mirror_codes(codes)[2])  # the null compares with the mirrored partner
+
+
+def test_a_washed_out_copy_still_lines_up_in_luma(caltech_images):
+    """Brightening clips this watch's beige background to white and lower contrast then greys it:
+    the copy's chroma no longer correlates (under REFINE in colour at 16 px), its luma still does. The
+    luma route takes it to the 32 px stage; a different photo does not reach WASHED_OUT in luma."""
+    from curate.quality import alignment
+
+    watch = caltech_images / "watch" / "image_0095.jpg"
+    if not watch.exists():
+        pytest.skip(f"{watch} is not in this copy of Caltech-101")
+    im = Image.open(watch).convert("RGB")
+    copy = jpeg(LIGHT["brightness/contrast"](im, None), 95)
+    others = [Image.open(f).convert("RGB") for f in sorted((caltech_images / "watch").glob("*.jpg"))[:20] if f != watch]
+    thumbs = np.stack([thumbnail(im), thumbnail(copy)] + [thumbnail(o) for o in others])
+    pair = np.array([[0, 1]])
+    colour, luma = aligned_similarity(thumbs, pair, alignment.LIGHT_COARSE, side=16, with_luma=True)
+    assert colour[0] < alignment.REFINE <= alignment.WASHED_OUT <= luma[0], (colour, luma)
+    assert pixel_similarity(thumbs, pair)[0] >= 0.98
+    rest = np.array([[0, j] for j in range(2, len(thumbs))])
+    assert aligned_similarity(thumbs, rest, alignment.LIGHT_COARSE, side=16, with_luma=True)[1].max() < alignment.WASHED_OUT

@@ -46,6 +46,11 @@ CROPS_COARSE = WindowGrid(scales=(1.0, 0.88, 0.76, 0.64, 0.52), step=0.12)
 # Pairs below this at 16 px are not refined: every planted light edit scored >= 0.78 there
 # (CIFAR-10 and Caltech-101, 30 copies per edit), and the thresholds chosen are above 0.9.
 REFINE = 0.8
+# ... or, in luma alone, this close: a copy whose colour was washed out (brightening that clips a light
+# background to white, then lower contrast) lines up in luma though its chroma no longer correlates.
+# bench.duplicates on Caltech-101: such a copy scored 0.79 in colour and 0.99 in luma; of 20,583
+# mirrored null pairs none reached 0.98 in luma with colour under REFINE (one reached 0.97).
+WASHED_OUT = 0.98
 # The last stage, for the few pairs already this close at 32 px: windows 1.5% of a side apart
 # (half a pixel at 32 px), scales down to 0.9 of a side. On photos a shift or a light crop
 # misses LIGHT's 4% grid by up to 2% of a side, which costs 0.02-0.08 of NCC, enough to fall
@@ -97,7 +102,7 @@ def pixel_similarity(thumbs: np.ndarray, pairs: np.ndarray, crops: bool = False,
                      flip: str | None = None, progress: Progress | None = None, stage: str = "pairs",
                      sides: np.ndarray | None = None) -> np.ndarray:
     """(P,) aligned similarity, coarse to fine: every pair at 16 px on a coarse window grid in colour,
-    the pairs that reach `REFINE` there again at 32 px on a fine grid, luma only (their score is
+    the pairs that reach `REFINE` there (or `WASHED_OUT` in its luma alone) again at 32 px on a fine grid, luma only (their score is
     the fine one: detail tells a copy from a look-alike photo, colour no longer needs to), and the
     pairs that reach `POLISH` then once more on the `DENSE` grid (the better of the two; with
     `crops`, every pair past the 32 px stage, on `DENSE_CROPS`).
@@ -108,14 +113,14 @@ def pixel_similarity(thumbs: np.ndarray, pairs: np.ndarray, crops: bool = False,
     is a blur, not a different picture): its last stage is the dense grid at 16 px, in colour.
     """
     coarse, fine, dense = (CROPS_COARSE, CROPS, DENSE_CROPS) if crops else (LIGHT_COARSE, LIGHT, DENSE)
-    score = aligned_similarity(thumbs, pairs, coarse, flip=flip, side=SIDE // 2, progress=progress,
-                               stage=f"{stage} (16 px)")
+    score, luma_score = aligned_similarity(thumbs, pairs, coarse, flip=flip, side=SIDE // 2, progress=progress,
+                                           stage=f"{stage} (16 px)", with_luma=True)
     pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
     detailed = np.ones(len(pairs), bool) if sides is None else (np.asarray(sides)[pairs] >= 2 * THUMB).all(1)
     small = np.flatnonzero((score >= REFINE) & ~detailed)
     score[small] = np.maximum(score[small], refined_similarity(thumbs, pairs[small], dense, flip=flip, side=SIDE // 2,
                                                                progress=progress, stage=f"{stage} (16 px, dense)"))
-    close = np.flatnonzero((score >= REFINE) & detailed)
+    close = np.flatnonzero(((score >= REFINE) | (luma_score >= WASHED_OUT)) & detailed)
     luma = thumbs[..., :1] if thumbs.ndim == 4 else thumbs  # colour has had its say at 16 px: 3x cheaper
     score[close] = aligned_similarity(luma, pairs[close], fine, flip=flip, side=SIDE, progress=progress,
                                       stage=f"{stage} (32 px)")
@@ -188,17 +193,18 @@ def _resample_each(source: torch.Tensor, my: torch.Tensor, mx: torch.Tensor) -> 
 
 def aligned_similarity(thumbs: np.ndarray, pairs: np.ndarray, grid: WindowGrid = LIGHT,
                        flip: str | None = None, side: int = SIDE, progress: Progress | None = None,
-                       stage: str = "pairs") -> np.ndarray:
+                       stage: str = "pairs", with_luma: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """(P,) float32 best NCC between pairs (P, 2) of rows of (N, T, T, 3) uint8 thumbnails, both ways.
 
     `flip` "lr" (or "ud", or "both": rotated half a turn): compare the first image with the
     left-right (upside-down) mirror of the second instead: flipped copies, and the calibration's
-    null of pairs that are certainly not duplicates.
+    null of pairs that are certainly not duplicates. `with_luma`: also (P,) the best NCC of the luma
+    channel alone, a by-product of the same windows.
     """
     pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
-    out = np.full(len(pairs), -1.0, np.float32)
+    out, luma = np.full(len(pairs), -1.0, np.float32), np.full(len(pairs), -1.0, np.float32)
     if not len(pairs):
-        return out
+        return (out, luma) if with_luma else out
     mats = torch.from_numpy(window_matrices(grid, thumbs.shape[1], side))
     opp = torch.from_numpy(opposite_windows(grid))
     batch = max(1, WORK // (6 * len(mats) ** 2 * side * side))
@@ -210,12 +216,16 @@ def aligned_similarity(thumbs: np.ndarray, pairs: np.ndarray, grid: WindowGrid =
             if flip:
                 b = b.flip({"lr": (-1,), "ud": (-2,), "both": (-1, -2)}[flip])
             wa, wb = _windows(a, mats), _windows(b, mats)  # (P, C, W, W, S, S); window 0: the whole image
-            ncc = torch.stack([_ncc(wa, wb[:, :, :1, :1]),  # a window of a = all of b
-                               _ncc(wb, wa[:, :, :1, :1]),  # all of a = a window of b
-                               _ncc(wa, wb[:, :, opp][:, :, :, opp])])  # shifted: a's window, b's opposite
+            per_channel = [_ncc_channels(wa, wb[:, :, :1, :1]),  # a window of a = all of b
+                           _ncc_channels(wb, wa[:, :, :1, :1]),  # all of a = a window of b
+                           _ncc_channels(wa, wb[:, :, opp][:, :, :, opp])]  # shifted: a's window, b's opposite
+            ncc = torch.stack([_combined(*c) for c in per_channel])
             out[start:start + len(chunk)] = ncc.flatten(2).amax((0, 2)).numpy()
+            if with_luma:
+                luma_ncc = torch.stack([ch[:, 0] for ch, _ in per_channel])
+                luma[start:start + len(chunk)] = luma_ncc.flatten(2).amax((0, 2)).numpy()
             report(progress, start + len(chunk), len(pairs), stage=stage, unit="pair")
-    return out
+    return (out, luma) if with_luma else out
 
 
 def _channels_first(thumbs: np.ndarray) -> torch.Tensor:
@@ -227,11 +237,22 @@ def _channels_first(thumbs: np.ndarray) -> torch.Tensor:
 def _ncc(wa: torch.Tensor, wb: torch.Tensor) -> torch.Tensor:
     """(P, W, W) NCC of normalised windows (P, C, W, W, S, S), luma (channel 0) weighing twice each
     chroma channel; a channel flat in either image (a grey copy) drops out of the average."""
+    return _combined(*_ncc_channels(wa, wb))
+
+
+def _ncc_channels(wa: torch.Tensor, wb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(P, C, W, W) NCC per channel of normalised windows (P, C, W, W, S, S), and where the channel
+    has a pattern in both (a flat channel is all zeros after `_normalised`)."""
     per_channel = (wa * wb).sum((-1, -2))
     both = (wa.square().sum((-1, -2)) > 0.5) & (wb.square().sum((-1, -2)) > 0.5)
-    weight = torch.ones(wa.shape[1], dtype=wa.dtype)
+    return per_channel, both
+
+
+def _combined(per_channel: torch.Tensor, both: torch.Tensor) -> torch.Tensor:
+    """(P, W, W) the channels' NCC averaged, luma twice the weight of each chroma channel."""
+    weight = torch.ones(per_channel.shape[1], dtype=per_channel.dtype)
     weight[0] = 2.0
-    w = both.to(wa.dtype) * weight[None, :, None, None]
+    w = both.to(per_channel.dtype) * weight[None, :, None, None]
     return (per_channel * w).sum(1) / w.sum(1).clamp_min(1e-6)
 
 
