@@ -102,10 +102,10 @@ def pixel_similarity(thumbs: np.ndarray, pairs: np.ndarray, crops: bool = False,
                      flip: str | None = None, progress: Progress | None = None, stage: str = "pairs",
                      sides: np.ndarray | None = None) -> np.ndarray:
     """(P,) aligned similarity, coarse to fine: every pair at 16 px on a coarse window grid in colour,
-    the pairs that reach `REFINE` there (or `WASHED_OUT` in its luma alone) again at 32 px on a fine grid, luma only (their score is
-    the fine one: detail tells a copy from a look-alike photo, colour no longer needs to), and the
-    pairs that reach `POLISH` then once more on the `DENSE` grid (the better of the two; with
-    `crops`, every pair past the 32 px stage, on `DENSE_CROPS`).
+    the pairs that reach `REFINE` there (or `WASHED_OUT` in luma alone) again at 32 px on a fine grid,
+    luma only (their score is the fine one: detail tells a copy from a look-alike photo, colour no
+    longer needs to), and the pairs that reach `POLISH` then once more on the `DENSE` grid (the
+    better of the two; with `crops`, every pair past the 32 px stage, on `DENSE_CROPS`).
 
     Most candidate pairs are plainly different and stop at the cheap first stage. `sides` (N,): each
     image's shorter side in px; a pair with an image under 2 x THUMB px is not compared at 32 px,
