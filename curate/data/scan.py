@@ -14,11 +14,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISBLK, S_ISCHR, S_ISDIR, S_ISFIFO, S_ISLNK, S_ISREG, S_ISSOCK
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, NamedTuple
 
 import pandas as pd
 
-from curate.data.images import ImageError, image_size, is_image_path, load_rgb
+from curate.data.images import IMAGE_EXTENSIONS, ImageError, image_size, load_rgb
 from curate.data.manifest import MANIFEST_COLUMNS, empty_manifest
 from curate.progress import Progress, report
 
@@ -43,10 +43,10 @@ class ScanSummary:
                 f"{self.added} new, {self.changed} changed, {self.removed} removed")
 
 
-@dataclass(frozen=True)
-class _Listed:
-    """One listed file: where it is, its manifest path, and what `stat` said (or why it is unusable)."""
-    path: Path
+class _Listed(NamedTuple):
+    """One listed file: where it is, its manifest path, and what `stat` said (or why it is unusable).
+    Plain strings and a tuple: a rescan of millions of files is spent per file, not per image read."""
+    path: str
     rel: str
     size: int
     mtime: int
@@ -55,14 +55,36 @@ class _Listed:
 
 def list_images(root: Path) -> list[Path]:
     """Image files under root (recursive, sorted, hidden files and folders ignored, folder links not followed)."""
-    def warn(err: OSError) -> None:
-        log.warning("cannot list %s: %s (its images are left out)", err.filename, err.strerror or err)
+    return [Path(full) for full, _ in _walk(root)]
 
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root, onerror=warn, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        found.extend(Path(dirpath, f) for f in sorted(filenames) if is_image_path(Path(f)))
-    return found
+
+def _walk(root: Path) -> Iterator[tuple[str, str]]:
+    """(full path, manifest path) of every image file under root, in `list_images` order: a folder's
+    files by name, then its sub-folders by name. Strings from `os.scandir`, no Path per file."""
+    def entries(folder: str) -> list[os.DirEntry]:
+        try:
+            with os.scandir(folder) as it:
+                return sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
+        except OSError as err:
+            log.warning("cannot list %s: %s (its images are left out)", err.filename, err.strerror or err)
+            return []
+
+    stack = [(os.fspath(root), "")]
+    while stack:
+        folder, prefix = stack.pop()
+        children = entries(folder)
+        subfolders = []
+        for entry in children:
+            try:
+                is_dir = entry.is_dir()  # a link to a folder counts as one (and is not followed), as in os.walk
+            except OSError:
+                is_dir = False
+            if is_dir:
+                if not entry.is_symlink():
+                    subfolders.append((entry.path, f"{prefix}{entry.name}/"))
+            elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
+                yield entry.path, prefix + entry.name
+        stack.extend(reversed(subfolders))
 
 
 def label_of(rel: Path) -> str | None:
@@ -110,10 +132,11 @@ def scan_folder(root: str | Path, previous: pd.DataFrame | None = None, workers:
     if not root.is_dir():
         raise FileNotFoundError(f"image folder not found: {root} (pass a folder of images)")
     previous = empty_manifest() if previous is None else previous
-    listed = [entry for entry in (_stat_entry(p, root) for p in list_images(root)) if entry is not None]
+    cap = max_file_bytes()
+    listed = [entry for entry in (_stat_entry(full, rel, root, cap) for full, rel in _walk(root)) if entry is not None]
     kept, fresh, todo, old_rows = _plan(listed, previous)
 
-    paths = [entry.path for _, entry in todo]
+    paths = [Path(entry.path) for _, entry in todo]
     infos = inspect_files(paths) if inspect_files is not None else _inspect_threaded(paths, workers)
     for n, ((image_id, entry), info) in enumerate(zip(todo, infos, strict=True)):
         fresh.append(_row(image_id, entry, info))
@@ -150,9 +173,9 @@ def _plan(listed: list[_Listed], previous: pd.DataFrame) -> tuple[list, list, li
     millions of unchanged files costs the stat calls and a few array lookups per file.
     """
     position = dict(zip(previous["path"].tolist(), range(len(previous))))
-    ids, sizes, mtimes = (previous[c].to_numpy() for c in ("id", "bytes", "mtime"))
-    removed = (previous["status"] == "removed").to_numpy()
-    next_id = int(ids.max()) + 1 if len(previous) else 0
+    ids, sizes, mtimes = (previous[c].tolist() for c in ("id", "bytes", "mtime"))  # Python ints: fast to compare
+    removed = (previous["status"] == "removed").tolist()
+    next_id = max(ids) + 1 if ids else 0
     kept, fresh, todo, old_rows = [], [], [], {}
     for entry in listed:
         pos = position.get(entry.rel)
@@ -171,35 +194,33 @@ def _plan(listed: list[_Listed], previous: pd.DataFrame) -> tuple[list, list, li
     return kept, fresh, todo, old_rows
 
 
-def _stat_entry(path: Path, root: Path) -> _Listed | None:
-    """Describe one listed file without reading it; None if it vanished since it was listed.
-    One lstat per plain file (a second stat only for links): a rescan of millions of files is its stat calls."""
-    full, prefix = os.fspath(path), os.path.join(os.fspath(root), "")
-    rel = full[len(prefix):].replace(os.sep, "/") if full.startswith(prefix) else path.relative_to(root).as_posix()
+def _stat_entry(full: str, rel: str, root: Path, cap: int) -> _Listed | None:
+    """Describe one listed file (`full` path, `rel` manifest path) without reading it; None if it
+    vanished since it was listed. One lstat per plain file (a second stat only for links): a rescan of
+    millions of files is its stat calls. `cap`: the largest file the scan reads (`max_file_bytes`)."""
     try:
         rel.encode("utf-8")
     except UnicodeEncodeError:  # the manifest stores UTF-8: keep a readable, stable stand-in name
         shown = rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-        return _Listed(path, shown, 0, _lstat_mtime(path), "bad file name: not valid UTF-8 (rename the file)")
+        return _Listed(full, shown, 0, _lstat_mtime(full), "bad file name: not valid UTF-8 (rename the file)")
     try:
         stat = os.lstat(full)
         if S_ISLNK(stat.st_mode):
-            problem = _link_problem(path, root)
+            problem = _link_problem(Path(full), root)
             if problem is not None:
-                return _Listed(path, rel, 0, stat.st_mtime_ns, problem)
+                return _Listed(full, rel, 0, stat.st_mtime_ns, problem)
             stat = os.stat(full)
     except FileNotFoundError:
         return None
     except OSError as err:
-        return _Listed(path, rel, 0, 0, f"unreadable: {err.strerror or err}")
+        return _Listed(full, rel, 0, 0, f"unreadable: {err.strerror or err}")
     if not S_ISREG(stat.st_mode):  # a pipe named x.jpg would block `open` forever, a device never end
-        return _Listed(path, rel, 0, stat.st_mtime_ns, f"not a regular file: {_file_kind(stat.st_mode)}")
-    cap = max_file_bytes()
+        return _Listed(full, rel, 0, stat.st_mtime_ns, f"not a regular file: {_file_kind(stat.st_mode)}")
     if stat.st_size > cap:
-        return _Listed(path, rel, stat.st_size, stat.st_mtime_ns,
+        return _Listed(full, rel, stat.st_size, stat.st_mtime_ns,
                        f"too large: {stat.st_size / 2**20:,.1f} MB (at most {cap / 2**20:,.0f} MB per file: "
                        f"--max-file-mb / ${MAX_FILE_MB_ENV})")
-    return _Listed(path, rel, stat.st_size, stat.st_mtime_ns, None)
+    return _Listed(full, rel, stat.st_size, stat.st_mtime_ns, None)
 
 
 def max_file_bytes() -> int:
@@ -231,9 +252,9 @@ def _link_problem(path: Path, root: Path) -> str | None:
     return None
 
 
-def _lstat_mtime(path: Path) -> int:
+def _lstat_mtime(path: str) -> int:
     try:
-        return path.lstat().st_mtime_ns
+        return os.lstat(path).st_mtime_ns
     except OSError:
         return 0
 
