@@ -305,3 +305,28 @@ def test_pixel_and_file_size_caps_are_configurable(tmp_path):
     assert capped["small.png"] == "ok" and capped["photo.jpg"] == "ok"  # a JPEG may have 4 x 2,000
     assert capped["wide.png"].startswith("too large: 50x50 is more than 2,000 pixels") and "--max-pixels" in capped["wide.png"]
     assert capped["noise.png"].startswith("too large:") and "at most 2 MB per file" in capped["noise.png"]
+
+
+def test_listing_matches_a_sorted_os_walk(tmp_path):
+    """The scan's own scandir walk lists what a sorted os.walk lists, in the same order: a folder's files
+    by name, then its sub-folders; hidden files and folders and non-images left out, folder links not followed."""
+    from curate.data.images import is_image_path
+    from curate.data.scan import list_images
+
+    root = tmp_path / "tree"
+    for rel in ("b.jpg", "a.PNG", "z/1.jpg", "a_dir/x.webp", "a_dir/deep/y.jpg", "a_dir/deep/notes.txt",
+                ".hidden/h.jpg", "a_dir/.h.jpg", "m.jpg/inside.jpg", "ü/ñ.jpg"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"x")
+    (root / "linked_dir").symlink_to(root / "z", target_is_directory=True)
+    (root / "link.jpg").symlink_to(root / "b.jpg")
+    (root / "broken.jpg").symlink_to(root / "gone.jpg")
+
+    expected = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        expected += [Path(dirpath, f) for f in sorted(filenames) if is_image_path(Path(f))]
+    assert list_images(root) == expected
+    assert {p.relative_to(root).as_posix() for p in expected} == {
+        "b.jpg", "a.PNG", "z/1.jpg", "a_dir/x.webp", "a_dir/deep/y.jpg", "m.jpg/inside.jpg", "ü/ñ.jpg", "link.jpg",
+        "broken.jpg"}
