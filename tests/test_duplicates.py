@@ -157,8 +157,8 @@ def test_photos_edits_found_at_the_defaults(tmp_path, caltech_images):
     ws, _ = scan(tmp_path / "images", tmp_path / "ws")
     found = found_by_edit(ws, dedup(ws), truth)
     # Caltech holds look-alikes of its own (its Motorbikes are all side views): at 300 photos the
-    # calibration keeps a margin, so a hard copy (a brightened photo that clips) may fall below it
-    assert np.mean(list(found.values())) >= 0.9 and min(found.values()) >= 1 / 3, found
+    # calibration keeps a margin, so one hard copy of an edit may fall below it (all 36 found on 2026-12-05)
+    assert np.mean(list(found.values())) >= 0.95 and min(found.values()) >= 2 / 3, found
 
 
 def test_aligned_similarity_sees_crops_and_shifts_but_not_other_images(bundled_images):
