@@ -146,9 +146,10 @@ def test_decode_failure_names_file_system_errors_plainly():
 
 
 @pytest.mark.parametrize("name, wanted", [("a.JPG", True), ("b.tiff", True), ("c.txt", False),
-                                          (".DS_Store", False), ("._a.jpg", False), ("noext", False)])
+                                          (".DS_Store", False), ("._a.jpg", False), ("noext", False),
+                                          (".jpg", False), ("x.y.PNG", True)])
 def test_is_image_path(name, wanted):
-    assert is_image_path(Path(name)) is wanted
+    assert is_image_path(Path(name)) is wanted and is_image_path(f"some/dir.jpg/{name}") is wanted
 
 
 def test_decoding_is_thread_safe(bundled_images):

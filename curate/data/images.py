@@ -121,9 +121,11 @@ class ImageError(Exception):
     """An image that cannot be used; `str(err)` is the reason stored in the manifest."""
 
 
-def is_image_path(path: Path) -> bool:
-    """True for a visible file with an image extension (hidden files such as `._x.jpg` are macOS metadata)."""
-    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+def is_image_path(path: str | os.PathLike) -> bool:
+    """True for a visible file with an image extension (hidden files such as `._x.jpg` are macOS metadata).
+    String operations only: the scan asks this of every file name in the tree."""
+    name = os.path.basename(os.fspath(path))
+    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS and not name.startswith(".")
 
 
 def load_rgb(path, max_side: int | None = None) -> Image.Image:

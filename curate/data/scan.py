@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Iterator, NamedTuple
 
 import pandas as pd
 
-from curate.data.images import IMAGE_EXTENSIONS, ImageError, image_size, load_rgb
+from curate.data.images import ImageError, image_size, is_image_path, load_rgb
 from curate.data.manifest import MANIFEST_COLUMNS, empty_manifest
 from curate.progress import Progress, report
 
@@ -82,7 +82,7 @@ def _walk(root: Path) -> Iterator[tuple[str, str]]:
             if is_dir:
                 if not entry.is_symlink():
                     subfolders.append((entry.path, f"{prefix}{entry.name}/"))
-            elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
+            elif is_image_path(entry.name):
                 yield entry.path, prefix + entry.name
         stack.extend(reversed(subfolders))
 
