@@ -72,9 +72,8 @@ def _walk(root: Path) -> Iterator[tuple[str, str]]:
     stack = [(os.fspath(root), "")]
     while stack:
         folder, prefix = stack.pop()
-        children = entries(folder)
         subfolders = []
-        for entry in children:
+        for entry in entries(folder):
             try:
                 is_dir = entry.is_dir()  # a link to a folder counts as one (and is not followed), as in os.walk
             except OSError:
