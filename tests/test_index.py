@@ -40,6 +40,6 @@ def test_ivf_index_recall(tmp_path):
 
 
 @pytest.mark.parametrize("n,expected", [(10, "IDMap2,Flat"), (100_000, "IDMap2,Flat"), (1_000_000, "IVF2048,Flat"),
-                                        (10_000_000, "IVF8192_HNSW32,PQ128")])
+                                        (10_000_000, "IVF8192_HNSW32,PQ256")])
 def test_factory_by_size(n, expected):
     assert choose_factory(n, 512) == expected

@@ -111,6 +111,10 @@ class Reranked:
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         _, cand = self.index.search(queries, min(self.index.ntotal, k * self.factor))
+        return self.rescore(queries, cand, k)
+
+    def rescore(self, queries: np.ndarray, cand: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The best k of candidate ids `cand` (Q, C; -1 = none) by exact inner product with `queries`."""
         found = np.maximum(cand, 0)
         order = np.argsort(found.ravel(), kind="stable")  # sorted reads of the memmap
         flat = np.empty((found.size, self.vectors.shape[1]), np.float32)

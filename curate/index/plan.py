@@ -22,7 +22,7 @@ EXACT_MAX = 100_000  # up to here a flat index answers in milliseconds and is ex
 HNSW_COARSE_FROM = 4096  # partitions from which the centres get an HNSW graph (a flat scan of them costs more)
 MAX_LISTS = 8192  # k-means for more partitions costs tens of minutes on 2 cores, for little gain below 10^8
 ID_BYTES = 8  # an IVF list stores an int64 id beside each code
-PQ_BYTES = (128, 64, 32, 16, 8)  # bytes per compressed vector, largest (most accurate) first
+PQ_BYTES = (512, 256, 128, 64, 32, 16, 8)  # bytes per compressed vector, largest (most accurate) first
 DEFAULT_MEMORY = 4 << 30
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 

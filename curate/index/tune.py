@@ -55,10 +55,11 @@ def tune_nprobe(index, vectors: np.ndarray, ids: np.ndarray, rows: np.ndarray | 
     (and for a compressed index, the fewest re-scored candidates, doubling `rerank` up to 8x).
 
     `index` answers for `ids`, whose vectors are vectors[rows]; `params` (the sidecar's search
-    parameters, updated and returned) may hold `rerank` and `efSearch`. The search function used is
-    the one callers use (`search`, wrapped in `Reranked` when `rerank` is set), so the recall is
-    what they get. Returns the parameters with `recall_at_10`, `recall_target`, `tuned_on`, and
-    `reached` False when even the widest search misses the target (then nprobe = nlist).
+    parameters, updated and returned) may hold `rerank` and `efSearch`. The search is the one callers
+    use (`search`, re-scored as `Reranked` does when `rerank` is set), so the recall is what they get.
+    Returns the parameters with `recall_at_10`, `recall_target`, `tuned_on`, `tuning` (every setting
+    tried; the re-rank factors of one nprobe share its search time), and `reached` False when even the
+    widest search misses the target (then the setting with the highest recall).
     """
     from curate.index.faiss_index import Reranked, search
 
@@ -70,33 +71,50 @@ def tune_nprobe(index, vectors: np.ndarray, ids: np.ndarray, rows: np.ndarray | 
     q = np.ascontiguousarray(vectors[rows[pick]], np.float32)
     truth = _without_self(exact_neighbours(vectors, rows, ids, q, k + 1), ids[pick], k)
     by_id = vectors if np.array_equal(rows, ids) else _IdVectors(vectors, rows, ids)
-    tried = []
-    # nprobe first (cheap); a compressed index that misses the target with every partition searched
-    # re-scores more candidates (its codes rank the true neighbours too low, not out of the lists)
-    for rerank in [params["rerank"] * 2 ** i for i in range(4)] if params.get("rerank") else [None]:
-        nprobe = 1
-        while True:
-            trial = {**params, "nprobe": min(nprobe, nlist), **({"rerank": rerank} if rerank else {})}
-            if "efSearch" in params:
-                trial["efSearch"] = max(64, 2 * trial["nprobe"])
-            set_search_params(index, trial)
-            searcher = Reranked(index, by_id, rerank) if rerank else index
-            start = time.perf_counter()
-            found = _without_self(search(searcher, q, k + 1)[1], ids[pick], k)
-            ms = 1000 * (time.perf_counter() - start) / len(q)
-            recall = recall_at_k(found, truth, k)
-            tried.append({"nprobe": trial["nprobe"], **({"rerank": rerank} if rerank else {}),
-                          "recall": round(recall, 4), "ms_per_query": round(ms, 3)})
-            report(progress, len(tried), len(tried) + 1, stage="index: tuning nprobe", unit="try",
-                   recall=round(recall, 3))
-            if recall >= target or trial["nprobe"] >= nlist:
-                break
-            nprobe *= 2
-        if recall >= target:
+    # A compressed index re-scores rerank x k candidates. The candidates of a larger factor begin with those
+    # of a smaller one (the codes' own order), so one search per nprobe, for the largest factor, scores
+    # every factor. The choice is the smallest nprobe at the smallest factor, then at twice it, and so on:
+    # with every partition searched, a miss means the codes rank the true neighbours too low.
+    factors = [params["rerank"] * 2 ** i for i in range(4)] if params.get("rerank") else [None]
+    tried, nprobe = [], 1
+    while True:
+        trial = {**params, "nprobe": min(nprobe, nlist)}
+        if "efSearch" in params:
+            trial["efSearch"] = max(64, 2 * trial["nprobe"])
+        set_search_params(index, trial)
+        start = time.perf_counter()
+        if factors[0] is None:
+            recalls = {None: recall_at_k(_without_self(search(index, q, k + 1)[1], ids[pick], k), truth, k)}
+        else:
+            reranked = Reranked(index, by_id, factors[-1])
+            cand = search(index, q, min(index.ntotal, (k + 1) * factors[-1]))[1]
+            recalls = {f: recall_at_k(_without_self(reranked.rescore(q, cand[:, :(k + 1) * f], k + 1)[1], ids[pick],
+                                                    k), truth, k) for f in factors}
+        ms = 1000 * (time.perf_counter() - start) / len(q)
+        tried += [{"nprobe": trial["nprobe"], **({"rerank": f} if f else {}), "recall": round(r, 4),
+                   "ms_per_query": round(ms, 3)} for f, r in recalls.items()]
+        report(progress, len(tried), len(tried) + len(factors), stage="index: tuning nprobe", unit="try",
+               recall=round(max(recalls.values()), 3))
+        if recalls[factors[0]] >= target or trial["nprobe"] >= nlist:
             break
+        nprobe *= 2
+    chosen = _cheapest(tried, target)
+    trial = {**trial, "nprobe": chosen["nprobe"], **({"rerank": chosen["rerank"]} if "rerank" in chosen else {})}
+    if "efSearch" in params:
+        trial["efSearch"] = max(64, 2 * trial["nprobe"])
     set_search_params(index, trial)
+    recall = chosen["recall"]
     return {**trial, "recall_at_10": round(recall, 4), "recall_target": target, "reached": recall >= target,
             "tuned_on": int(len(q)), "tuning": tried}
+
+
+def _cheapest(tried: list[dict], target: float) -> dict:
+    """Of the settings tried, the smallest re-rank factor that reaches `target` with its smallest nprobe;
+    when none does, the one with the highest recall (the widest search)."""
+    reached = [t for t in tried if t["recall"] >= target]
+    if not reached:
+        return max(tried, key=lambda t: (t["recall"], -t["nprobe"]))
+    return min(reached, key=lambda t: (t.get("rerank") or 0, t["nprobe"]))
 
 
 class _IdVectors:
