@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import numpy as np
 from PIL import Image
@@ -46,6 +47,32 @@ def test_explore_serves_the_sheets_to_its_hover_script(monkeypatch, built_worksp
     assert len(scripts) == 1, "no hover script on the Explore page"
     base = re.search(r'BASE = "([^"]+)"', scripts[0])[1]
     assert re.fullmatch(r"/component/[\w.]+/[\w-]{20,}/[0-9a-f]{16}/", base), base  # a random token in the path
-    from curate.ui.hover import served_folder
+    from curate.ui.hover import DONE, served_folder
     folder = served_folder()[1] / base.rstrip("/").rsplit("/", 1)[1]
+    _wait_for(folder / DONE)  # written by a background thread
     assert (folder / "sheet_0.jpg").exists() and (folder / "aspect_1.json").exists()
+
+
+def test_the_sheets_are_written_in_the_background(built_workspace, tmp_path):
+    """The map does not wait for the sheets (at 1M images they take about 20 s): `prepare_sheets` returns while a
+    thread writes them, and the folder is complete once the thread is done."""
+    from curate.ui.hover import DONE, prepare_sheets
+
+    ws = Workspace(built_workspace)
+    thumbs = np.load(fingerprints_file(ws))
+    many = tmp_path / "fingerprints.npy"
+    np.save(many, np.tile(thumbs, (25, 1, 1, 1)))  # 50,000 thumbnails: 49 sheets, about a second of writing
+    sizes = np.tile(ws.manifest()[["width", "height"]].to_numpy(np.float64), (25, 1))
+    sheets = prepare_sheets(ws, many, sizes)
+    assert not sheets.ready and not (sheets.folder / DONE).exists()  # returned before the writing ended
+    _wait_for(sheets.folder / DONE)
+    assert sheets.ready and len(list(sheets.folder.glob("sheet_*.jpg"))) == 49
+    assert len(json.loads((sheets.folder / "aspect_48.json").read_text())) == 50_000 - 48 * PER_SHEET
+    assert prepare_sheets(ws, many, sizes) == sheets  # the same thumbnails: the same, finished sheets
+
+
+def _wait_for(path, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} not written in {seconds} s"
+        time.sleep(0.05)

@@ -239,8 +239,9 @@ def _table_files(ws: Workspace) -> tuple[int, ...]:
                  ws.label_fixes_file)
 
 
-def hover_sheets(ws: Workspace) -> str | None:
-    """URL of the sprite sheets the map's hover previews read (`curate.ui.hover`), None without fingerprints."""
+def hover_sheets(ws: Workspace):
+    """The sprite sheets the map's hover previews read (`curate.ui.hover.Sheets`, written in the background the
+    first time), None without fingerprints."""
     from curate.steps.quality import fingerprints_file
 
     file = fingerprints_file(ws)
@@ -249,15 +250,15 @@ def hover_sheets(ws: Workspace) -> str | None:
     return _hover_sheets(str(ws.path), stamp(file, ws.manifest_file))
 
 
-@st.cache_resource(max_entries=4, show_spinner="Preparing the map's image previews…")
-def _hover_sheets(path: str, key: tuple) -> str | None:
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _hover_sheets(path: str, key: tuple):
     from curate.steps.quality import fingerprints_file
-    from curate.ui.hover import sheets_url
+    from curate.ui.hover import prepare_sheets
 
     ws = Workspace(path)
     manifest = _manifest(path, stamp(ws.manifest_file))
     sizes = manifest[["width", "height"]].to_numpy(np.float64, na_value=np.nan)
-    return sheets_url(ws, fingerprints_file(ws), sizes)
+    return prepare_sheets(ws, fingerprints_file(ws), sizes)
 
 
 def image_table(ws: Workspace) -> pd.DataFrame:

@@ -14,11 +14,14 @@ route, so a sheet's address is only known to a page that was allowed to draw the
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import json
 import secrets
 import shutil
 import tempfile
+import threading
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -77,21 +80,41 @@ def served_folder() -> tuple[str, Path]:
     return f"{'/' + base if base else ''}/component/{name}/{token}", root / token
 
 
-def sheets_url(ws, fingerprints: Path, sizes: np.ndarray) -> str | None:
-    """URL of the folder holding `ws`'s sheets, written on first use (for these fingerprints); None
-    without fingerprints. `sizes` (N, 2): width, height of each image (row = id)."""
+@dataclass(frozen=True)
+class Sheets:
+    """Where the hover script reads a workspace's sheets; they may still be being written."""
+    url: str  # ends with "/"
+    folder: Path
+
+    @property
+    def ready(self) -> bool:
+        return (self.folder / DONE).exists()
+
+
+def prepare_sheets(ws, fingerprints: Path, sizes: np.ndarray) -> Sheets | None:
+    """The sheets of `ws` for these fingerprints (None without fingerprints), written by a background thread
+    the first time: at 1M images that takes about 20 s, which the map should not wait for (a sheet the
+    browser asks for early is simply not there yet, and the script asks again on the next hover).
+    `sizes` (N, 2): width, height of each image (row = id)."""
     if not fingerprints.exists():
         return None
     stat = fingerprints.stat()
     key = hashlib.blake2s(f"{ws.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode() + sizes.tobytes(),
                           digest_size=8).hexdigest()  # new thumbnails or image sizes: new sheets
     url, folder = served_folder()
-    if not (folder / key / DONE).exists():
+    sheets = Sheets(f"{url}/{key}/", folder / key)
+    if not sheets.ready:
         thumbs = np.load(fingerprints, mmap_mode="r")
         with np.errstate(divide="ignore", invalid="ignore"):
             aspect = sizes[:, 0] / sizes[:, 1]
-        write_sheets(thumbs, aspect[:len(thumbs)], folder / key)
-    return f"{url}/{key}/"
+        threading.Thread(target=_write_quietly, args=(thumbs, aspect[:len(thumbs)], sheets.folder),
+                         name=f"hover-sheets-{key}", daemon=True).start()
+    return sheets
+
+
+def _write_quietly(thumbs: np.ndarray, aspect: np.ndarray, folder: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):  # the app exited meanwhile and removed the served folder
+        write_sheets(thumbs, aspect, folder)
 
 
 SCRIPT = """<script>
@@ -109,15 +132,19 @@ function preview() {
   }
   return el;
 }
-function aspect(k) {
-  if (!(k in aspects)) aspects[k] = fetch(BASE + "aspect_" + k + ".json").then(r => r.json()).catch(() => []);
+function aspect(k) {  // null while sheet k is not written yet (its ratios are written after it)
+  if (!(k in aspects)) aspects[k] = fetch(BASE + "aspect_" + k + ".json")
+    .then(r => { if (!r.ok) throw new Error(r.status); return r.json(); })
+    .catch(() => { delete aspects[k]; return null; });  // ask again on the next hover
   return aspects[k];
 }
 async function show(ev) {
   const p = ev.points && ev.points[0];
   if (!p || p.customdata === undefined || p.customdata === null) return;
   const id = Number(p.customdata), k = Math.floor(id / (GRID * GRID)), cell = id %% (GRID * GRID);
-  const r = (await aspect(k))[cell] || 1;  // width / height
+  const ratios = await aspect(k);
+  if (!ratios) { hide(); return; }
+  const r = ratios[cell] || 1;  // width / height
   const w = r >= 1 ? SIDE : Math.max(8, Math.round(SIDE * r)), h = r >= 1 ? Math.max(8, Math.round(SIDE / r)) : SIDE;
   const el = preview();
   Object.assign(el.style, {width: w + "px", height: h + "px", backgroundImage: "url(" + BASE + "sheet_" + k + ".jpg)",

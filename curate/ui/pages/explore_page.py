@@ -195,7 +195,9 @@ def map_panel(ws: Workspace, view: MapView) -> None:
                                 config={"displaylogo": False, "scrollZoom": True})
         sheets = cache.hover_sheets(ws)
         if sheets:
-            hover_previews(sheets)  # the image under the pointer
+            hover_previews(sheets.url)  # the image under the pointer
+            if not sheets.ready:
+                st.caption("Preparing the images shown on hover: points show theirs as their thumbnails are ready.")
         else:
             st.caption(f"Hovering a point shows its image once `curate quality -w {ws.path}` has made thumbnails.")
         selected_panel(ws, chart.ids_selected(dict(event.selection) if event else {}))
