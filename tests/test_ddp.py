@@ -3,6 +3,9 @@ against one process, resume, one writer, and the gathers whose gradients make a 
 of the single-process step."""
 import json
 import shutil
+import socket
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -91,6 +94,37 @@ def test_resume_of_a_ddp_run_continues_from_its_checkpoint(runs, small_images, p
     assert torch.load(ws / "model" / "checkpoint.pt", weights_only=True)["step"] == 9  # 3 more, not 9
     assert sorted(_losses(ws)) == list(range(1, 10))  # the log goes on where it stopped
     assert json.loads((ws / "model" / "config.json").read_text())["trained"]["steps"] == 9
+
+
+def test_two_nodes_rendezvous_and_train_as_one_run(runs, small_images, preset, tmp_path):
+    """`--nnodes 2`: the same command on two "nodes" (two launchers on this machine, one rank each, a c10d
+    rendezvous on localhost, one shared workspace) trains as the single process does; no launcher wrote
+    the workspace (both scanning it at once would race), rank 0 did."""
+    ws, port = tmp_path / "ws", _free_port()
+    logs = [tmp_path / f"node{r}.log" for r in range(2)]
+    nodes = []
+    for rank, log in enumerate(logs):
+        with open(log, "w") as out:
+            nodes.append(subprocess.Popen(
+                [sys.executable, "-m", "curate", "train", str(small_images), "-w", str(ws), "--preset", str(preset),
+                 "--epochs", EPOCHS, "--threads", "1", "--nproc", "1", "--nnodes", "2", "--node-rank", str(rank),
+                 "--rdzv-endpoint", f"127.0.0.1:{port}"], stdout=out, stderr=subprocess.STDOUT))
+    for node, log in zip(nodes, logs):
+        assert node.wait(timeout=300) == 0, log.read_text()[-3000:]
+    single, two = _losses(runs[0]), _losses(ws)
+    assert sorted(two) == [1, 2, 3, 4, 5, 6]  # one writer
+    assert two[1] == pytest.approx(single[1], abs=1e-4)  # the global batch of the single process
+    for step in range(2, 7):
+        assert two[step] == pytest.approx(single[step], abs=0.01), step
+    trained = json.loads((ws / "model" / "config.json").read_text())["trained"]
+    assert (trained["world_size"], trained["nproc"]) == (2, 1)
+    assert sum(log.read_text().count("scanned ") for log in logs) == 1  # rank 0's scan, on one node only
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def test_too_many_processes_is_a_clear_error(small_images, preset, tmp_path, capsys):

@@ -9,8 +9,10 @@ builds the decoded-image cache and runs
 Each rank (`work`) joins the process group and runs the ordinary `curate train` path, which in a
 process group trains on its rows of every global batch (curate.train.ddp) and lets rank 0 write.
 `torchrun --nproc-per-node N -m curate.train IMAGES -w WS ...` starts the ranks without a launcher:
-rank 0 then scans, builds the cache and takes the lock itself. A rank that fails writes its error
-where the launcher finds it, so `curate train` ends with the first failure's message.
+rank 0 then scans, builds the cache and takes the lock itself, as it does with `--nnodes` above 1
+(every node runs the same command on a shared workspace, so no launcher writes it). A rank that
+fails writes its error where the launcher finds it, so `curate train` ends with the first failure's
+message.
 """
 from __future__ import annotations
 
@@ -73,33 +75,42 @@ def launch(args, ws):
     from curate.locks import locked
     from curate.steps.scan import image_decoder
     from curate.steps.train import run_config
+    from curate.workspace import Workspace
 
     check_nproc(args.nproc, args.device)
     nnodes = str(args.nnodes or 1)
-    if nnodes != "1" and not args.rdzv_endpoint:
-        raise ValueError("several nodes need a rendezvous: --rdzv-endpoint HOST:PORT (the same on every node), "
-                         "as torchrun documents")
+    threads = args.threads or max(1, cores() // args.nproc)
+    if nnodes != "1":
+        if not args.rdzv_endpoint:
+            raise ValueError("several nodes need a rendezvous: --rdzv-endpoint HOST:PORT (the same on every node), "
+                             "as torchrun documents")
+        # Every node runs this command on the same shared workspace, so no launcher writes it: rank 0,
+        # wherever the rendezvous places it, scans, builds the image cache and takes the model lock (`work`)
+        # while the others wait at a barrier.
+        _torchrun(args, nnodes, threads, {})
+        return Workspace(args.workspace)
     ws = ws or pipeline.scan_step(args)
     cfg = run_config(ws, pipeline.train_config(args, ws), getattr(args, "resume", False))
-    if nnodes.isdigit() and cfg.batch_size % (args.nproc * int(nnodes)):
-        raise ValueError(f"the batch size ({cfg.batch_size}) must divide evenly over {args.nproc * int(nnodes)} "
-                         "processes: each trains on an equal share of every batch")
-    threads = args.threads or max(1, cores() // args.nproc)
-    # One node: this process holds the model lock for its ranks. Several: rank 0, wherever it runs, takes it.
-    lock = locked(ws.locks_dir, "model", wait=False, what="a training run") if nnodes == "1" \
-        else contextlib.nullcontext()
-    with lock, tempfile.TemporaryDirectory(prefix="curate-ddp-") as errors:
+    if cfg.batch_size % args.nproc:
+        raise ValueError(f"the batch size ({cfg.batch_size}) must divide evenly over {args.nproc} processes: each "
+                         "trains on an equal share of every batch")
+    with locked(ws.locks_dir, "model", wait=False, what="a training run"):  # held for the ranks
         decode_files = image_decoder(getattr(args, "engine", "local"), getattr(args, "address", None))
         with pipeline.command_progress("decode") as bar:
             image_cache(ws.root, ws.manifest(), cfg.image_size, ws.cache_dir, progress=bar, decode_files=decode_files)
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads), LAUNCHED_ENV: str(os.getpid()), ERRORS_ENV: errors,
-               **({LOCK_HELD_ENV: "1"} if nnodes == "1" else {})}
+        _torchrun(args, nnodes, threads, {LAUNCHED_ENV: str(os.getpid()), LOCK_HELD_ENV: "1"})
+    return ws
+
+
+def _torchrun(args, nnodes: str, threads: int, env: dict) -> None:
+    """Run this node's ranks under torchrun; raises the first failing rank's error."""
+    with tempfile.TemporaryDirectory(prefix="curate-ddp-") as errors:
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), ERRORS_ENV: errors, **env}
         command = torchrun_command(args, nnodes) + worker_argv(args, threads)
         log.info("%s", " ".join(command))
         rc = _run(command, env)
         if rc:
             raise RuntimeError(first_failure(Path(errors)) or f"torchrun exited with status {rc} (its output is above)")
-    return ws
 
 
 def torchrun_command(args, nnodes: str) -> list[str]:
