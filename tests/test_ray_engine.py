@@ -36,27 +36,34 @@ def ray_address(tmp_path_factory):
     """HOST:PORT of a one-node Ray cluster (2 CPUs, 300 MB object store) run by `ray start --head --block`
     in its own session, so teardown ends exactly the processes it started."""
     port = _free_port()
-    log = tmp_path_factory.mktemp("ray") / "ray_start.log"
     # its own temp dir (short: it holds Unix sockets), so no record of this cluster outlives it in /tmp/ray
     temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+    head = _ray_start(tmp_path_factory.mktemp("ray") / "ray_start.log", "--head", f"--port={port}", "--num-cpus=2",
+                      "--object-store-memory=300000000", "--include-dashboard=false", f"--temp-dir={temp_dir}")
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        _end_session(head)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _ray_start(log: Path, *options: str) -> subprocess.Popen:
+    """`ray start --block <options>` (a head, or a node joining one) in its own session, once Ray says it runs."""
     # No token authentication on either side: Ray >= 2.59 turns it on for `ray start` wherever ~/.ray/auth_token
     # exists, but not for a driver given an explicit address.
-    with pytest.MonkeyPatch.context() as env, open(log, "w") as out:
-        env.setenv("RAY_AUTH_MODE", "disabled")
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    with open(log, "w") as out:
         proc = subprocess.Popen(
-            [str(RAY), "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
-             "--num-gpus=0", "--object-store-memory=300000000", "--include-dashboard=false", "--disable-usage-stats",
-             f"--dashboard-agent-listen-port={_free_port()}", f"--temp-dir={temp_dir}"],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            deadline = time.monotonic() + 120
-            while "Ray runtime started" not in log.read_text():
-                assert proc.poll() is None and time.monotonic() < deadline, f"ray start failed:\n{log.read_text()}"
-                time.sleep(0.2)
-            yield f"127.0.0.1:{port}"
-        finally:
+            [str(RAY), "start", "--block", "--node-ip-address=127.0.0.1", "--num-gpus=0", "--disable-usage-stats",
+             f"--dashboard-agent-listen-port={_free_port()}", *options],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+    deadline = time.monotonic() + 120
+    while "Ray runtime started" not in log.read_text():
+        if proc.poll() is not None or time.monotonic() > deadline:
             _end_session(proc)
-            shutil.rmtree(temp_dir, ignore_errors=True)
+            raise AssertionError(f"ray start failed:\n{log.read_text()}")
+        time.sleep(0.2)
+    return proc
 
 
 def _end_session(proc: subprocess.Popen) -> None:
@@ -141,16 +148,17 @@ def test_an_interrupted_ray_embedding_resumes_after_its_last_checkpoint(ray_addr
     ws, _ = scan(bundled_images, tmp_path / "ws")
     options = {"engine": "ray", "address": ray_address, "actors": 1, "batch_size": 8}
 
-    def crash_after(rows):
-        def progress(done, total, info):
-            if info.get("stage") == "embed" and done >= rows:
-                raise Interrupt
-        return progress
+    checkpoint = ws.path / "embeddings.partial.json"
+
+    def crash_after_a_checkpoint(done, total, info):
+        # Vectors come back a block (256 rows here) at a time and out of order; the checkpoint is the first
+        # row still missing, so it appears once the first block is back, however many came back before it.
+        if info.get("stage") == "embed" and checkpoint.exists():
+            raise Interrupt
 
     with pytest.raises(Interrupt):
-        embed(ws, encoder, progress=crash_after(600), **options)
-    # vectors come back a block (256 rows here) at a time; the checkpoint is the first row still missing
-    done = json.loads((ws.path / "embeddings.partial.json").read_text())["done"]
+        embed(ws, encoder, progress=crash_after_a_checkpoint, **options)
+    done = json.loads(checkpoint.read_text())["done"]
     assert 256 <= done < 2000 and not ws.embeddings_file.exists()
     seen = []
     resumed = embed(ws, encoder, progress=lambda d, t, i: seen.append(d) if i.get("stage") == "embed" else None,
@@ -278,3 +286,27 @@ def test_the_decode_cache_built_on_ray_is_the_local_one_byte_for_byte(ray_addres
                       decode_files=partial(decode_files, address=ray_address))
     assert ray.shape == local.shape == (200, 32, 32, 3)
     assert np.array_equal(ray, local) and not ray[7].any() and ray[8].any()
+
+
+def test_work_runs_on_a_node_the_driver_did_not_start(encoder, small_images, tmp_path):
+    """Several nodes: a head that runs nothing (`--num-cpus=0`, as Ray advises for large clusters) and a
+    worker node that joined it (`ray start --address HEAD`, its own raylet). Every decode task and encoder
+    actor runs on the worker node, and the vectors are the local engine's."""
+    port = _free_port()
+    temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+    head = _ray_start(tmp_path / "head.log", "--head", f"--port={port}", "--num-cpus=0",
+                      "--object-store-memory=200000000", "--include-dashboard=false", f"--temp-dir={temp_dir}")
+    try:
+        worker = _ray_start(tmp_path / "worker.log", f"--address=127.0.0.1:{port}", "--num-cpus=2",
+                            "--object-store-memory=200000000")
+        try:
+            ray = _embed(small_images, tmp_path / "ray", encoder, "--engine", "ray", "--address", f"127.0.0.1:{port}")
+        finally:
+            _end_session(worker)
+    finally:
+        _end_session(head)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+    assert (ray["engine"], ray["actors"], ray["newly_embedded"]) == ("ray", 1, 200)  # half the cluster's 2 CPUs
+    local = _embed(small_images, tmp_path / "local", encoder)
+    assert local["newly_embedded"] == 200
+    _assert_same_vectors(np.load(tmp_path / "ray" / "embeddings.npy"), np.load(tmp_path / "local" / "embeddings.npy"))
