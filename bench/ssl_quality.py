@@ -32,6 +32,7 @@ import argparse
 import datetime as dt
 import json
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -126,6 +127,18 @@ def score_snapshots(data: Data, cfg, run_dir: Path) -> dict[str, float]:
     return curve
 
 
+def table_columns(rows: list[dict]) -> list[str]:
+    """The printed table's columns: every scalar key, the kNN columns (budgets and snapshots) together,
+    in order of minutes, where the first of them appeared."""
+    keys = list(dict.fromkeys(k for r in rows for k, v in r.items() if not isinstance(v, dict)))
+    knn = [k for k in keys if re.fullmatch(r"kNN [\d.]+ min( \(snapshot\))?", k)]
+    if not knn:
+        return keys
+    others = [k for k in keys if k not in knn]
+    at = sum(1 for k in keys[:keys.index(knn[0])] if k not in knn)
+    return others[:at] + sorted(knn, key=lambda k: float(k.split()[1])) + others[at:]
+
+
 def run_recipe(data: Data, recipe: str, budgets: list[float], workdir: Path, curve: list[float] = ()) -> dict:
     """Train `recipe` once per budget, from scratch; one table row with kNN per budget (and its curve)."""
     row = {"recipe": recipe}
@@ -143,7 +156,10 @@ def run_recipe(data: Data, recipe: str, budgets: list[float], workdir: Path, cur
                     "effective rank": None if not result.health else round(result.health["effective_rank"], 1)})
         log.info("%s, %g min: kNN %.2f%%", recipe, minutes, 100 * acc)
         if cfg.snapshot_minutes:
-            row[f"curve {minutes:g} min"] = {**score_snapshots(data, cfg, out), f"{minutes:g} min": round(acc, 4)}
+            snapshots = score_snapshots(data, cfg, out)
+            row[f"curve {minutes:g} min"] = {**snapshots, f"{minutes:g} min": round(acc, 4)}
+            for point, snap in snapshots.items():  # for the table; a run given that budget scores at least as well
+                row.setdefault(f"kNN {point} (snapshot)", snap)
     row["kNN flip-avg (last)"] = round(data.knn(result.backbone, cfg.image_size, flip=True), 4)
     return row
 
@@ -250,7 +266,7 @@ def main(argv=None) -> None:
 
     facts["load_avg_end"] = load_average()
     print(summary_line(facts))
-    header = list(dict.fromkeys(k for r in rows for k, v in r.items() if not isinstance(v, dict)))
+    header = table_columns(rows)
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
     for r in rows:
         print("| " + " | ".join("" if r.get(h) is None else str(r[h]) for h in header) + " |")
