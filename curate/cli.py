@@ -292,8 +292,8 @@ def _ddp_options(c: argparse.ArgumentParser) -> None:
 def _engine_options(c: argparse.ArgumentParser, actors: bool = True) -> None:
     c.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="where the work runs: this process (default) or a Ray cluster (needs pip install 'ray[data]')")
-    c.add_argument("--address", help="Ray cluster to join: auto, HOST:PORT or ray://HOST:PORT "
-                                     "(default: RAY_ADDRESS, else start Ray in this process)")
+    c.add_argument("--address", help="Ray cluster to join: auto or HOST:PORT (default: RAY_ADDRESS, else start Ray "
+                                     "in this process; ray:// Ray Client addresses cannot run Ray Data)")
     if actors:
         c.add_argument("--actors", type=int, help="Ray encoder actors (default: one per --gpus-per-actor GPUs, "
                                                   "else half the cluster's CPUs)")

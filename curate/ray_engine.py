@@ -44,7 +44,7 @@ class RayOptions:
 
     address: None joins the cluster RAY_ADDRESS names, else starts a Ray instance inside this process;
         "auto" joins the cluster `ray start` made on this machine; "HOST:PORT" (a head node's GCS port)
-        or "ray://HOST:PORT" (Ray Client, needs `ray[client]`) joins that one.
+        joins that one. "ray://HOST:PORT" (Ray Client) is refused: Ray Data does not run through it.
     actors: encoder actors (default: one per `gpus_per_actor` GPUs of the cluster, else half its CPUs,
         leaving the other half to decoding).
     gpus_per_actor: GPUs each actor reserves (0: CPU actors; fractions share a GPU).
@@ -259,9 +259,14 @@ def check_address(address: str | None, timeout_s: float = 5.0) -> str:
         address, source = _auto_address(), "Ray's record of the last `ray start` here (or RAY_ADDRESS)"
     if address in ("local", "auto"):
         return address
-    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if address.startswith("ray://"):  # Ray 2.60: its streaming executor needs a core worker in this process
+        raise RuntimeError(f"{address} (from {source}) is a Ray Client address, and Ray Data, which --engine ray runs "
+                           "on, does not run through Ray Client. Run curate on a node of the cluster (--address auto, "
+                           "or the head's HOST:6379), or submit it there: ray job submit --address http://HEAD:8265 "
+                           "-- curate embed IMAGES -w WS --engine ray")
+    host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
-        raise ValueError(f"a Ray address is auto, HOST:PORT or ray://HOST:PORT, not {address!r} (from {source})")
+        raise ValueError(f"a Ray address is auto or HOST:PORT, not {address!r} (from {source})")
     try:
         socket.create_connection((host, int(port)), timeout=timeout_s).close()
     except OSError as err:

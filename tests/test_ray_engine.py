@@ -238,6 +238,19 @@ def test_unreachable_cluster_fails_fast_with_a_clear_error(encoder, small_images
     assert not any((tmp_path / "ws").glob("embeddings*"))  # refused before any work
 
 
+def test_a_ray_client_address_is_refused_with_what_works_instead(encoder, small_images, tmp_path, capsys,
+                                                                  monkeypatch):
+    """Ray Data does not run through Ray Client (tried with Ray 2.60 and `ray[client]`: its streaming executor
+    needs a core worker in the driver process), so a ray:// address is refused at once, naming what works."""
+    args = ["embed", str(small_images), "-w", str(tmp_path / "ws"), "--model", str(encoder), "--engine", "ray"]
+    assert main([*args, "--address", "ray://127.0.0.1:10001"]) == 2
+    err = capsys.readouterr().err
+    assert "ray://127.0.0.1:10001 (from --address) is a Ray Client address" in err and "ray job submit" in err
+    monkeypatch.setenv("RAY_ADDRESS", "ray://head:10001")
+    assert main(args) == 2 and "ray://head:10001 (from RAY_ADDRESS) is a Ray Client" in capsys.readouterr().err
+    assert not any((tmp_path / "ws").glob("embeddings*"))
+
+
 def test_ray_is_optional(encoder, small_images, tmp_path, capsys, monkeypatch):
     # the local path never imports ray
     code = "import sys, curate.cli, curate.steps.embed, curate.steps.scan; assert 'ray' not in sys.modules"
@@ -310,3 +323,4 @@ def test_work_runs_on_a_node_the_driver_did_not_start(encoder, small_images, tmp
     local = _embed(small_images, tmp_path / "local", encoder)
     assert local["newly_embedded"] == 200
     _assert_same_vectors(np.load(tmp_path / "ray" / "embeddings.npy"), np.load(tmp_path / "local" / "embeddings.npy"))
+
