@@ -127,6 +127,16 @@ def score_snapshots(data: Data, cfg, run_dir: Path) -> dict[str, float]:
     return curve
 
 
+def random_resnet18() -> torch.nn.Module:
+    """torchvision's resnet18 as the outside baselines train it (ImageNet stem), untrained, features out."""
+    import torchvision
+
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18()
+    model.fc = torch.nn.Identity()
+    return model.eval()
+
+
 def table_columns(rows: list[dict]) -> list[str]:
     """The printed table's columns: every scalar key, the kNN columns (budgets and snapshots) together,
     in order of minutes, where the first of them appeared."""
@@ -263,6 +273,12 @@ def main(argv=None) -> None:
     rows.append({"recipe": "(random weights, no training)", "backbone": cfg.backbone, "px": cfg.image_size,
                  **{f"kNN {m:g} min": round(acc, 4) for m in budgets}})
     log.info("random weights: kNN %.2f%%", 100 * acc)
+    # the baselines' own floor: their backbone (torchvision resnet18, ImageNet stem) untrained, at their resolution
+    size = args.baseline_size or cfg.image_size
+    acc = data.knn(random_resnet18(), size)
+    rows.append({"recipe": "(random weights, no training)", "backbone": "torchvision resnet18", "px": size,
+                 **{f"kNN {m:g} min": round(acc, 4) for m in budgets}})
+    log.info("random weights, torchvision resnet18 at %d px: kNN %.2f%%", size, 100 * acc)
 
     facts["load_avg_end"] = load_average()
     print(summary_line(facts))
