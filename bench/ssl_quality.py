@@ -4,7 +4,7 @@ labelled folder minus a held-out split (10% by id hash), scored by weighted kNN 
     python -m bench.ssl_quality --minutes 5 10 30 --recipe default --recipe simclr,simclr.local_crops=4
     python -m bench.ssl_quality --images ../shared/data/caltech101 --minutes 10 30   # photos
     python -m bench.ssl_quality --all-tasks --minutes 2       # every registered task with its preset
-    python -m bench.ssl_quality --floor-only                  # just the random-weights row
+    python -m bench.ssl_quality --floor-only                  # just the random-weights rows
     python -m bench.ssl_quality --minutes 5 10 30 --baselines lightly_train   # + LightlyTrain, same run
     python -m bench.ssl_quality --minutes 30 --curve 5 10 --baselines lightly_train --baseline-minutes 5 10 30
     python -m bench.ssl_quality --minutes 120 --curve 5 10 15 30 60 90 --bank 50000   # kNN against minutes
@@ -15,8 +15,9 @@ budget (so a point before the end is an encoder whose learning rate has not deca
 run with that budget would score at least as well).
 
 Each (recipe, budget) is a separate training run from scratch with that budget (the schedule spans
-it), as a user running `curate train --minutes M` would get. Every run ends with the floor: the
-default backbone with random weights, scored the same way.
+it), as a user running `curate train --minutes M` would get. Every run ends with the floors: the
+default backbone with random weights, and the baselines' torchvision resnet18 with random weights at
+their resolution, scored the same way.
 
 --baselines trains LightlyTrain / LightlySSL (bench/ssl_baselines.py, in .venv-bench) after curate's
 recipes for each budget, on the same split, bank and resolution, and adds their rows to the table.
