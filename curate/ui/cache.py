@@ -31,6 +31,7 @@ from curate.steps.label_issues import review_table
 from curate.steps.scores import image_table as full_image_table
 from curate.steps.select import SelectionRequest, compute_selection, kmeans_clusters
 from curate.ui import access, map_figure, thumbnails
+from curate.ui.hover import Sheets, prepare_sheets
 from curate.ui.map_view import CLUSTER, SELECTIONS, MapView, chart
 from curate.workspace import Workspace, resolve_inside, safe_name
 
@@ -239,9 +240,9 @@ def _table_files(ws: Workspace) -> tuple[int, ...]:
                  ws.label_fixes_file)
 
 
-def hover_sheets(ws: Workspace):
-    """The sprite sheets the map's hover previews read (`curate.ui.hover.Sheets`, written in the background the
-    first time), None without fingerprints."""
+def hover_sheets(ws: Workspace) -> Sheets | None:
+    """The sprite sheets the map's hover previews read (written in the background the first time), None
+    without fingerprints."""
     from curate.steps.quality import fingerprints_file
 
     file = fingerprints_file(ws)
@@ -251,9 +252,8 @@ def hover_sheets(ws: Workspace):
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
-def _hover_sheets(path: str, key: tuple):
+def _hover_sheets(path: str, key: tuple) -> Sheets | None:
     from curate.steps.quality import fingerprints_file
-    from curate.ui.hover import prepare_sheets
 
     ws = Workspace(path)
     manifest = _manifest(path, stamp(ws.manifest_file))
