@@ -109,8 +109,14 @@ def test_two_nodes_rendezvous_and_train_as_one_run(runs, small_images, preset, t
                 [sys.executable, "-m", "curate", "train", str(small_images), "-w", str(ws), "--preset", str(preset),
                  "--epochs", EPOCHS, "--threads", "1", "--nproc", "1", "--nnodes", "2", "--node-rank", str(rank),
                  "--rdzv-endpoint", f"127.0.0.1:{port}"], stdout=out, stderr=subprocess.STDOUT))
-    for node, log in zip(nodes, logs):
-        assert node.wait(timeout=300) == 0, log.read_text()[-3000:]
+    try:
+        for node, log in zip(nodes, logs):
+            assert node.wait(timeout=300) == 0, log.read_text()[-3000:]
+    finally:  # one node failing leaves the other waiting for its rendezvous
+        for node in nodes:
+            if node.poll() is None:
+                node.kill()
+                node.wait()
     single, two = _losses(runs[0]), _losses(ws)
     assert sorted(two) == [1, 2, 3, 4, 5, 6]  # one writer
     assert two[1] == pytest.approx(single[1], abs=1e-4)  # the global batch of the single process

@@ -323,4 +323,3 @@ def test_work_runs_on_a_node_the_driver_did_not_start(encoder, small_images, tmp
     local = _embed(small_images, tmp_path / "local", encoder)
     assert local["newly_embedded"] == 200
     _assert_same_vectors(np.load(tmp_path / "ray" / "embeddings.npy"), np.load(tmp_path / "local" / "embeddings.npy"))
-
