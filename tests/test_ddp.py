@@ -3,7 +3,6 @@ against one process, resume, one writer, and the gathers whose gradients make a 
 of the single-process step."""
 import json
 import shutil
-import socket
 import subprocess
 import sys
 
@@ -16,6 +15,8 @@ import yaml
 
 from curate.cli import main
 from curate.train.launch import cores
+
+from tests.apptest_helpers import free_port
 
 pytestmark = pytest.mark.skipif(cores() < 2, reason="two DDP ranks need two CPU cores")
 
@@ -100,7 +101,7 @@ def test_two_nodes_rendezvous_and_train_as_one_run(runs, small_images, preset, t
     """`--nnodes 2`: the same command on two "nodes" (two launchers on this machine, one rank each, a c10d
     rendezvous on localhost, one shared workspace) trains as the single process does; no launcher wrote
     the workspace (both scanning it at once would race), rank 0 did."""
-    ws, port = tmp_path / "ws", _free_port()
+    ws, port = tmp_path / "ws", free_port()
     logs = [tmp_path / f"node{r}.log" for r in range(2)]
     nodes = []
     for rank, log in enumerate(logs):
@@ -125,12 +126,6 @@ def test_two_nodes_rendezvous_and_train_as_one_run(runs, small_images, preset, t
     trained = json.loads((ws / "model" / "config.json").read_text())["trained"]
     assert (trained["world_size"], trained["nproc"]) == (2, 1)
     assert sum(log.read_text().count("scanned ") for log in logs) == 1  # rank 0's scan, on one node only
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_too_many_processes_is_a_clear_error(small_images, preset, tmp_path, capsys):

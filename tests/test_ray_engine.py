@@ -5,7 +5,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,23 +18,19 @@ import pytest
 
 from curate.cli import main
 
+from tests.apptest_helpers import free_port
+
 pytestmark = pytest.mark.slow
 pytest.importorskip("ray.data", reason="needs Ray Data: pip install 'ray[data]>=2.40' (requirements-dev.txt)")
 
 RAY = Path(sys.executable).with_name("ray")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def ray_address(tmp_path_factory):
     """HOST:PORT of a one-node Ray cluster (2 CPUs, 300 MB object store) run by `ray start --head --block`
     in its own session, so teardown ends exactly the processes it started."""
-    port = _free_port()
+    port = free_port()
     # its own temp dir (short: it holds Unix sockets), so no record of this cluster outlives it in /tmp/ray
     temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")
     head = _ray_start(tmp_path_factory.mktemp("ray") / "ray_start.log", "--head", f"--port={port}", "--num-cpus=2",
@@ -55,7 +50,7 @@ def _ray_start(log: Path, *options: str) -> subprocess.Popen:
     with open(log, "w") as out:
         proc = subprocess.Popen(
             [str(RAY), "start", "--block", "--node-ip-address=127.0.0.1", "--num-gpus=0", "--disable-usage-stats",
-             f"--dashboard-agent-listen-port={_free_port()}", *options],
+             f"--dashboard-agent-listen-port={free_port()}", *options],
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     deadline = time.monotonic() + 120
     while "Ray runtime started" not in log.read_text():
@@ -226,7 +221,7 @@ def test_an_actor_pool_the_cluster_cannot_hold_is_refused(ray_address, encoder, 
 
 
 def test_unreachable_cluster_fails_fast_with_a_clear_error(encoder, small_images, tmp_path, capsys, monkeypatch):
-    address = f"127.0.0.1:{_free_port()}"  # nothing listens there
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
     t = time.perf_counter()
     rc = main(["embed", str(small_images), "-w", str(tmp_path / "ws"), "--model", str(encoder), "--engine", "ray",
                "--address", address])
@@ -305,7 +300,7 @@ def test_work_runs_on_a_node_the_driver_did_not_start(encoder, small_images, tmp
     """Several nodes: a head that runs nothing (`--num-cpus=0`, as Ray advises for large clusters) and a
     worker node that joined it (`ray start --address HEAD`, its own raylet). Every decode task and encoder
     actor runs on the worker node, and the vectors are the local engine's."""
-    port = _free_port()
+    port = free_port()
     temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")
     head = _ray_start(tmp_path / "head.log", "--head", f"--port={port}", "--num-cpus=0",
                       "--object-store-memory=200000000", "--include-dashboard=false", f"--temp-dir={temp_dir}")

@@ -76,6 +76,7 @@ def tune_nprobe(index, vectors: np.ndarray, ids: np.ndarray, rows: np.ndarray | 
     # every factor. The choice is the smallest nprobe at the smallest factor, then at twice it, and so on:
     # with every partition searched, a miss means the codes rank the true neighbours too low.
     factors = [params["rerank"] * 2 ** i for i in range(4)] if params.get("rerank") else [None]
+    reranked = Reranked(index, by_id, factors[-1]) if factors[0] else None
     tried, nprobe = [], 1
     while True:
         trial = {**params, "nprobe": min(nprobe, nlist)}
@@ -83,10 +84,9 @@ def tune_nprobe(index, vectors: np.ndarray, ids: np.ndarray, rows: np.ndarray | 
             trial["efSearch"] = max(64, 2 * trial["nprobe"])
         set_search_params(index, trial)
         start = time.perf_counter()
-        if factors[0] is None:
+        if reranked is None:
             recalls = {None: recall_at_k(_without_self(search(index, q, k + 1)[1], ids[pick], k), truth, k)}
         else:
-            reranked = Reranked(index, by_id, factors[-1])
             cand = search(index, q, min(index.ntotal, (k + 1) * factors[-1]))[1]
             recalls = {f: recall_at_k(_without_self(reranked.rescore(q, cand[:, :(k + 1) * f], k + 1)[1], ids[pick],
                                                     k), truth, k) for f in factors}
