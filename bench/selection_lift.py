@@ -57,7 +57,8 @@ def main(argv=None) -> None:
     vectors = np.asarray(ws.embeddings())
     x, y = np.ascontiguousarray(vectors[pool]), split.y[pool]
     test_x, test_y = vectors[test], split.y[test]
-    strategies = args.strategy or [s for s in STRATEGIES.names() if s != "random"]
+    # auto is typiclust or facility_location by budget: its rows would repeat theirs
+    strategies = args.strategy or [s for s in STRATEGIES.names() if s not in ("random", "auto")]
     budgets = [int(v) for v in args.n.split(",")]
 
     acc: dict[tuple[str, int], list[float]] = {}

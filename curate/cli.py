@@ -12,6 +12,7 @@ from pathlib import Path
 from curate.pipeline import (command_progress, dedup_summary, embed_step, label_issues_step, quality_step, run,
                              scan_step, scores_step, train_step)
 from curate.quality.checks import QualityConfig
+from curate.select.auto import TYPICLUST_MAX
 
 log = logging.getLogger("curate")
 
@@ -156,9 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-k", type=int, default=10)
     c = command("select", cmd_select, "save a named selection ranked by a strategy, under constraints")
     c.add_argument("--n", type=float, required=True, help="number of images, or a fraction of the pool if < 1")
-    c.add_argument("--strategy", default="kcenter", help="random, kcenter, facility_location, typiclust, probcover, "
-                                                         "cluster_balanced, uniqueness (default kcenter)")
-    c.add_argument("--name", help="selection name (default: STRATEGY_N)")
+    c.add_argument("--strategy", default="auto", help="auto, random, kcenter, facility_location, typiclust, probcover, "
+                                                       "cluster_balanced, uniqueness (default auto: typiclust up to "
+                                                       f"{TYPICLUST_MAX} images, facility_location beyond, the "
+                                                       "winners of the selection-lift benchmark)")
+    c.add_argument("--name", help="selection name (default: STRATEGY_N, the strategy that ranked it)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="strategy parameter")
     c.add_argument("--balance", choices=["label", "cluster"], help="equal share per label or k-means cluster")
@@ -338,9 +341,11 @@ def cmd_select(args):
         include=args.include, exclude=args.exclude,
         filters=Filters(labels=args.label, skip_flags=args.skip_flag, tags=args.tag, min_side=args.min_side))
     table = run_selection(ws, args.n, name=args.name, request=request)
-    name = args.name or f"{args.strategy}_{len(table)}"
-    metrics = ws.selection_meta(name)["metrics"]
-    print(f"selection {name!r}: {len(table)} of {metrics['pool']} images by {args.strategy}; coverage radius "
+    name = table.attrs["name"]
+    meta = ws.selection_meta(name)
+    metrics, strategy = meta["metrics"], meta["strategy"]
+    by = f"{strategy} (auto's choice for {len(table)} images)" if args.strategy == "auto" else strategy
+    print(f"selection {name!r}: {len(table)} of {metrics['pool']} images by {by}; coverage radius "
           f"{metrics['coverage_radius']:.3f}, mean distance to the nearest selected {metrics['mean_distance_to_selected']:.3f}"
           f" -> {ws.selections_dir / name}.parquet")
 

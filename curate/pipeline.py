@@ -270,7 +270,7 @@ def select_step(args: argparse.Namespace, ws: Workspace) -> Workspace:
     for spec in option(args, "select") or []:
         selection = dict(parse_selection(spec))
         table = run_selection(ws, **selection)
-        name = selection.get("name") or f"{selection.get('strategy', 'kcenter')}_{len(table)}"
+        name = table.attrs["name"]
         print(f"selection {name}: {len(table)} images -> {ws.selections_dir / (name + '.parquet')}")
     return ws
 

@@ -20,6 +20,7 @@ from curate.data.tags import add_tag, ids_with_tag
 from curate.index.query import combine_queries
 from curate.quality.checks import FLAG_COLUMNS, METRIC_COLUMNS
 from curate.select import STRATEGIES
+from curate.select.auto import resolve_strategy
 from curate.session import open_workspace
 from curate import storage
 from curate.steps.dedup import dedup
@@ -175,12 +176,15 @@ def test_histogram_cutoff_sends_every_result_above_it_to_the_basket(monkeypatch,
 def test_every_strategy_previews_and_saves(monkeypatch, built_workspace_copy):
     ws = built_workspace_copy
     at = open_page(start(monkeypatch, ws), "select_page.py")
+    assert at.selectbox(key="select_strategy").value == "auto"  # the default: the benchmark's winner by budget
     for strategy in STRATEGIES.names():
         at.selectbox(key="select_strategy").set_value(strategy).run()
         at.number_input(key="select_n").set_value(20)
         submit(at, "Preview")
         assert_clean(at)
         preview = ids_of(captions(at)[0])
+        if strategy == "auto":
+            assert at.subheader[0].value.startswith("Preview: typiclust (auto's choice for this budget), 20 of")
         expected = compute_selection(ws, SelectionRequest(n=20, strategy=strategy)).ids.tolist()
         assert preview == expected, strategy
         for chart in charts(at)[:2]:  # label and cluster shares, selection against the pool
@@ -191,7 +195,8 @@ def test_every_strategy_previews_and_saves(monkeypatch, built_workspace_copy):
         assert_clean(at)
         saved = ws.selection(f"ui_{strategy}").sort_values("rank")["id"].tolist()
         meta = ws.selection_meta(f"ui_{strategy}")
-        assert saved == expected and meta["strategy"] == strategy and meta["request"]["n"] == 20
+        assert saved == expected and meta["request"]["strategy"] == strategy and meta["request"]["n"] == 20
+        assert meta["strategy"] == resolve_strategy(strategy, 20)  # auto: the strategy that ranked it
         assert f"{meta['metrics']['coverage_radius']:.3f}" == shown(at)["Coverage radius"]
 
 

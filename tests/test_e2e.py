@@ -105,6 +105,11 @@ def test_select_with_constraints_tags_and_zip_export(cli_workspace, tmp_path, ca
     assert meta["request"]["balance"] == "label" and meta["request"]["include"] == ["pick"]
     assert main(["select", "-w", ws, "--n", "5", "--param", "nope"]) == 2
     assert "KEY=VALUE" in capsys.readouterr().err
+    # the default strategy, auto, ranks 20 picks by typiclust and names the selection after it
+    assert main(["select", "-w", ws, "--n", "20"]) == 0
+    assert "selection 'typiclust_20': 20 of" in capsys.readouterr().out
+    meta = json.loads((cli_workspace / "selections/typiclust_20.json").read_text())
+    assert meta["strategy"] == "typiclust" and meta["request"]["strategy"] == "auto"
     target = tmp_path / "pets.zip"
     assert main(["export", "-w", ws, "--selection", "pets", "--to", str(target), "--mode", "zip"]) == 0
     with zipfile.ZipFile(target) as zf:

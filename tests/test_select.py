@@ -47,3 +47,15 @@ def test_facade_survives_importing_the_subpackage():
 
     importlib.import_module("curate.select.kcenter")
     assert callable(curate.select) and len(curate.select(_points(), 3)) == 3
+
+
+def test_auto_ranks_with_typiclust_for_small_budgets_and_facility_location_beyond():
+    from curate.select.auto import TYPICLUST_MAX, resolve_strategy
+
+    x = _points(3000, 16)
+    small, large = 40, TYPICLUST_MAX + 100
+    assert np.array_equal(curate.select(x, small, "auto", seed=2), curate.select(x, small, "typiclust", seed=2))
+    assert np.array_equal(curate.select(x, large, "auto", seed=2), curate.select(x, large, "facility_location", seed=2))
+    assert resolve_strategy("auto", TYPICLUST_MAX) == "typiclust"
+    assert resolve_strategy("auto", TYPICLUST_MAX + 1) == "facility_location"
+    assert resolve_strategy("kcenter", 10) == "kcenter"  # only auto is resolved

@@ -10,6 +10,7 @@ import pandas as pd
 from curate import storage
 from curate.data.manifest import labels as manifest_labels
 from curate.data.tags import ids_with_tag, read_tags
+from curate.select.auto import resolve_strategy
 from curate.select.constraints import Constraints, constrained_select
 from curate.select.filters import Filters, filter_mask
 from curate.steps.index import indexed_rows
@@ -25,7 +26,7 @@ class SelectionRequest:
     """Everything a selection depends on; saved with it, so it can be reproduced."""
 
     n: float  # a count, or a fraction of the eligible pool when < 1
-    strategy: str = "kcenter"
+    strategy: str = "auto"  # by budget: see curate/select/auto.py
     seed: int = 0
     params: dict = field(default_factory=dict)
     filters: Filters = field(default_factory=Filters)
@@ -45,6 +46,7 @@ def save_selection(ws: Workspace, name: str, ids: np.ndarray, strategy: str, par
                           "score": np.asarray(scores if scores is not None else 1 - np.arange(len(ids)) / max(1, len(ids)),
                                               dtype=np.float64)})
     storage.write_parquet(ws.selections_dir / f"{name}.parquet", table)
+    table.attrs["name"] = name
     storage.write_json(ws.selections_dir / f"{name}.json", {"strategy": strategy, "parameters": params, "seed": seed,
                                                             "n": int(len(ids)), "metrics": metrics or {}, "created": now(),
                                                             **({"request": request} if request else {})})
@@ -102,6 +104,7 @@ class SelectionResult:
     ids: np.ndarray  # image ids in priority order
     metrics: dict
     request: dict  # the request as saved (with the dedup threshold actually used)
+    strategy: str  # the strategy that ranked it (`auto` resolved for the budget)
 
 
 def compute_selection(ws: Workspace, req: SelectionRequest) -> SelectionResult:
@@ -128,25 +131,28 @@ def compute_selection(ws: Workspace, req: SelectionRequest) -> SelectionResult:
                               balance=groups[req.balance] if req.balance else None,
                               dedup=_dedup_threshold(ws, req.dedup))
     pool_size = int(np.count_nonzero(constraints.eligible(len(ids)))) + len(include)
-    order = constrained_select(vectors, budget(req.n, pool_size), req.strategy, req.seed, constraints,
-                               neighbours=_shared_graph(ws, req.strategy, ids), **req.params)
+    n = budget(req.n, pool_size)
+    strategy = resolve_strategy(req.strategy, n)
+    order = constrained_select(vectors, n, strategy, req.seed, constraints,
+                               neighbours=_shared_graph(ws, strategy, ids), **req.params)
     if len(order) == 0:
         raise ValueError("no image passes the filters and constraints: nothing to select")
     in_pool = eligible.copy()
     in_pool[include] = True
     metrics = selection_metrics(vectors[in_pool], (np.cumsum(in_pool) - 1)[order],
                                 {name: np.asarray(keys)[in_pool] for name, keys in groups.items()}, seed=req.seed)
-    return SelectionResult(ids[order], metrics, {**asdict(req), "dedup_threshold": constraints.dedup})
+    return SelectionResult(ids[order], metrics, {**asdict(req), "dedup_threshold": constraints.dedup}, strategy)
 
 
-def run_selection(ws: Workspace, n: float, strategy: str = "kcenter", name: str | None = None, seed: int = 0,
+def run_selection(ws: Workspace, n: float, strategy: str = "auto", name: str | None = None, seed: int = 0,
                   request: SelectionRequest | None = None, **params) -> pd.DataFrame:
-    """Compute a selection (see compute_selection) and save it as `name`. `n` < 1 is a fraction
-    of the eligible images."""
+    """Compute a selection (see compute_selection) and save it as `name` (default STRATEGY_N, the
+    strategy that ranked it); the table's `attrs["name"]` says which. `n` < 1 is a fraction of
+    the eligible images."""
     req = request or SelectionRequest(n=n, strategy=strategy, seed=seed, params=params)
     result = compute_selection(ws, req)
-    return save_selection(ws, name or f"{req.strategy}_{len(result.ids)}", result.ids, req.strategy, req.params,
-                          req.seed, metrics=result.metrics, request=result.request)
+    return save_selection(ws, name or f"{result.strategy}_{len(result.ids)}", result.ids, result.strategy,
+                          req.params, req.seed, metrics=result.metrics, request=result.request)
 
 
 def _shared_graph(ws: Workspace, strategy: str, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:

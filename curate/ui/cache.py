@@ -378,7 +378,8 @@ def _selection_files(ws: Workspace) -> tuple:
 
 def selection_preview(ws: Workspace, request: dict) -> dict:
     """`compute_selection` for `request` (SelectionRequest fields, filters as a dict): ids (priority
-    order), metrics, request as it would be saved, seconds. Re-run when any file it reads changes."""
+    order), metrics, request as it would be saved, strategy (the one that ranked them), seconds.
+    Re-run when any file it reads changes."""
     key = _search_files(ws) + stamp(ws.tags_file, ws.duplicates_file, ws.sidecar(ws.duplicates_file), ws.scores_file,
                                     ws.label_issues_file, ws.label_fixes_file)
     return _selection_preview(str(ws.path), key + _selection_files(ws), request)
@@ -389,7 +390,7 @@ def _selection_preview(path: str, key: tuple, request: dict) -> dict:
     req = SelectionRequest(**{**request, "filters": Filters(**request.get("filters", {}))})
     start = time.perf_counter()
     result = compute_selection(Workspace(path), req)
-    return {"ids": result.ids, "metrics": result.metrics, "request": result.request,
+    return {"ids": result.ids, "metrics": result.metrics, "request": result.request, "strategy": result.strategy,
             "seconds": time.perf_counter() - start}
 
 

@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from curate.select import STRATEGIES
+from curate.select.auto import TYPICLUST_MAX
 from curate.select.params import tunable_params
 from curate.steps.select import delete_selection, rename_selection, save_selection
 from curate.ui import cache, charts, state
@@ -19,6 +20,8 @@ PREVIEW_KEY = "select_preview"  # the request (small parameters); the ranking it
 COMPARE_KEY = "select_compare"  # (a, b) names
 BALANCE = {"none": "no balancing", "label": "equal share per label", "cluster": "equal share per k-means cluster"}
 DEDUP = {"off": "off", "auto": "the workspace's duplicate threshold", "custom": "this cosine threshold:"}
+AUTO_HELP = (f"typiclust up to {TYPICLUST_MAX} images, facility_location beyond: the strategies that taught a "
+             "classifier most at those budgets in curate's selection-lift benchmark.")
 
 
 def render(ws: Workspace) -> None:
@@ -37,9 +40,8 @@ def request_form(ws: Workspace) -> dict | None:
     """The selection request the user submitted this run (SelectionRequest fields), else None."""
     table = cache.manifest(ws)
     names = STRATEGIES.names()
-    strategy = st.selectbox("Strategy", names, index=names.index("kcenter") if "kcenter" in names else 0,
-                            key="select_strategy", help="Every registered strategy; each ranks by priority, "
-                                                        "so a smaller budget is a prefix of a larger one.")
+    strategy = st.selectbox("Strategy", names, index=names.index("auto") if "auto" in names else 0,
+                            key="select_strategy", help=f"Every registered strategy. auto: {AUTO_HELP}")
     references = ws.selection_names() + [f"tag:{t}" for t in sorted(cache.tags(ws)["tag"].unique())]
     labels = sorted(table["label"].dropna().unique().tolist())
     flags = hideable_flags(cache.image_table(ws))  # quality flags, outlier, duplicate, label_issue
@@ -104,7 +106,8 @@ def strategy_params(strategy: str) -> dict:
 def preview(ws: Workspace, request: dict) -> None:
     result = cache.selection_preview(ws, request)
     ids, m = result["ids"], result["metrics"]
-    st.subheader(f"Preview: {request['strategy']}, {len(ids):,} of {m['pool']:,} eligible images")
+    by = result["strategy"] + (" (auto's choice for this budget)" if request["strategy"] == "auto" else "")
+    st.subheader(f"Preview: {by}, {len(ids):,} of {m['pool']:,} eligible images")
     cols = st.columns(4)
     cols[0].metric("Coverage radius", f"{m['coverage_radius']:.3f}",
                    help="Largest distance from any eligible image to its nearest selected image (lower covers better).")
@@ -127,7 +130,7 @@ def histograms(metrics: dict) -> None:
 
 def save_form(ws: Workspace, request: dict, result: dict) -> None:
     with st.form("select_save"):
-        name = st.text_input("Selection name", f"{request['strategy']}_{len(result['ids'])}", key="select_name")
+        name = st.text_input("Selection name", f"{result['strategy']}_{len(result['ids'])}", key="select_name")
         overwrite = st.checkbox("Replace a selection of the same name", key="select_overwrite")
         if not st.form_submit_button("Save selection", icon=":material/save:"):
             return
@@ -135,7 +138,7 @@ def save_form(ws: Workspace, request: dict, result: dict) -> None:
     if clean in ws.selection_names() and not overwrite:
         st.warning(f"A selection named “{clean}” exists: tick “Replace” to overwrite it, or pick another name.")
         return
-    save_selection(ws, clean, result["ids"], request["strategy"], request["params"], request["seed"],
+    save_selection(ws, clean, result["ids"], result["strategy"], request["params"], request["seed"],
                    metrics=result["metrics"], request=result["request"])
     st.success(f"Saved {len(result['ids']):,} images as selection “{clean}” "
                f"({ws.selections_dir / (clean + '.parquet')}).", icon=":material/check_circle:")

@@ -1,0 +1,46 @@
+"""auto: the strategy that taught a classifier most at this budget in curate's selection-lift
+benchmark (`bench/selection_lift.py`; README, "Selection lift"), the default of `curate select` and
+of the Select page.
+
+    n <= TYPICLUST_MAX   `typiclust`: the most typical image of each k-means cluster
+    larger budgets       `facility_location`: representatives in proportion to the data's mass
+
+Typical images win when there are few labels and coverage of the dense modes is what a
+classifier lacks; past one pick per cluster TypiClust only cycles through its clusters again,
+and facility location, which keeps spreading picks over the data's mass, caught up with random
+and TypiClust fell behind it (Hacohen et al., 2022, report the same turn from low to high
+budgets). The choice depends only on the number of picks, so a selection stays reproducible,
+and a saved selection names the strategy that actually ranked it (`resolve_strategy`).
+"""
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+
+from curate.select.base import STRATEGIES
+
+TYPICLUST_MAX = 500  # typiclust's one-pick-per-cluster range (its max_clusters)
+
+
+def strategy_for_budget(n: int) -> str:
+    return "typiclust" if n <= TYPICLUST_MAX else "facility_location"
+
+
+def resolve_strategy(strategy: str, n: int) -> str:
+    """The registered strategy that ranks `n` picks: `auto`'s choice for this budget, else `strategy`."""
+    return strategy_for_budget(n) if strategy == "auto" else strategy
+
+
+@STRATEGIES.register("auto")
+def auto(vectors: np.ndarray, n: int, seed: int = 0, include: np.ndarray | None = None,
+         neighbours: tuple | None = None, **params) -> np.ndarray:
+    """(n,) int64 ranking by `strategy_for_budget(n)`; `params` (e.g. typiclust's `clusters`) go
+    to that strategy, and include and neighbours where it takes them."""
+    fn = STRATEGIES.get(strategy_for_budget(n))
+    if neighbours is not None and "neighbours" in inspect.signature(fn).parameters:
+        params["neighbours"] = neighbours
+    return fn(vectors, n, seed=seed, include=include, **params)
+
+
+auto.budget_dependent = True  # a budget past TYPICLUST_MAX is ranked by another strategy
