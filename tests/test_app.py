@@ -169,8 +169,9 @@ def test_select_previews_and_saves_a_selection(monkeypatch, writable_workspace):
     saved = pd.read_parquet(writable_workspace / "selections" / "ui_pick.parquet")
     ws = Workspace(writable_workspace)
     pool = np.flatnonzero(np.any(ws.embeddings() != 0, axis=1))
-    expected = pool[rank(np.asarray(ws.embeddings())[pool], 25, "kcenter")]
+    expected = pool[rank(np.asarray(ws.embeddings())[pool], 25, "typiclust")]  # the default, auto, at 25 picks
     assert saved["id"].tolist() == expected.tolist() and saved["rank"].tolist() == list(range(25))
+    assert ws.selection_meta("ui_pick")["strategy"] == "typiclust"
     assert "ui_pick" in at.dataframe[-1].value["name"].tolist()
     button(at, "Save selection").click().run()  # same name again, "replace" not ticked
     assert "exists" in at.warning[0].value
