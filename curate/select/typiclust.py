@@ -8,8 +8,9 @@ largest), taking each cluster's next most typical image; typicality is computed 
 cluster (the paper recomputes it without the picked image, a negligible difference). Clusters
 of at most `min_cluster_size` images (outlier crumbs) are used only once the others run out.
 
-Pick it for the first labels of a new dataset (tens to a few thousand): typical images of every
-mode, no outliers. For large budgets prefer `facility_location`, `kcenter` to reach the corners.
+Pick it for the first labels of a new dataset (tens to a few hundred): typical images of every
+mode, no outliers. For large budgets prefer `facility_location` (`auto` switches past 500 picks),
+`kcenter` to reach the corners.
 
 Unlike the other strategies, the clustering depends on the budget (up to `max_clusters`), so a
 smaller budget's ranking is not a prefix of a larger one's below that cap; set `clusters` to fix
