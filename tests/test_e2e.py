@@ -110,6 +110,11 @@ def test_select_with_constraints_tags_and_zip_export(cli_workspace, tmp_path, ca
     assert "selection 'typiclust_20': 20 of" in capsys.readouterr().out
     meta = json.loads((cli_workspace / "selections/typiclust_20.json").read_text())
     assert meta["strategy"] == "typiclust" and meta["request"]["strategy"] == "auto"
+    # a parameter the strategy does not take is refused by name; auto checks the strategy it picked
+    assert main(["select", "-w", ws, "--n", "5", "--strategy", "kcenter", "--param", "clusters=3"]) == 2
+    assert "kcenter takes no parameter 'clusters'" in capsys.readouterr().err
+    assert main(["select", "-w", ws, "--n", "12", "--param", "clusters=3", "--name", "three"]) == 0
+    assert json.loads((cli_workspace / "selections/three.json").read_text())["parameters"] == {"clusters": 3}
     target = tmp_path / "pets.zip"
     assert main(["export", "-w", ws, "--selection", "pets", "--to", str(target), "--mode", "zip"]) == 0
     with zipfile.ZipFile(target) as zf:

@@ -22,3 +22,13 @@ def tunable_params(strategy: str) -> dict[str, int | float | bool | str]:
         if isinstance(p.default, (bool, int, float, str)):
             out[name] = p.default
     return out
+
+
+def check_params(strategy: str, params: dict) -> None:
+    """Raise ValueError naming `strategy`'s parameters when `params` holds one it does not take."""
+    accepted = [name for name, p in inspect.signature(STRATEGIES.get(strategy)).parameters.items()
+                if name not in ENGINE_PARAMS and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise ValueError(f"{strategy} takes no parameter {', '.join(map(repr, unknown))}; "
+                         f"its parameters: {', '.join(accepted) or 'none'}")

@@ -13,6 +13,7 @@ from curate.data.tags import ids_with_tag, read_tags
 from curate.select.auto import resolve_strategy
 from curate.select.constraints import Constraints, constrained_select
 from curate.select.filters import Filters, filter_mask
+from curate.select.params import check_params
 from curate.steps.index import indexed_rows
 from curate.steps.scores import image_table
 from curate.workspace import Workspace, now, safe_name
@@ -133,6 +134,7 @@ def compute_selection(ws: Workspace, req: SelectionRequest) -> SelectionResult:
     pool_size = int(np.count_nonzero(constraints.eligible(len(ids)))) + len(include)
     n = budget(req.n, pool_size)
     strategy = resolve_strategy(req.strategy, n)
+    check_params(strategy, req.params)  # a clear message, not a TypeError deep in the strategy
     order = constrained_select(vectors, n, strategy, req.seed, constraints,
                                neighbours=_shared_graph(ws, strategy, ids), **req.params)
     if len(order) == 0:
