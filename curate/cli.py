@@ -12,7 +12,7 @@ from pathlib import Path
 from curate.pipeline import (command_progress, dedup_summary, embed_step, label_issues_step, quality_step, run,
                              scan_step, scores_step, train_step)
 from curate.quality.checks import QualityConfig
-from curate.select.auto import TYPICLUST_MAX
+from curate.select.auto import RULE as AUTO_RULE
 
 log = logging.getLogger("curate")
 
@@ -158,8 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = command("select", cmd_select, "save a named selection ranked by a strategy, under constraints")
     c.add_argument("--n", type=float, required=True, help="number of images, or a fraction of the pool if < 1")
     c.add_argument("--strategy", default="auto", help="auto, random, kcenter, facility_location, typiclust, probcover, "
-                                                       "cluster_balanced, uniqueness (default auto: typiclust up to "
-                                                       f"{TYPICLUST_MAX} images, facility_location beyond, the "
+                                                       f"cluster_balanced, uniqueness (default auto: {AUTO_RULE}, the "
                                                        "winners of the selection-lift benchmark)")
     c.add_argument("--name", help="selection name (default: STRATEGY_N, the strategy that ranked it)")
     c.add_argument("--seed", type=int, default=0)
@@ -330,6 +329,7 @@ def cmd_search(args):
 
 
 def cmd_select(args):
+    from curate.select.auto import ranked_by
     from curate.select.filters import Filters
     from curate.steps.select import SelectionRequest, run_selection
     from curate.workspace import Workspace
@@ -343,8 +343,7 @@ def cmd_select(args):
     table = run_selection(ws, args.n, name=args.name, request=request)
     name = table.attrs["name"]
     meta = ws.selection_meta(name)
-    metrics, strategy = meta["metrics"], meta["strategy"]
-    by = f"{strategy} (auto's choice for {len(table)} images)" if args.strategy == "auto" else strategy
+    metrics, by = meta["metrics"], ranked_by(args.strategy, meta["strategy"])
     print(f"selection {name!r}: {len(table)} of {metrics['pool']} images by {by}; coverage radius "
           f"{metrics['coverage_radius']:.3f}, mean distance to the nearest selected {metrics['mean_distance_to_selected']:.3f}"
           f" -> {ws.selections_dir / name}.parquet")

@@ -24,6 +24,9 @@ from curate.select.base import STRATEGIES
 TYPICLUST_MAX = 500  # typiclust's one-pick-per-cluster range (its max_clusters)
 
 
+RULE = f"typiclust up to {TYPICLUST_MAX} images, facility_location beyond"  # for help texts
+
+
 def strategy_for_budget(n: int) -> str:
     return "typiclust" if n <= TYPICLUST_MAX else "facility_location"
 
@@ -31,6 +34,11 @@ def strategy_for_budget(n: int) -> str:
 def resolve_strategy(strategy: str, n: int) -> str:
     """The registered strategy that ranks `n` picks: `auto`'s choice for this budget, else `strategy`."""
     return strategy_for_budget(n) if strategy == "auto" else strategy
+
+
+def ranked_by(requested: str, used: str) -> str:
+    """How to tell a user which strategy ranked a selection: `used`, marked as auto's pick when asked for auto."""
+    return f"{used} (auto's choice for this budget)" if requested == "auto" else used
 
 
 @STRATEGIES.register("auto")

@@ -13,21 +13,21 @@ from curate.select.base import STRATEGIES
 ENGINE_PARAMS = frozenset({"vectors", "n", "seed", "include", "neighbours"})
 
 
+def user_params(strategy: str) -> dict[str, inspect.Parameter]:
+    """Name -> parameter of every keyword a user may set on `strategy` (not the engine's), in signature order."""
+    return {name: p for name, p in inspect.signature(STRATEGIES.get(strategy)).parameters.items()
+            if name not in ENGINE_PARAMS and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+
+
 def tunable_params(strategy: str) -> dict[str, int | float | bool | str]:
     """Parameter name -> default of `strategy`'s tunable parameters, in signature order."""
-    out = {}
-    for name, p in inspect.signature(STRATEGIES.get(strategy)).parameters.items():
-        if name in ENGINE_PARAMS or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-            continue
-        if isinstance(p.default, (bool, int, float, str)):
-            out[name] = p.default
-    return out
+    return {name: p.default for name, p in user_params(strategy).items()
+            if isinstance(p.default, (bool, int, float, str))}
 
 
 def check_params(strategy: str, params: dict) -> None:
     """Raise ValueError naming `strategy`'s parameters when `params` holds one it does not take."""
-    accepted = [name for name, p in inspect.signature(STRATEGIES.get(strategy)).parameters.items()
-                if name not in ENGINE_PARAMS and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    accepted = user_params(strategy)
     unknown = sorted(set(params) - set(accepted))
     if unknown:
         raise ValueError(f"{strategy} takes no parameter {', '.join(map(repr, unknown))}; "

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from curate.select import STRATEGIES
-from curate.select.auto import TYPICLUST_MAX
+from curate.select.auto import RULE as AUTO_RULE, ranked_by
 from curate.select.params import tunable_params
 from curate.steps.select import delete_selection, rename_selection, save_selection
 from curate.ui import cache, charts, state
@@ -20,8 +20,6 @@ PREVIEW_KEY = "select_preview"  # the request (small parameters); the ranking it
 COMPARE_KEY = "select_compare"  # (a, b) names
 BALANCE = {"none": "no balancing", "label": "equal share per label", "cluster": "equal share per k-means cluster"}
 DEDUP = {"off": "off", "auto": "the workspace's duplicate threshold", "custom": "this cosine threshold:"}
-AUTO_HELP = (f"typiclust up to {TYPICLUST_MAX} images, facility_location beyond: the strategies that taught a "
-             "classifier most at those budgets in curate's selection-lift benchmark.")
 
 
 def render(ws: Workspace) -> None:
@@ -41,7 +39,9 @@ def request_form(ws: Workspace) -> dict | None:
     table = cache.manifest(ws)
     names = STRATEGIES.names()
     strategy = st.selectbox("Strategy", names, index=names.index("auto") if "auto" in names else 0,
-                            key="select_strategy", help=f"Every registered strategy. auto: {AUTO_HELP}")
+                            key="select_strategy",
+                            help=f"Every registered strategy. auto: {AUTO_RULE}, the strategies that taught a "
+                                 "classifier most at those budgets in curate's selection-lift benchmark.")
     references = ws.selection_names() + [f"tag:{t}" for t in sorted(cache.tags(ws)["tag"].unique())]
     labels = sorted(table["label"].dropna().unique().tolist())
     flags = hideable_flags(cache.image_table(ws))  # quality flags, outlier, duplicate, label_issue
@@ -106,8 +106,8 @@ def strategy_params(strategy: str) -> dict:
 def preview(ws: Workspace, request: dict) -> None:
     result = cache.selection_preview(ws, request)
     ids, m = result["ids"], result["metrics"]
-    by = result["strategy"] + (" (auto's choice for this budget)" if request["strategy"] == "auto" else "")
-    st.subheader(f"Preview: {by}, {len(ids):,} of {m['pool']:,} eligible images")
+    st.subheader(f"Preview: {ranked_by(request['strategy'], result['strategy'])}, {len(ids):,} of {m['pool']:,} "
+                 "eligible images")
     cols = st.columns(4)
     cols[0].metric("Coverage radius", f"{m['coverage_radius']:.3f}",
                    help="Largest distance from any eligible image to its nearest selected image (lower covers better).")
