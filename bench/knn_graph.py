@@ -30,7 +30,8 @@ from bench.machine import load_average, machine_facts, summary_line
 from bench.measure import PeakMemory
 from bench.report import markdown_table
 from curate import storage
-from curate.workspace import Workspace, now
+from curate.clock import now
+from curate.workspace import Workspace
 
 REPO = Path(__file__).resolve().parent.parent
 PLANTED = 0.01

@@ -5,9 +5,9 @@ index, map and scores, a reader could pair vectors of one embedding run with an 
 So the sidecar of each derived file (`x.json` beside `x.npy`) names
 
     generation  an id of this write (new each time the file is written)
-    stamp       size and mtime of the data file it describes, and `digest` its BLAKE2 hash; the
-                sidecar is written after its data file, so a data file that no longer matches is newer
-                than its sidecar (a write is half done). The mtime is the fast path; a copied workspace
+    stamp       size and mtime of the data file it describes (`size_and_mtime`), and `digest` its
+                BLAKE2 hash; the sidecar is written after its data file, so a data file that no longer
+                matches is newer than its sidecar (a write is half done). The mtime is the fast path; a copied workspace
                 (new mtimes) is recognised by the digest
     inputs      the generation of each file it was computed from, as they were when it was read
 
@@ -23,9 +23,10 @@ import hashlib
 import os
 import uuid
 from pathlib import Path
-from typing import Callable, Iterable, TypeVar
+from typing import Callable, Iterable, Protocol, TypeVar
 
 from curate import storage
+from curate.locks import busy
 
 T = TypeVar("T")
 
@@ -34,6 +35,16 @@ REBUILT_BY = {"embeddings.npy": "curate embed", "index.faiss": "curate embed", "
               "projection_tsne.npy": "curate map --method tsne",
               "knn_graph.npz": "curate scores", "duplicates.parquet": "curate dedup",
               "scores.parquet": "curate scores", "label_issues.parquet": "curate label-issues"}
+
+
+class Layout(Protocol):
+    """What `check` needs of a workspace: a `curate.workspace.Workspace` (not imported: its checked loaders use
+    this module, so the dependency points one way)."""
+
+    @property
+    def path(self) -> Path: ...
+    @property
+    def locks_dir(self) -> Path: ...
 
 
 class StaleFile(ValueError):
@@ -48,7 +59,7 @@ def sidecar_of(file: Path) -> Path:
     return Path(file).with_suffix(".json")
 
 
-def stamp(file: Path) -> list[int] | None:
+def size_and_mtime(file: Path) -> list[int] | None:
     """[size, mtime in ns] of `file`, None when it is missing (a rename keeps the mtime of the write)."""
     try:
         st = os.stat(file)
@@ -59,8 +70,8 @@ def stamp(file: Path) -> list[int] | None:
 
 def digest(file: Path) -> str | None:
     """BLAKE2 hash of `file`'s bytes (None when missing); remembered per (path, size, mtime)."""
-    now = stamp(file)
-    return None if now is None else _digest(str(file), *now)
+    stat = size_and_mtime(file)
+    return None if stat is None else _digest(str(file), *stat)
 
 
 @functools.lru_cache(maxsize=64)
@@ -86,7 +97,7 @@ def generation(file: Path) -> str | None:
 def write_sidecar(file: Path, meta: dict, inputs: dict[str, str | None] | None = None) -> dict:
     """Write `file`'s sidecar, after `file` itself: `meta` plus a new generation, the file's stamp and
     `inputs` (name -> generation, as taken with `inputs_of` before reading them). Returns what was written."""
-    full = {**meta, "generation": uuid.uuid4().hex[:16], "stamp": stamp(file), "digest": digest(file),
+    full = {**meta, "generation": uuid.uuid4().hex[:16], "stamp": size_and_mtime(file), "digest": digest(file),
             "inputs": dict(inputs or {})}
     storage.write_json(sidecar_of(file), full)
     return full
@@ -108,7 +119,7 @@ def problems(file: Path) -> list[str]:
     if not meta.get("generation"):  # written before generations existed
         return []
     found = []
-    if meta.get("stamp") is not None and stamp(file) != meta["stamp"] and digest(file) != meta.get("digest"):
+    if meta.get("stamp") is not None and size_and_mtime(file) != meta["stamp"] and digest(file) != meta.get("digest"):
         found.append(f"{file.name} is newer than its sidecar {side.name} (a write is half done)")
     for name, wanted in (meta.get("inputs") or {}).items():
         source = file.parent / name
@@ -118,32 +129,30 @@ def problems(file: Path) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def check(ws_path: Path, *files: Path) -> None:
+def check(ws: Layout, *files: Path) -> None:
     """Raise `StaleFile` unless every file in `files` (and what it was computed from) is of one generation."""
-    from curate.locks import busy
-
     found = [p for f in files for p in problems(f)]
     if not found:
         return
-    writers = busy(Path(ws_path) / "locks")
+    writers = busy(ws.locks_dir)
     commands = sorted({REBUILT_BY.get(Path(f).name, "curate run") for f in files})
     if writers:
         then = f"{'; '.join(writers)} is updating the workspace: it will be whole when that finishes"
     else:
         then = (f"no run is updating it now (one was stopped before it finished?): run "
-                f"`{' / '.join(commands)} -w {ws_path}` (or `curate run` again) to bring it up to date")
+                f"`{' / '.join(commands)} -w {ws.path}` (or `curate run` again) to bring it up to date")
     raise StaleFile(f"{'; '.join(found)}. {then[0].upper()}{then[1:]}.", busy=bool(writers))
 
 
-def load_checked(ws_path: Path, files: Iterable[Path], load: Callable[[], T]) -> T:
+def load_checked(ws: Layout, files: Iterable[Path], load: Callable[[], T]) -> T:
     """`load()` between two checks of `files`: what it returns belongs to one generation (a write that
     lands while it loads is caught by the second check)."""
     files = [Path(f) for f in files]
-    check(ws_path, *files)
-    before = [stamp(f) for f in files] + [stamp(sidecar_of(f)) for f in files]
+    check(ws, *files)
+    before = [size_and_mtime(f) for f in files] + [size_and_mtime(sidecar_of(f)) for f in files]
     value = load()
-    after = [stamp(f) for f in files] + [stamp(sidecar_of(f)) for f in files]
+    after = [size_and_mtime(f) for f in files] + [size_and_mtime(sidecar_of(f)) for f in files]
     if before != after:
-        check(ws_path, *files)  # names the writer; a write that completed cleanly in between loads next time
+        check(ws, *files)  # names the writer; a write that completed cleanly in between loads next time
         raise StaleFile(f"{', '.join(f.name for f in files)} changed while being read: reload", busy=True)
     return value

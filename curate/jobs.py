@@ -22,7 +22,7 @@ from pathlib import Path
 
 from curate import storage
 from curate.progress import PROGRESS_ENV
-from curate.workspace import now
+from curate.clock import now
 
 
 

@@ -4,9 +4,9 @@ A lock is `flock` on a small file (`<folder>/<name>.lock`), so the kernel releas
 holder exits or is killed: a crash never leaves a workspace locked. The holder writes who it is
 (pid, command, since) into the file, so the one refused can say what holds it.
 
-    with locked(ws.path / "locks", "model", wait=False, what="a training run"):
+    with locked(ws.locks_dir, "model", wait=False, what="a training run"):
         ...  # train; a second trainer on this workspace gets WorkspaceBusy at once
-    with locked(ws.path / "locks", "tags"):
+    with locked(ws.locks_dir, "tags"):
         ...  # read-modify-write tags.parquet; a second tagger waits its turn
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from curate.workspace import now
+from curate.clock import now
 
 WAIT_S = 600.0  # how long a waiting writer waits before it gives up
 # How long even a writer that does not wait tries: a reader asking `busy` holds a lock for microseconds.

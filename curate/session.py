@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -34,7 +35,7 @@ class OpenWorkspace:
         """(N, D) in memory, refused while embeddings.npy is newer than its sidecar (a write half done)."""
         from curate.generations import load_checked
 
-        return load_checked(self.path, [self.ws.embeddings_file], lambda: np.asarray(self.ws.embeddings()))
+        return load_checked(self.ws, [self.ws.embeddings_file], lambda: np.asarray(self.ws.embeddings()))
 
     @cached_property
     def index(self):
@@ -46,7 +47,7 @@ class OpenWorkspace:
         files = [self.ws.index_file, self.ws.embeddings_file]
         embeddings = self.embeddings
         # a compressed index re-scores from the embeddings: both must be of one generation
-        return load_checked(self.path, files, lambda: load_index(self.ws.index_file, embeddings))
+        return load_checked(self.ws, files, lambda: load_index(self.ws.index_file, embeddings))
 
     @cached_property
     def encoder(self):
@@ -65,28 +66,56 @@ class OpenWorkspace:
         return load_encoder(model_file)
 
     def search(self, query: int | str | Path | np.ndarray, k: int = 10) -> pd.DataFrame:
-        """Nearest images to an id, an image file, or a vector: a table of id, path, label, similarity, distance.
-
-        A query id is left out of its own results.
+        """Nearest images to an id, an image file, or a vector: a `results` table (id, path, label,
+        similarity, distance), best first. A query id is left out of its own results.
         """
         from curate.index import search
 
         exclude = None
         if isinstance(query, (int, np.integer)):
             exclude = int(query)
-            vector = self.embeddings[exclude]
-            if not vector.any():
-                raise ValueError(f"image {exclude} has no embedding (status: {self.manifest['status'].iloc[exclude]})")
+            vector = self.query_vectors([exclude])[0]
         elif isinstance(query, (str, Path)) or hasattr(query, "read"):
             vector = self.embed_file(query)
         else:
             vector = np.asarray(query, dtype=np.float32)
         sims, ids = search(self.index, vector[None], k + (exclude is not None))
         keep = (ids[0] >= 0) & (ids[0] != (exclude if exclude is not None else -2))
-        sims, ids = sims[0][keep][:k], ids[0][keep][:k]
+        return self.results(ids[0][keep][:k], sims[0][keep][:k])
+
+    def similar(self, positives: Sequence[int] = (), negatives: Sequence[int] = (), vector: np.ndarray | None = None,
+                mode: str = "mean", negative_weight: float = 1.0, k: int = 100) -> pd.DataFrame:
+        """The k images most like the `positives` ids (plus an outside image's (D,) `vector`) and least like
+        the `negatives`, best first, the query images left out: a `results` table, its similarity the
+        combined score of `curate.index.query.multi_search` (a plain cosine for a single positive)."""
+        from curate.index.query import multi_search
+
+        query = self.query_vectors(positives)
+        if vector is not None:
+            query = np.vstack([query, np.asarray(vector, np.float32)[None]])
+        sims, ids = multi_search(self.index, self.embeddings, query,
+                                 self.query_vectors(negatives) if len(negatives) else None, k, mode, negative_weight,
+                                 exclude=[*positives, *negatives])
+        return self.results(ids, sims)
+
+    def query_vectors(self, ids: Sequence[int]) -> np.ndarray:
+        """(len(ids), D) embeddings of query images, refused (ValueError) for an id outside the manifest or
+        an image without an embedding (skipped by the scan, or not embedded yet)."""
+        vectors = self.embeddings
+        for i in ids:
+            if not 0 <= int(i) < len(vectors):
+                raise ValueError(f"no image with id {i}: ids go from 0 to {len(vectors) - 1}")
+            if not vectors[int(i)].any():
+                raise ValueError(f"image {i} has no embedding (status: {self.manifest['status'].iloc[int(i)]}): "
+                                 "leave it out of the query")
+        return np.asarray(vectors[[int(i) for i in ids]], np.float32)
+
+    def results(self, ids: np.ndarray, similarities: np.ndarray) -> pd.DataFrame:
+        """The search result table, one row per id in the given order: id, path, label, similarity (cosine,
+        or a query's combined score), distance (sqrt(2 - 2 similarity): the L2 distance of unit vectors)."""
         rows = self.manifest.iloc[ids]
         return pd.DataFrame({"id": ids, "path": rows["path"].to_numpy(), "label": rows["label"].to_numpy(),
-                             "similarity": sims, "distance": np.sqrt(np.clip(2 - 2 * sims, 0, None))})
+                             "similarity": similarities, "distance": np.sqrt(np.clip(2 - 2 * similarities, 0, None))})
 
     def embed_file(self, image) -> np.ndarray:
         """(D,) embedding of an image file or file object outside (or inside) the workspace."""

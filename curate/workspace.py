@@ -1,7 +1,6 @@
 """A workspace folder and its files (see DESIGN.md §3): the one place that knows the layout."""
 from __future__ import annotations
 
-import datetime as _dt
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -10,7 +9,9 @@ import numpy as np
 import pandas as pd
 
 from curate import storage
+from curate.clock import now
 from curate.data import manifest as mf
+from curate.generations import load_checked
 
 
 @dataclass(frozen=True)
@@ -115,11 +116,9 @@ class Workspace:
 
     def projection(self, method: str = "umap") -> np.ndarray:
         """The 2-D map, refused while it is of other embeddings than embeddings.npy holds (`curate.generations`)."""
-        from curate.generations import load_checked
-
         file = self.map_file(method)
         self._need(file, "curate map -w WS --method tsne" if method == "tsne" else "curate run")
-        return load_checked(self.path, [file], lambda: np.load(file))
+        return load_checked(self, [file], lambda: np.load(file))
 
     def model_config(self) -> dict | None:
         file = self.model_dir / "config.json"
@@ -139,11 +138,9 @@ class Workspace:
 
     def duplicates(self) -> pd.DataFrame | None:
         """duplicates.parquet (None before `curate dedup`), refused while it is of older embeddings."""
-        from curate.generations import load_checked
-
         if not self.duplicates_file.exists():
             return None
-        return load_checked(self.path, [self.duplicates_file], lambda: pd.read_parquet(self.duplicates_file))
+        return load_checked(self, [self.duplicates_file], lambda: pd.read_parquet(self.duplicates_file))
 
     def image_path(self, image_id: int, manifest: pd.DataFrame | None = None) -> Path:
         """Absolute path of a manifest id, guaranteed to lie inside the image root (pass an already
@@ -174,7 +171,3 @@ def safe_name(name: str) -> str:
     if not clean:
         raise ValueError(f"invalid name {name!r}: use letters, digits, '-', '_'")
     return clean
-
-
-def now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")

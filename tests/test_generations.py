@@ -145,7 +145,7 @@ def test_a_write_that_lands_while_a_file_is_read_is_caught(built_workspace_copy)
         write_sidecar(ws.projection_file, {"method": "auto"}, storage.read_json(ws.sidecar(ws.projection_file))["inputs"])
         return value
     with pytest.raises(StaleFile, match="changed while being read"):
-        load_checked(ws.path, [ws.projection_file], read_while_rewritten)
+        load_checked(ws, [ws.projection_file], read_while_rewritten)
     assert np.allclose(ws.projection(), xy + 1, equal_nan=True)  # the next read is of one generation again
 
 

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 
 from curate import storage
+from curate.clock import now
 from curate.index import exact_search, recall_at_k
 from curate.steps.graph import graph_file, knn_graph
 from curate.steps.index import build_workspace_index, indexed_rows
-from curate.workspace import Workspace, now
+from curate.workspace import Workspace
 
 
 def _synthetic_workspace(path, n, d=48, seed=0, zero_rows=()):

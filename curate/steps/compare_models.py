@@ -12,10 +12,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from curate.clock import now
 from curate.data.manifest import labels as manifest_labels
 from curate.evaluate.agreement import jaccard_rows, knn_ids, label_purity
 from curate.steps.index import indexed_rows
-from curate.workspace import Workspace, now
+from curate.workspace import Workspace
 
 HISTOGRAM_BINS = np.linspace(0.0, 1.0, 11)
 

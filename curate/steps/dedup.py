@@ -18,11 +18,14 @@ what marking a pair in the app triggers; the (large) pairs file is written once,
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from curate import storage
+from curate.clock import now
 from curate.data.manifest import ok_mask
 from curate.generations import inputs_of, write_sidecar
 from curate.locks import locked
@@ -32,8 +35,9 @@ from curate.quality.duplicates import groups_from_pairs
 from curate.quality.pairs import MIRRORED_COPY, PairConfig, score_pairs
 from curate.progress import Progress
 from curate.steps.graph import knn_graph, positions
+from curate.steps.options import RunOptions
 from curate.steps.quality import fingerprints, fingerprints_file, quality, saved_config
-from curate.workspace import Workspace, now
+from curate.workspace import Workspace
 
 log = logging.getLogger(__name__)
 MARK_COLUMNS = ["a", "b", "same", "score", "marked"]
@@ -220,3 +224,41 @@ def _marked(pairs: pd.DataFrame, marks: pd.DataFrame, same: bool) -> np.ndarray:
 
 def _settings_file(ws: Workspace):
     return ws.path / "duplicate_search.json"
+
+
+@dataclass(frozen=True)
+class DedupSummary:
+    exact_groups: int
+    near_groups: int
+    images: int  # images in any group
+    pairs: int  # pairs at or above the threshold
+    threshold: float
+    how: str  # how the threshold was chosen
+    expected_precision: float
+    mirrored_unflagged: int  # mirrored copies seen while --flips is off
+    file: Path
+
+    def lines(self) -> list[str]:
+        note = (f"; {self.mirrored_unflagged} mirrored copies seen (--flips counts them)"
+                if self.mirrored_unflagged else "")
+        return [f"{self.exact_groups} exact and {self.near_groups} near-duplicate groups ({self.images} images): "
+                f"{self.pairs} pairs at score >= {self.threshold:.3f} ({self.how}; expected precision "
+                f"{self.expected_precision:.2f}){note} -> {self.file}"]
+
+
+def summarize(ws: Workspace, table: pd.DataFrame) -> DedupSummary:
+    """The summary of the duplicate search that wrote `table` (duplicates.parquet) and its sidecar."""
+    meta = storage.read_json(ws.sidecar(ws.duplicates_file))
+    kinds = table.groupby("kind")["group"].nunique().to_dict() if len(table) else {}
+    how = {"calibrated": f"calibrated for {meta['calibration']['target']:.0%} precision",
+           "marks": f"moved by {meta['marks']} marked pairs", "given": "given"}[meta["threshold_source"]]
+    mirrored = 0 if meta["search"]["flips"] else meta["calibration"].get("mirrored_copies", 0)
+    return DedupSummary(kinds.get("exact", 0), kinds.get("near", 0), len(table), meta["pairs_found"],
+                        meta["threshold"], how, meta["expected_precision"], mirrored, ws.duplicates_file)
+
+
+def run(ws: Workspace, options: RunOptions | None = None, progress: Progress | None = None,
+        cfg: PairConfig | None = None, target: float = TARGET_PRECISION) -> DedupSummary:
+    """The dedup step (`curate dedup` passes its pair search settings and target precision)."""
+    threshold = options.dedup_threshold if options is not None else None
+    return summarize(ws, dedup(ws, threshold, cfg, target, progress=progress))

@@ -7,6 +7,7 @@ The engine is a property of the run, never a second copy of the step (DESIGN.md 
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -17,14 +18,16 @@ import torch
 from numpy.lib.format import open_memmap
 
 from curate import storage
+from curate.clock import now
 from curate.data.cache import image_cache
 from curate.data.manifest import content_keys, ok_mask
 from curate.embed.encoder import embed_images, file_fingerprint, load_encoder
 from curate.generations import write_sidecar
 from curate.locks import locked
 from curate.models import feature_dim
-from curate.progress import Progress
-from curate.workspace import Workspace, now
+from curate.progress import Progress, staged
+from curate.steps.options import RunOptions
+from curate.workspace import Workspace
 
 
 EMBEDDED_KEYS = "embeddings_keys.npy"  # uint64 per row: the content (sha1 prefix) its vector was computed from
@@ -154,3 +157,45 @@ def _embed(ws: Workspace, model: str | Path | None, batch_size: int, device: str
     partial.unlink(missing_ok=True)
     partial_meta.unlink(missing_ok=True)
     return full
+
+
+@dataclass(frozen=True)
+class EmbedSummary:
+    embedded: int  # images embedded by this run
+    reused: int  # vectors kept from the last embedding (same image content, same model)
+    engine: dict  # the engine's sidecar fields (ray: its actor count)
+    dim: int
+    seconds: float
+    index: dict  # index.json's fields (factory, recall_at_10, nprobe, reached, recall_target)
+    index_file: Path
+
+    def lines(self) -> list[str]:
+        kept = f", {self.reused:,} kept from the last embedding" if self.reused else ""
+        actors = self.engine.get("actors")
+        if actors and self.embedded:
+            kept += f" (on Ray, {actors} encoder actor{'s' if actors != 1 else ''})"
+        ix = self.index
+        nprobe = f", nprobe {ix['nprobe']}" if ix.get("nprobe", 1) > 1 else ""
+        out = [f"embedded {self.embedded:,} images{kept} ({self.dim}-d) in {self.seconds:.1f}s; index {ix['factory']} "
+               f"(recall@10 {ix['recall_at_10']:.3f}{nprobe}) -> {self.index_file}"]
+        if not ix.get("reached", True):
+            out.append(f"note: the index reaches recall@10 {ix['recall_at_10']:.3f}, below --recall "
+                       f"{ix['recall_target']}: give it more --index-memory")
+        return out
+
+
+def run(ws: Workspace, options: RunOptions, progress: Progress | None = None) -> EmbedSummary:
+    """The embed step: embed what changed (on the options' engine), then (re)build the index."""
+    from curate.engines import create_engine
+    from curate.index import parse_memory
+    from curate.steps.index import build_workspace_index
+
+    start = time.perf_counter()
+    engine = create_engine(options.engine, options.engine_options)
+    vectors = embed(ws, options.model, batch_size=options.embed_batch_size, progress=progress, engine=engine)
+    index = build_workspace_index(ws, memory=parse_memory(options.index_memory), recall=options.recall,
+                                  progress=staged(progress, "index", "vec"))
+    meta = storage.read_json(ws.sidecar(ws.embeddings_file))
+    fields = {k: v for k, v in meta.items() if k in ("engine", "actors")}
+    return EmbedSummary(meta.get("newly_embedded", index["n"]), meta.get("reused", 0), fields, vectors.shape[1],
+                        time.perf_counter() - start, index, ws.index_file)

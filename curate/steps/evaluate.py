@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from curate import storage
+from curate.clock import now
 from curate.data.cache import image_cache
 from curate.data.manifest import labels as manifest_labels, ok_mask
 from curate.data.split import holdout_mask
@@ -29,7 +30,7 @@ from curate.models import build_backbone
 from curate.project.maps import PROJECTIONS, UMAP_MIN_POINTS
 from curate.pretext import TaskSpec
 from curate.progress import Progress
-from curate.workspace import Workspace, now
+from curate.workspace import Workspace
 
 DEFAULT_HOLDOUT = 0.1
 PROJECTION_IMAGES = 5_000  # images on the side-by-side maps of the report (t-SNE of 5,000: ~15 s on 2 cores)

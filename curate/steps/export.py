@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from curate.clock import now
 from curate.export import EXPORT_MODES, export_files, export_zip
 from curate.export.folder import inside_target, zip_member
 from curate.progress import Progress
-from curate.workspace import Workspace, now
+from curate.workspace import Workspace
 
 EXPORT_COLUMNS = ["id", "path", "label", "width", "height", "sha1"]
 

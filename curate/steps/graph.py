@@ -15,12 +15,13 @@ from __future__ import annotations
 import numpy as np
 
 from curate import storage
+from curate.clock import now
 from curate.generations import write_sidecar
 from curate.index import load_index, search
 from curate.progress import Progress, report
 from curate.quality.scores import EXACT_MAX, knn
 from curate.steps.index import embeddings_generation, indexed_rows
-from curate.workspace import Workspace, now
+from curate.workspace import Workspace
 
 GRAPH_K = 32  # enough for the scores (10), the map (15), dedup (5), facility location (10) and ProbCover at 1M+ (32)
 QUERY_CHUNK = 16_384

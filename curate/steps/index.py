@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from curate import storage
+from curate.clock import now
 from curate.generations import generation, inputs_of, write_sidecar
 from curate.index import build_index, save_index
 from curate.index.plan import DEFAULT_MEMORY, plan_index
@@ -11,7 +12,7 @@ from curate.index.tune import RECALL_TARGET, tune_nprobe
 from curate.progress import Progress
 from curate.project import project_2d
 from curate.project.maps import takes_neighbours
-from curate.workspace import Workspace, now
+from curate.workspace import Workspace
 
 ROWS_AT_A_TIME = 65_536  # embeddings read from disk in blocks: 10M x 512 floats never sit in memory at once
 

@@ -8,20 +8,24 @@ original label, never over it; later runs judge the image by its fixed label.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from curate import storage
+from curate.clock import now
 from curate.data.manifest import ok_mask
 from curate.generations import inputs_of, load_checked, write_sidecar
 from curate.index import build_index
 from curate.locks import locked
 from curate.quality.label_issues import (K, METHOD, PROBABILITIES, TEMPERATURE, class_probabilities,
                                          find_label_issues, self_confidence, suggest_labels)
+from curate.progress import Progress
 from curate.steps.index import indexed_rows
-from curate.workspace import Workspace, now
+from curate.steps.options import RunOptions
+from curate.workspace import Workspace
 
 SOURCES = ("auto", "folders", "imported")
 DECISIONS = ("confirmed", "rejected")
@@ -147,7 +151,7 @@ def review_table(ws: Workspace) -> pd.DataFrame | None:
 
 def _read_issues(ws: Workspace) -> pd.DataFrame:
     """label_issues.parquet, refused while it is of other embeddings than embeddings.npy holds now."""
-    return load_checked(ws.path, [ws.label_issues_file], lambda: pd.read_parquet(ws.label_issues_file))
+    return load_checked(ws, [ws.label_issues_file], lambda: pd.read_parquet(ws.label_issues_file))
 
 
 # --- decisions ----------------------------------------------------------------------------------
@@ -205,3 +209,33 @@ def issue_columns(ws: Workspace) -> dict[str, pd.Series]:
     if ws.label_fixes_file.exists():
         cols["label_fixed"] = confirmed_fixes(ws)
     return cols
+
+
+@dataclass(frozen=True)
+class LabelIssuesSummary:
+    flagged: int = 0
+    labelled: int = 0
+    imported: bool = False  # labels from labels.parquet (else the class folders)
+    agreement: float = 0.0
+    confusions: tuple[tuple[str, str, int], ...] = ()  # the most frequent (given, suggested, count)
+    file: Path | None = None
+    skipped: str | None = None  # why nothing was checked (no labels)
+
+    def lines(self) -> list[str]:
+        if self.skipped:
+            return [f"label issues skipped: {self.skipped}"]
+        top = ", ".join(f"{given}->{suggested} {n}" for given, suggested, n in self.confusions)
+        return [f"label issues: {self.flagged} flagged of {self.labelled} labelled images "
+                f"({'imported labels' if self.imported else 'class folders'}; {self.agreement:.0%} agree with their "
+                f"neighbours){'; most often ' + top if top else ''} -> {self.file}"]
+
+
+def run(ws: Workspace, options: RunOptions | None = None, progress: Progress | None = None, k: int = K,
+        source: str = "auto", probabilities: str = PROBABILITIES[0], required: bool = False) -> LabelIssuesSummary:
+    """The label-issues step; in `curate run` (required False) skipped when the images carry no labels."""
+    if not required and not has_labels(ws):
+        return LabelIssuesSummary(skipped="the images carry fewer than 2 labels")
+    table = label_issues(ws, k=k, source=source, probabilities=probabilities)
+    meta = storage.read_json(ws.sidecar(ws.label_issues_file))
+    return LabelIssuesSummary(int(table["label_issue"].sum()), len(table), meta["source"] == "imported",
+                              meta["agreement"], tuple(top_confusions(table)), ws.label_issues_file)

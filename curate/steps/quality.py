@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +20,15 @@ import pandas as pd
 from numpy.lib.format import open_memmap
 
 from curate import storage
+from curate.clock import now
 from curate.data.images import ImageError, load_rgb
 from curate.data.manifest import ok_mask
 from curate.locks import locked
 from curate.progress import Progress, report
 from curate.quality.checks import ANALYSIS_SIDE, FLAG_COLUMNS, IMAGE_METRICS, QualityConfig, flags, measure, shape_metrics
 from curate.quality.fingerprint import THUMB, thumbnail
-from curate.workspace import Workspace, now, resolve_inside
+from curate.steps.options import RunOptions
+from curate.workspace import Workspace, resolve_inside
 
 log = logging.getLogger(__name__)
 CHUNK = 4096  # images measured between two manifest writes
@@ -166,3 +169,21 @@ def _save(ws: Workspace, manifest: pd.DataFrame, cfg: QualityConfig) -> None:
     for col in FLAG_COLUMNS:
         manifest[col] = flagged[col]
     ws.save_manifest(manifest)
+
+
+@dataclass(frozen=True)
+class QualitySummary:
+    flagged: dict  # flag -> images flagged
+    manifest_file: Path
+    thresholds_file: Path
+
+    def lines(self) -> list[str]:
+        counts = ", ".join(f"{n} {flag}" for flag, n in self.flagged.items())
+        return [f"quality checks: {counts} -> {self.manifest_file} (thresholds in {self.thresholds_file})"]
+
+
+def run(ws: Workspace, options: RunOptions | None = None, progress: Progress | None = None,
+        cfg: QualityConfig | None = None) -> QualitySummary:
+    """The quality step; `cfg` None keeps the thresholds the workspace has (a person's, or the defaults)."""
+    manifest = quality(ws, cfg, progress=progress)
+    return QualitySummary({f: int(manifest[f].sum()) for f in FLAG_COLUMNS}, ws.manifest_file, quality_file(ws))

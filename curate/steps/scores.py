@@ -3,14 +3,19 @@ and `image_table`, the manifest joined with every per-image column the workspace
 duplicate groups, label issues, tags), which the selection filters and the app read."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import pandas as pd
 
 from curate import storage
+from curate.clock import now
 from curate.data.tags import read_tags
 from curate.generations import inputs_of, load_checked, write_sidecar
 from curate.progress import Progress
 from curate.steps.label_issues import issue_columns
-from curate.workspace import Workspace, now
+from curate.steps.options import RunOptions
+from curate.workspace import Workspace
 
 SCORE_COLUMNS = ["uniqueness", "typicality", "outlier"]
 
@@ -36,7 +41,7 @@ def image_table(ws: Workspace, manifest: pd.DataFrame | None = None) -> pd.DataF
     (comma-separated) added where the workspace has them."""
     table = (ws.manifest() if manifest is None else manifest).copy()
     if ws.scores_file.exists():
-        scores = load_checked(ws.path, [ws.scores_file], lambda: pd.read_parquet(ws.scores_file)).set_index("id")
+        scores = load_checked(ws, [ws.scores_file], lambda: pd.read_parquet(ws.scores_file)).set_index("id")
         for col in SCORE_COLUMNS:
             table[col] = scores[col].reindex(table["id"]).to_numpy()
         table["outlier"] = table["outlier"].fillna(False).astype(bool)
@@ -55,3 +60,20 @@ def image_table(ws: Workspace, manifest: pd.DataFrame | None = None) -> pd.DataF
         joined = tags.groupby("id")["tag"].agg(lambda t: ",".join(sorted(t)))
         table["tags"] = joined.reindex(table["id"]).fillna("").to_numpy()
     return table
+
+
+@dataclass(frozen=True)
+class ScoresSummary:
+    images: int
+    outliers: int
+    file: Path
+
+    def lines(self) -> list[str]:
+        return [f"scores of {self.images} images (uniqueness, typicality, {self.outliers} outliers) -> {self.file}"]
+
+
+def run(ws: Workspace, options: RunOptions | None = None, progress: Progress | None = None,
+        k: int = 10) -> ScoresSummary:
+    """The scores step (`curate scores -k` sets the neighbours per image)."""
+    table = compute_scores(ws, k=k, progress=progress)
+    return ScoresSummary(len(table), int(table["outlier"].sum()), ws.scores_file)

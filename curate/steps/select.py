@@ -3,11 +3,13 @@ strategy, parameters, seed and summary metrics next to it."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from curate import storage
+from curate.clock import now
 from curate.data.manifest import labels as manifest_labels
 from curate.data.tags import ids_with_tag, read_tags
 from curate.select.auto import resolve_strategy
@@ -15,8 +17,9 @@ from curate.select.constraints import Constraints, constrained_select
 from curate.select.filters import Filters, filter_mask
 from curate.select.params import check_params
 from curate.steps.index import indexed_rows
+from curate.steps.options import RunOptions
 from curate.steps.scores import image_table
-from curate.workspace import Workspace, now, safe_name
+from curate.workspace import Workspace, safe_name
 
 METRIC_SAMPLE = 100_000  # distance metrics are estimated on this many pool points beyond it
 BALANCE_CLUSTERS = 10
@@ -59,6 +62,20 @@ def delete_selection(ws: Workspace, name: str) -> None:
         (ws.selections_dir / f"{safe_name(name)}{suffix}").unlink(missing_ok=True)
 
 
+SUMMARY_COLUMNS = ["name", "strategy", "n", "coverage radius", "created"]
+
+
+def saved_selections(ws: Workspace) -> pd.DataFrame:
+    """One row per saved selection, by name: name, strategy, n, coverage radius, created (empty
+    figures for a selection saved without its JSON)."""
+    rows = []
+    for name in ws.selection_names():
+        meta = ws.selection_meta(name) if (ws.selections_dir / f"{name}.json").exists() else {}
+        rows.append([name, meta.get("strategy"), meta.get("n"), (meta.get("metrics") or {}).get("coverage_radius"),
+                     meta.get("created")])
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
 def rename_selection(ws: Workspace, old: str, new: str) -> None:
     src, dst = ws.selections_dir / safe_name(old), ws.selections_dir / safe_name(new)
     if dst.with_suffix(".parquet").exists():
@@ -98,6 +115,14 @@ def kmeans_clusters(vectors: np.ndarray, k: int = BALANCE_CLUSTERS, seed: int = 
     km = faiss.Kmeans(x.shape[1], k, niter=20, seed=seed, max_points_per_centroid=256, verbose=False)
     km.train(x)
     return km.index.search(x, 1)[1][:, 0]
+
+
+def cluster_rows(vectors: np.ndarray, rows: np.ndarray, k: int = BALANCE_CLUSTERS, seed: int = 0) -> np.ndarray:
+    """(N,) int64 `kmeans_clusters` of the (N, D) `vectors` listed in `rows` (ids with an embedding),
+    -1 for every other row."""
+    out = np.full(len(vectors), -1, np.int64)
+    out[rows] = kmeans_clusters(np.asarray(vectors[rows]), k, seed)
+    return out
 
 
 @dataclass
@@ -206,3 +231,33 @@ def _dedup_threshold(ws: Workspace, dedup) -> float | None:
 def _counts(keys: np.ndarray) -> dict:
     values, counts = np.unique(keys, return_counts=True)
     return {str(v): int(c) for v, c in zip(values, counts)}
+
+
+@dataclass(frozen=True)
+class SelectSummary:
+    saved: tuple[tuple[str, int], ...]  # (name, images) of each selection saved
+    folder: Path
+
+    def lines(self) -> list[str]:
+        return [f"selection {name}: {n} images -> {self.folder / (name + '.parquet')}" for name, n in self.saved]
+
+
+def parse_selection(spec) -> dict:
+    """A selection to save at the end of a run: a dict (a preset's `select` entry) or STRATEGY:N[:NAME]."""
+    if isinstance(spec, dict):
+        return dict(spec)
+    strategy, _, rest = str(spec).partition(":")
+    n, _, name = rest.partition(":")
+    if not strategy or not n:
+        raise ValueError(f"--select takes STRATEGY:N[:NAME] (e.g. kcenter:100:diverse_100), not {spec!r}")
+    return {"strategy": strategy, "n": float(n) if "." in n else int(n), **({"name": name} if name else {})}
+
+
+def run(ws: Workspace, options: RunOptions, progress=None) -> SelectSummary:
+    """The select step of `curate run`: save each selection of `options.select` (seeded by --seed)."""
+    saved = []
+    for spec in options.select:
+        selection = {"seed": options.seed or 0, **parse_selection(spec)}
+        table = run_selection(ws, **selection)
+        saved.append((table.attrs["name"], len(table)))
+    return SelectSummary(tuple(saved), ws.selections_dir)

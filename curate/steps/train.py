@@ -2,25 +2,33 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
+import math
 import os
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from curate import storage
+from curate.clock import now
 from curate.data.cache import DecodeFiles, image_cache
-from curate.data.manifest import fingerprint, ok_mask
+from curate.data.manifest import fingerprint, labels, ok_mask
 from curate.data.split import holdout_mask
 from curate.distributed import current as current_world
 from curate.locks import locked
 from curate.models import BackboneSpec
 from curate.models.vit import VIT_SIZES, vit_stem
+from curate.pretext import TaskSpec, parse_task
 from curate.progress import Progress
+from curate.steps.options import DEFAULT_MINUTES, RunOptions
 from curate.train import TrainConfig, TrainResult, train as train_loop
 from curate.train.config import auto_image_size, auto_stem
+from curate.train.cpu_share import SHARED_BELOW
+from curate.train.presets import config_from_dict, default_recipe, load_preset
 from curate.transforms.views import IMAGENET_MEAN, IMAGENET_STD
-from curate.workspace import Workspace, now
+from curate.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -34,15 +42,37 @@ def data_image_size(manifest) -> int:
 
 
 def resolve_config(ws: Workspace, cfg: TrainConfig) -> TrainConfig:
-    """Fill automatic fields (image size, stem, budget) from the data."""
-    if cfg.image_size is None:
-        cfg.image_size = data_image_size(ws.manifest())
+    """`cfg` with its automatic fields (image size, stem, budget) filled from the data (a new config)."""
+    image_size = cfg.image_size or data_image_size(ws.manifest())
     if cfg.backbone in VIT_SIZES:  # a ViT's stem is its patch size, which here fixes the token grid
-        cfg.stem = vit_stem(cfg.image_size, cfg.stem)
-    elif cfg.stem is None:
-        cfg.stem = auto_stem(cfg.image_size)
-    if cfg.minutes is None and cfg.epochs is None:
-        cfg.minutes = 10.0
+        stem = vit_stem(image_size, cfg.stem)
+    else:
+        stem = cfg.stem or auto_stem(image_size)
+    no_budget = cfg.minutes is None and cfg.epochs is None
+    return dataclasses.replace(cfg, image_size=image_size, stem=stem,
+                               minutes=DEFAULT_MINUTES if no_budget else cfg.minutes)
+
+
+def train_config(ws: Workspace, options: RunOptions) -> TrainConfig:
+    """The training recipe: a preset (a task's own, or the default recipe for the images' size), then
+    `options.train_fields` (a preset file's train section), then the flags given, on top; 10% held out
+    for `curate eval` when the images carry labels, unless told otherwise."""
+    fields = dict(options.train_fields or {})
+    tasks = [parse_task(t) for t in options.task] if options.task else None
+    if tasks is None and fields.get("tasks"):
+        tasks = config_from_dict({"tasks": fields["tasks"]}).tasks
+    size = options.image_size or fields.get("image_size")
+    if options.preset or tasks:  # no preset: the recipe of the (first) task asked for (vicreg diverges under simclr's)
+        cfg = config_from_dict(load_preset(options.preset or tasks[0].name))
+    else:  # neither: the default recipe for the size these images train at
+        cfg = config_from_dict(default_recipe(size or data_image_size(ws.manifest())))
+    if tasks:
+        preset_params = {t.name: t.params for t in cfg.tasks}  # `--task NAME:W` keeps the preset's settings of NAME
+        cfg.tasks = [TaskSpec(t.name, t.weight, {**preset_params.get(t.name, {}), **t.params}) for t in tasks]
+    fields.pop("tasks", None)
+    cfg = config_from_dict({**cfg.to_dict(), **fields, **options.train_overrides()})
+    if options.holdout is None and "holdout" not in fields:
+        cfg.holdout = 0.1 if labels(ws.manifest()) is not None else 0.0
     return cfg
 
 
@@ -59,7 +89,7 @@ def same_recipe(a: dict, b: dict) -> bool:
 
 
 def training_state(ws: Workspace, cfg: TrainConfig) -> tuple[str, str]:
-    """(state, why) of this workspace's training for the recipe `cfg` (resolved in place):
+    """(state, why) of this workspace's training for the recipe `cfg`:
     "finished" (its encoder was trained with this recipe: nothing to do), "interrupted" (a checkpoint of
     this recipe stopped before its budget: resume it) or "new" (train from scratch)."""
     cfg = resolve_config(ws, cfg)
@@ -108,11 +138,18 @@ def run_config(ws: Workspace, cfg: TrainConfig, resume: bool) -> TrainConfig:
     return resolve_config(ws, cfg)
 
 
+def build_image_cache(ws: Workspace, cfg: TrainConfig, progress: Progress | None = None,
+                      decode_files: DecodeFiles | None = None) -> np.ndarray:
+    """The decoded images a training with `cfg` reads ((N, S, S, 3) uint8, row = id), built if missing."""
+    return image_cache(ws.root, ws.manifest(), cfg.image_size, ws.cache_dir, progress=progress,
+                       decode_files=decode_files)
+
+
 def _train(ws: Workspace, cfg: TrainConfig, resume: bool, progress: Progress | None,
            decode_files: DecodeFiles | None = None) -> TrainResult:
     cfg = run_config(ws, cfg, resume)
     manifest = ws.manifest()
-    images = image_cache(ws.root, manifest, cfg.image_size, ws.cache_dir, progress=progress, decode_files=decode_files)
+    images = build_image_cache(ws, cfg, progress, decode_files)
     usable = ok_mask(manifest)
     train_ids = np.flatnonzero(usable & ~holdout_mask(manifest["id"].to_numpy(), cfg.holdout, cfg.seed))
     if len(train_ids) < 2:
@@ -139,3 +176,76 @@ def _train(ws: Workspace, cfg: TrainConfig, resume: bool, progress: Progress | N
         "train_config": cfg.to_dict(), "created": now(),
     })
     return result
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSummary:
+    """What a training did (read back from model/config.json, so a DDP run reports the same), or why
+    it was skipped."""
+    tasks: str  # "simclr:1+rotation:0.5"
+    encoder_file: Path
+    skipped: str | None = None  # why no training ran (the encoder was trained with this recipe)
+    resumed: str | None = None  # why an interrupted training was resumed
+    minutes: float = 0.0
+    steps: int = 0
+    images_per_s: float = 0.0
+    loss: float = math.nan
+    cpu_share: float = 1.0  # below SHARED_BELOW: another process shared the machine
+    epochs: float = 0.0
+    health: dict | None = None
+
+    def lines(self) -> list[str]:
+        if self.skipped:
+            return [f"training skipped: {self.skipped}; pass --retrain to train again"]
+        out = [f"resuming training: {self.resumed}"] if self.resumed else []
+        out.append(f"trained {self.tasks} for {self.minutes:.1f} min: {self.steps} steps, {self.images_per_s:.0f} img/s, "
+                   f"loss {self.loss:.3f} -> {self.encoder_file}")
+        if self.cpu_share < SHARED_BELOW:
+            out.append(f"note: this run got {self.cpu_share:.0%} of the CPU its threads could use (another process "
+                       "shared the machine): the budget bought that share of the steps; rerun on a quiet machine for "
+                       f"the full encoder, or give a budget sharing cannot shrink: --epochs N (this run trained "
+                       f"{self.epochs:.2g} epochs)")
+        if self.health:
+            h = self.health
+            out.append(f"embedding health: effective rank {h['effective_rank']:.1f}, alignment {h['alignment']:.3f}, "
+                       f"uniformity {h['uniformity']:.3f}, nearest-neighbour cosine {h['nn_similarity']:.3f}")
+        return out
+
+
+def task_names(cfg: TrainConfig) -> str:
+    return "+".join(f"{t.name}:{t.weight:g}" for t in cfg.tasks)
+
+
+def trained_summary(ws: Workspace, cfg: TrainConfig, resumed: str | None = None) -> TrainSummary:
+    """The summary of the training that wrote the workspace's model/config.json."""
+    trained = (ws.model_config() or {}).get("trained", {})
+    return TrainSummary(task_names(cfg), ws.encoder_file, resumed=resumed, minutes=trained.get("elapsed_s", 0) / 60,
+                        steps=trained.get("steps", 0), images_per_s=trained.get("images_per_s", 0.0),
+                        loss=(trained.get("final_losses") or {}).get("loss", math.nan),
+                        cpu_share=trained.get("cpu_share", 1.0),
+                        epochs=trained.get("images_seen", 0) / max(trained.get("train_images") or 1, 1),
+                        health=trained.get("health"))
+
+
+def plan(ws: Workspace, options: RunOptions) -> tuple[TrainConfig, str, str | None]:
+    """(recipe, action, why) of this run, action one of "train", "resume", "skip": --resume resumes;
+    otherwise an interrupted training of this recipe is resumed and a finished one skipped (unless --retrain)."""
+    cfg = train_config(ws, options)
+    if options.resume:
+        return cfg, "resume", None
+    state, why = training_state(ws, cfg)
+    if state == "finished" and not options.retrain:  # a rerun after adding images embeds them with this encoder
+        return cfg, "skip", why
+    return (cfg, "resume", why) if state == "interrupted" else (cfg, "train", None)
+
+
+def run(ws: Workspace, options: RunOptions, progress: Progress | None = None) -> TrainSummary:
+    """The train step: train the workspace's encoder with the recipe of `options` (see `plan`)."""
+    from curate.engines import create_engine
+
+    cfg, action, why = plan(ws, options)
+    if action == "skip":
+        return TrainSummary(task_names(cfg), ws.encoder_file, skipped=why)
+    engine = create_engine(options.engine, options.engine_options)
+    train(ws, cfg, resume=action == "resume", progress=progress, decode_files=engine.decode_files)
+    return trained_summary(ws, cfg, resumed=why)

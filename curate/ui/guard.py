@@ -9,7 +9,7 @@ from typing import Callable, Iterator
 import streamlit as st
 
 from curate.data.images import ImageError
-from curate.generations import StaleFile, stamp
+from curate.generations import StaleFile, size_and_mtime
 from curate.locks import busy
 from curate.ui import state
 from curate.workspace import Workspace
@@ -51,9 +51,9 @@ def show_updating(err: StaleFile) -> None:
 
 def _writes_seen(path: str | Path) -> tuple:
     """What changes when a writer completes a file (every write ends with a sidecar) or stops."""
-    path = Path(path)
-    sidecars = tuple(sorted((f.name, stamp(f)) for f in path.glob("*.json")))  # stamp: None once removed
-    return sidecars, bool(busy(path / "locks"))
+    ws = Workspace(path)
+    sidecars = tuple(sorted((f.name, size_and_mtime(f)) for f in ws.path.glob("*.json")))  # None once removed
+    return sidecars, bool(busy(ws.locks_dir))
 
 
 def _reload_when_changed(path: str, seen: tuple) -> None:
