@@ -23,6 +23,15 @@ def report(progress: Optional[Progress], done: int, total: int, **info: object) 
         progress(done, total, info)
 
 
+def staged(progress: Optional[Progress], stage: str, unit: str | None = None) -> Optional[Progress]:
+    """`progress` with `stage` (and `unit`) filled in where a report names none: one step's second phase
+    (the index after the embedding) gets a bar of its own."""
+    if progress is None:
+        return None
+    defaults = {"stage": stage, **({"unit": unit} if unit else {})}
+    return lambda done, total, info: progress(done, total, {**defaults, **info})
+
+
 @contextlib.contextmanager
 def tqdm_progress(desc: str, unit: str = "img", disable: bool = False) -> Iterator[Progress]:
     """A `Progress` callback drawing tqdm bars, one per stage (closed when the block ends)."""

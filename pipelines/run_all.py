@@ -14,15 +14,15 @@ from pathlib import Path
 import yaml
 
 from curate import pipeline
-from curate.cli import build_parser, configure_logging
+from curate.cli import configure_logging
+from curate.steps.options import RunOptions
 from curate.train.presets import config_from_dict
-from curate.workspace import Workspace
 
 PRESETS = Path(__file__).parent / "presets"
 SECTIONS = {"train", "map", "dedup", "select"}
 
 
-def load_preset(path: Path, overrides: list[str] = ()) -> dict:
+def load_run_preset(path: Path, overrides: list[str] = ()) -> dict:
     """YAML preset with `a.b=value` overrides (values parsed as YAML), validated against the dataclasses."""
     preset = yaml.safe_load(Path(path).read_text()) or {}
     for item in overrides:
@@ -39,20 +39,19 @@ def load_preset(path: Path, overrides: list[str] = ()) -> dict:
     return preset
 
 
-def preset_args(images: Path, workspace: Path, preset: dict):
-    """`curate run IMAGES -w WORKSPACE`'s options with the preset's settings in place."""
-    args = build_parser().parse_args(["run", str(images), "-w", str(workspace)])
-    args.train_fields = preset.get("train") or {}
-    args.map_method = (preset.get("map") or {}).get("method", "auto")
-    args.dedup_threshold = (preset.get("dedup") or {}).get("threshold")
-    args.select = list(preset.get("select") or [])
-    return args
+def preset_options(images: Path, workspace: Path, preset: dict) -> RunOptions:
+    """`curate run IMAGES -w WORKSPACE`'s options (RunOptions' defaults) with the preset's settings in place."""
+    defaults = RunOptions()
+    return RunOptions(images=Path(images), workspace=Path(workspace), train_fields=preset.get("train") or {},
+                      map_method=(preset.get("map") or {}).get("method", defaults.map_method),
+                      dedup_threshold=(preset.get("dedup") or {}).get("threshold", defaults.dedup_threshold),
+                      select=tuple(preset.get("select") or ()))
 
 
-def run_all(images: Path, workspace: Path, preset: dict) -> Workspace:
+def run_all(images: Path, workspace: Path, preset: dict, on_summary=None) -> pipeline.RunSummary:
     """`curate run` on `images` into `workspace` with the preset's settings: the same steps
     (curate.pipeline.STEPS), the same defaults for whatever the preset leaves out."""
-    return pipeline.run(preset_args(images, workspace, preset))
+    return pipeline.run(preset_options(images, workspace, preset), on_summary=on_summary)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -63,7 +62,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a preset value")
     args = p.parse_args(argv)
     configure_logging()
-    run_all(args.images, args.workspace, load_preset(args.preset, args.set))
+    summary = run_all(args.images, args.workspace, load_run_preset(args.preset, args.set),
+                      on_summary=lambda step, summary: print("\n".join(summary.lines())))
+    print("\n".join(summary.lines()))
 
 
 if __name__ == "__main__":

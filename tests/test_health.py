@@ -179,7 +179,7 @@ def test_threads_can_change_after_numba_has_started_its_pool():
               "        s += x[i]\n"
               "    return s\n"
               "total(np.ones(10))\n"  # starts the pool
-              "from curate.cli import set_threads\n"
+              "from curate.train.device import set_threads\n"
               "set_threads(1)\n"
               "print(numba.njit(lambda v: v + 1)(41), numba.get_num_threads())\n")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)

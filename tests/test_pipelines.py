@@ -6,7 +6,15 @@ import pytest
 
 from curate.pipeline import STEPS
 
-from pipelines.run_all import PRESETS, load_preset, run_all
+from pipelines.run_all import PRESETS, load_run_preset as load_preset, run_all
+
+
+def command_options(argv: list[str]):
+    """RunOptions of a `curate` command line, as the CLI builds them."""
+    from curate.cli import build_parser
+    from curate.cli.commands import run_options
+
+    return run_options(build_parser().parse_args(argv))
 
 
 def test_every_preset_loads():
@@ -39,30 +47,27 @@ def test_the_default_preset_and_curate_run_train_the_same_recipe(small_images, t
     """One pipeline: the YAML default and the command resolve to the same training recipe (the default
     recipe for 32 px images, 10% held out since the images carry labels); a preset naming a task gets
     that task's own recipe with its fields on top, as `curate run --task` does."""
-    from curate.cli import build_parser
-    from curate.pipeline import train_config
     from curate.steps.scan import scan
-    from pipelines.run_all import preset_args
+    from curate.steps.train import train_config
+    from pipelines.run_all import preset_options
 
     ws, _ = scan(small_images, tmp_path / "ws")
-    command = train_config(build_parser().parse_args(["run", str(small_images), "-w", str(ws.path)]), ws)
-    default = train_config(preset_args(small_images, ws.path, load_preset(PRESETS / "default.yaml")), ws)
+    command = train_config(ws, command_options(["run", str(small_images), "-w", str(ws.path)]))
+    default = train_config(ws, preset_options(small_images, ws.path, load_preset(PRESETS / "default.yaml")))
     assert default == command and command.holdout == 0.1 and command.recipe
-    quick = train_config(preset_args(small_images, ws.path, load_preset(PRESETS / "quick.yaml")), ws)
-    flags = train_config(build_parser().parse_args(["run", str(small_images), "-w", str(ws.path), "--task",
-                                                    "simclr:1", "--task", "rotation:0.5", "--minutes", "1"]), ws)
+    quick = train_config(ws, preset_options(small_images, ws.path, load_preset(PRESETS / "quick.yaml")))
+    flags = train_config(ws, command_options(["run", str(small_images), "-w", str(ws.path), "--task",
+                                              "simclr:1", "--task", "rotation:0.5", "--minutes", "1"]))
     assert quick == flags and [t.name for t in quick.tasks] == ["simclr", "rotation"] and quick.minutes == 1
 
 
 def test_snapshot_minutes_watch_a_run_without_changing_its_recipe(small_images, tmp_path):
-    from curate.cli import build_parser
-    from curate.pipeline import train_config
     from curate.steps.scan import scan
-    from curate.steps.train import same_recipe
+    from curate.steps.train import same_recipe, train_config
 
     ws, _ = scan(small_images, tmp_path / "ws")
-    plain = train_config(build_parser().parse_args(["train", str(small_images), "-w", str(ws.path)]), ws)
-    watched = train_config(build_parser().parse_args(["train", str(small_images), "-w", str(ws.path),
-                                                      "--snapshot-minutes", "0.5", "2"]), ws)
+    plain = train_config(ws, command_options(["train", str(small_images), "-w", str(ws.path)]))
+    watched = train_config(ws, command_options(["train", str(small_images), "-w", str(ws.path),
+                                                "--snapshot-minutes", "0.5", "2"]))
     assert watched.snapshot_minutes == [0.5, 2.0] and plain.snapshot_minutes == []
     assert same_recipe(plain.to_dict(), watched.to_dict())  # an encoder trained either way is not retrained

@@ -2,26 +2,23 @@
 a row whose image and model are unchanged since the last embedding keeps its vector.
 
 The step decides which rows need a vector and writes the files; an engine only computes the vectors of
-those rows: `local` (this process, from the decode cache) or `ray` (a Ray cluster, curate.ray_engine).
-The engine is a property of the run, never a second copy of the step (DESIGN.md section 6).
+those rows (`Engine.embed`: `local` in this process from the decode cache, `ray` on a Ray cluster; see
+curate.engines). The engine is a property of the run, never a second copy of the step (DESIGN.md section 6).
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
-import pandas as pd
-import torch
 from numpy.lib.format import open_memmap
 
 from curate import storage
 from curate.clock import now
-from curate.data.cache import image_cache
 from curate.data.manifest import content_keys, ok_mask
-from curate.embed.encoder import embed_images, file_fingerprint, load_encoder
+from curate.embed.encoder import file_fingerprint, load_encoder
+from curate.engines import DEFAULT_ENGINE, EmbedJob, Engine, create_engine
 from curate.generations import write_sidecar
 from curate.locks import locked
 from curate.models import feature_dim
@@ -31,24 +28,6 @@ from curate.workspace import Workspace
 
 
 EMBEDDED_KEYS = "embeddings_keys.npy"  # uint64 per row: the content (sha1 prefix) its vector was computed from
-ENGINES = ("local", "ray")
-
-
-@dataclass(frozen=True)
-class EmbedJob:
-    """What an engine needs to compute vectors: the images of manifest ids `rows`, and the encoder."""
-    ws: Workspace
-    manifest: pd.DataFrame
-    rows: np.ndarray  # (R,) manifest ids
-    encoder_file: Path
-    net: torch.nn.Module  # loaded on the step's device (the ray engine loads its own copies in its actors)
-    config: dict
-    batch_size: int
-
-
-# An engine writes the vector of rows[k] into out[k] ((R, D) float32 memmap) for every k >= done, calls
-# on_chunk(k) whenever out[:k] is complete, reports progress, and returns its fields for the sidecar.
-Engine = Callable[[EmbedJob, np.ndarray, int, Callable[[int], None], Progress | None], dict]
 
 
 def _current_rows(ws: Workspace, model_id: str, dim: int, keys: np.ndarray) -> np.ndarray:
@@ -67,49 +46,20 @@ def _current_rows(ws: Workspace, model_id: str, dim: int, keys: np.ndarray) -> n
 
 
 def embed(ws: Workspace, model: str | Path | None = None, batch_size: int = 256, device: str = "auto",
-          progress: Progress | None = None, engine: str = "local", address: str | None = None,
-          actors: int | None = None, gpus_per_actor: float = 0.0) -> np.ndarray:
+          progress: Progress | None = None, engine: Engine | None = None) -> np.ndarray:
     """Embed every usable image into embeddings.npy ((N, D) float32, row = manifest id); one embedding run
     at a time per workspace.
 
-    engine="ray" computes the vectors on a Ray cluster (`address`, `actors`, `gpus_per_actor`: see
-    curate.ray_engine.RayOptions; `device` is then the actors' choice: GPU when gpus_per_actor > 0).
+    `engine` (default local) computes the vectors; it may load the encoder elsewhere than on `device`
+    (`Engine.device`: ray's actors take a GPU when --gpus-per-actor asks for one).
     """
-    compute = _engine(engine, address, actors, gpus_per_actor)
+    engine = engine or create_engine(DEFAULT_ENGINE)
     with locked(ws.locks_dir, "embed", wait=False, what="an embedding run"):
-        return _embed(ws, model, batch_size, "cpu" if engine == "ray" else device, progress, engine, compute)
-
-
-def _engine(name: str, address: str | None, actors: int | None, gpus_per_actor: float) -> Engine:
-    if name not in ENGINES:
-        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {name!r}")
-    if name == "local":
-        if address is not None or actors is not None or gpus_per_actor:
-            raise ValueError("--address, --actors and --gpus-per-actor need --engine ray")
-        return _local_vectors
-    from curate.ray_engine import RayOptions, check_address, embed_rows, import_ray
-
-    options = RayOptions(address, actors, gpus_per_actor)
-    import_ray()  # fail before any work when Ray is missing or the cluster does not answer
-    check_address(address)
-
-    def ray_vectors(job: EmbedJob, out: np.ndarray, done: int, on_chunk, progress) -> dict:
-        paths = [str(job.ws.root / p) for p in job.manifest["path"].to_numpy()[job.rows]]
-        used = embed_rows(paths, job.encoder_file, job.config, out, done, job.batch_size, options, on_chunk, progress)
-        return {"engine": "ray", "actors": used}
-    return ray_vectors
-
-
-def _local_vectors(job: EmbedJob, out: np.ndarray, done: int, on_chunk, progress) -> dict:
-    images = image_cache(job.ws.root, job.manifest, job.config["image_size"], job.ws.cache_dir, progress=progress)
-    norm = job.config["normalization"]
-    embed_images(job.net, images, job.rows, norm["mean"], norm["std"], job.batch_size, progress=progress,
-                 out=out, done=done, on_chunk=on_chunk)
-    return {"engine": "local"}
+        return _embed(ws, model, batch_size, engine.device(device), progress, engine)
 
 
 def _embed(ws: Workspace, model: str | Path | None, batch_size: int, device: str,
-           progress: Progress | None, engine: str, compute: Engine) -> np.ndarray:
+           progress: Progress | None, engine: Engine) -> np.ndarray:
     encoder_file = Path(model) if model else ws.encoder_file
     net, config = load_encoder(encoder_file, device)
     model_id = file_fingerprint(encoder_file)
@@ -137,9 +87,9 @@ def _embed(ws: Workspace, model: str | Path | None, batch_size: int, device: str
             storage.write_json(partial_meta, {"key": key, "done": n_done})
             saved[0] = n_done
 
-    engine_fields = {"engine": engine}  # the engine adds what the run used (ray: its actor count)
+    engine_fields = {"engine": engine.name}  # the engine adds what the run used (ray: its actor count)
     if len(rows):
-        engine_fields = compute(EmbedJob(ws, manifest, rows, encoder_file, net, config, batch_size), packed, done,
+        engine_fields = engine.embed(EmbedJob(ws, manifest, rows, encoder_file, net, config, batch_size), packed, done,
                                 checkpoint, progress)
     full = np.zeros((len(manifest), dim), dtype=np.float32)
     reused = usable[kept[usable]]

@@ -1,24 +1,27 @@
 """`curate scan`: build or refresh the manifest."""
 from __future__ import annotations
 
-from functools import partial
+from dataclasses import dataclass
 from pathlib import Path
 
 from curate.data.scan import ScanSummary, scan_folder
+from curate.engines import DEFAULT_ENGINE, Engine, create_engine
 from curate.locks import locked
 from curate.progress import Progress
+from curate.steps.options import RunOptions
 from curate.workspace import Workspace
 
 
-def scan(images: str | Path, ws_path: str | Path, progress: Progress | None = None, engine: str = "local",
-         address: str | None = None) -> tuple[Workspace, ScanSummary]:
-    """engine="ray" reads, hashes and verifies the new and changed files on a Ray cluster (`address`: see
-    curate.ray_engine.RayOptions); the same scan decides which files those are and writes the manifest."""
-    inspect_files = _engine(engine, address)
+def scan(images: str | Path, ws_path: str | Path, progress: Progress | None = None,
+         engine: Engine | None = None) -> tuple[Workspace, ScanSummary]:
+    """Scan `images` into the workspace at `ws_path` (created if new). The engine (default local) reads,
+    hashes and verifies the new and changed files; this scan decides which files those are and writes
+    the manifest."""
+    engine = engine or create_engine(DEFAULT_ENGINE)
     ws = Workspace.create(ws_path, images)
     with locked(ws.locks_dir, "manifest", what="a scan or quality check"):  # read-modify-write of the manifest
         previous = ws.manifest() if ws.manifest_file.exists() else None
-        manifest, summary = scan_folder(ws.root, previous, progress=progress, inspect_files=inspect_files)
+        manifest, summary = scan_folder(ws.root, previous, progress=progress, inspect_files=engine.inspect_files)
         if summary.ok == 0:
             raise ValueError(f"no readable images under {ws.root} ({summary.line()}); "
                              "curate reads jpg, jpeg, png, webp, bmp, tif, tiff and gif")
@@ -26,35 +29,27 @@ def scan(images: str | Path, ws_path: str | Path, progress: Progress | None = No
     return ws, summary
 
 
-def _engine(name: str, address: str | None):
-    """None (scan_folder's threads) for the local engine, else the ray engine's `inspect_files`."""
-    if not ray_engine(name, address):
-        return None
-    from curate.ray_engine import inspect_files
+@dataclass(frozen=True)
+class ScanStepSummary:
+    root: Path
+    counts: ScanSummary
+    skipped: tuple[tuple[str, str], ...]  # (path, reason) of the first SHOW_SKIPPED unusable files
 
-    return partial(inspect_files, address=address)
-
-
-def image_decoder(name: str, address: str | None):
-    """None (the decode cache's threads) for the local engine, else the ray engine's `decode_files`."""
-    if not ray_engine(name, address):
-        return None
-    from curate.ray_engine import decode_files
-
-    return partial(decode_files, address=address)
+    def lines(self) -> list[str]:
+        out = [f"scanned {self.root}: {self.counts.line()}"]
+        out += [f"  skipped {path}: {reason}" for path, reason in self.skipped]
+        if self.counts.skipped > len(self.skipped):
+            out.append(f"  ... and {self.counts.skipped - len(self.skipped)} more (see manifest.parquet, column status)")
+        return out
 
 
-def ray_engine(name: str, address: str | None) -> bool:
-    """Whether `name` is the ray engine, checked before any work: a bad name, an --address without it, a
-    missing Ray or a cluster that does not answer are errors here."""
-    if name not in ("local", "ray"):
-        raise ValueError(f"engine must be local or ray, not {name!r}")
-    if name == "local":
-        if address is not None:
-            raise ValueError("--address needs --engine ray")
-        return False
-    from curate.ray_engine import check_address, import_ray
+SHOW_SKIPPED = 20
 
-    import_ray()
-    check_address(address)
-    return True
+
+def run(ws: Workspace, options: RunOptions, progress: Progress | None = None) -> ScanStepSummary:
+    """The scan step: `options.images` into the workspace (its own image folder when not given)."""
+    images = options.images if options.images is not None else ws.root
+    ws, counts = scan(images, ws.path, progress=progress, engine=create_engine(options.engine, options.engine_options))
+    bad = ws.manifest()
+    bad = bad[~bad["status"].isin(["ok", "removed"])].head(SHOW_SKIPPED)
+    return ScanStepSummary(ws.root, counts, tuple(zip(bad["path"], bad["status"])))

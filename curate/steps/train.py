@@ -114,7 +114,7 @@ LOCK_HELD_ENV = "CURATE_MODEL_LOCK_HELD"
 def train(ws: Workspace, cfg: TrainConfig, resume: bool = False, progress: Progress | None = None,
           decode_files: DecodeFiles | None = None) -> TrainResult:
     """Train the workspace's encoder; one training at a time per workspace (a second gets WorkspaceBusy).
-    `decode_files`: how the decoded-image cache decodes (`curate.steps.scan.image_decoder`; default here).
+    `decode_files`: how the decoded-image cache decodes (an engine's `decode_files`, curate.engines; default: threads here).
 
     In a DDP run every rank calls this; rank 0 takes the lock (unless the `--nproc` launcher holds it)."""
     with _model_lock(ws):
@@ -216,10 +216,12 @@ def task_names(cfg: TrainConfig) -> str:
     return "+".join(f"{t.name}:{t.weight:g}" for t in cfg.tasks)
 
 
-def trained_summary(ws: Workspace, cfg: TrainConfig, resumed: str | None = None) -> TrainSummary:
+def trained_summary(ws: Workspace, resumed: str | None = None) -> TrainSummary:
     """The summary of the training that wrote the workspace's model/config.json."""
-    trained = (ws.model_config() or {}).get("trained", {})
-    return TrainSummary(task_names(cfg), ws.encoder_file, resumed=resumed, minutes=trained.get("elapsed_s", 0) / 60,
+    config = ws.model_config() or {}
+    trained = config.get("trained", {})
+    tasks = "+".join(f"{t['name']}:{t['weight']:g}" for t in config.get("tasks", []))
+    return TrainSummary(tasks, ws.encoder_file, resumed=resumed, minutes=trained.get("elapsed_s", 0) / 60,
                         steps=trained.get("steps", 0), images_per_s=trained.get("images_per_s", 0.0),
                         loss=(trained.get("final_losses") or {}).get("loss", math.nan),
                         cpu_share=trained.get("cpu_share", 1.0),
@@ -248,4 +250,4 @@ def run(ws: Workspace, options: RunOptions, progress: Progress | None = None) ->
         return TrainSummary(task_names(cfg), ws.encoder_file, skipped=why)
     engine = create_engine(options.engine, options.engine_options)
     train(ws, cfg, resume=action == "resume", progress=progress, decode_files=engine.decode_files)
-    return trained_summary(ws, cfg, resumed=why)
+    return trained_summary(ws, resumed=why)

@@ -50,3 +50,26 @@ def autocast_factory(device: torch.device, precision: str = "auto"):
     if precision != "bf16":
         raise ValueError(f"precision must be auto, bf16 or fp32, not {precision!r}")
     return partial(torch.autocast, device_type=device.type, dtype=torch.bfloat16)
+
+
+def set_threads(n: int) -> None:
+    """Use n CPU threads in torch, FAISS and numba (UMAP), and in subprocesses that read OMP_NUM_THREADS."""
+    import sys
+
+    import faiss
+
+    if n < 1:
+        raise ValueError(f"--threads must be at least 1, not {n}")
+    os.environ["OMP_NUM_THREADS"] = str(n)
+    if "numba" in sys.modules:  # its pool size is fixed once loaded: changing the variable now breaks compiles
+        import numba
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    else:  # numba reads it when first imported (by UMAP, later)
+        os.environ["NUMBA_NUM_THREADS"] = str(n)
+    torch.set_num_threads(n)
+    faiss.omp_set_num_threads(n)
+
+
+def cores() -> int:
+    """CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
