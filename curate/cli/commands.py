@@ -3,12 +3,9 @@ library (the declared steps of curate.pipeline, or a step module) and prints wha
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import logging
-import signal
 import sys
-import time
 from pathlib import Path
 
 from curate import pipeline
@@ -28,33 +25,7 @@ def configure_logging(verbose: bool = False) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def main(argv: list[str] | None = None) -> int:
-    from curate.cli.parser import build_parser
-    from curate.train.device import set_threads
-
-    args = build_parser().parse_args(argv)
-    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-        # A shell starts `cmd &` with SIGINT ignored, and children inherit that (an app started so would
-        # start runs that its Cancel, a SIGINT, cannot stop): here SIGINT always saves the work and stops.
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-    configure_logging(args.verbose)
-    try:
-        if getattr(args, "threads", None) is not None:
-            set_threads(args.threads)
-        set_decode_limits(args)
-        _clear_killed_writes(getattr(args, "workspace", None))
-        result = args.func(args)
-        return result if isinstance(result, int) else 0
-    except KeyboardInterrupt:
-        print("interrupted: work done so far is saved; rerun the command (with --resume for train) to continue",
-              file=sys.stderr)
-        return 130
-    except (ValueError, FileNotFoundError, PermissionError, FileExistsError, RuntimeError, FloatingPointError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-
-
-def _clear_killed_writes(workspace) -> None:
+def clear_killed_writes(workspace) -> None:
     """Remove the temp files a killed writer left in the workspace (a live writer's are kept)."""
     from curate import storage
 
@@ -337,6 +308,3 @@ def cmd_app(args):
     os.chdir(app.parent)  # so the repository's .streamlit/config.toml applies
     os.execve(sys.executable, cmd, env)
 
-
-if __name__ == "__main__":
-    sys.exit(main())
