@@ -114,7 +114,7 @@ def to_argv(options, groups: Iterable[str] | None = None, skip: Iterable[str] = 
             for item in value:
                 argv += [flag, str(item)]
         else:
-            argv += [flag, str(value)]
+            argv += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
     return argv
 
 

@@ -11,12 +11,13 @@ from pathlib import Path
 import streamlit as st
 
 from curate import jobs
+from curate.options import to_argv
 from curate.pretext import TASKS
+from curate.steps.options import DEFAULT_MINUTES, RunOptions
 from curate.ui import access, cache, charts, state
 from curate.workspace import Workspace
 
 POLL_S = 2.0  # seconds between two looks at the progress file
-DEFAULT_MINUTES = 10.0
 FIGURE_NAMES = {"loss": "Loss", "img_s": "Images / s", "eta": "Time left", "rank": "Effective rank", "cpu": "CPU share"}  # live figures of the progress file
 
 
@@ -34,10 +35,9 @@ def run_command(images: str, target: str, minutes: float, tasks: list[str]) -> t
         raise ValueError(f"{ws.path} is already the workspace of {ws.root}: choose another workspace folder.")
     if not ws.exists() and ws.path.is_dir() and any(p.name != "job" for p in ws.path.iterdir()):
         raise ValueError(f"{ws.path} is a folder with other files in it: choose a new or empty folder.")
-    args = ["run", str(folder), "-w", str(ws.path), "--minutes", f"{minutes:g}"]
-    for task in tasks:  # none: the default recipe for the images' size (curate.train.presets.default_recipe)
-        args += ["--task", task]
-    return ws.path, args
+    # no tasks: the default recipe for the images' size (curate.train.presets.default_recipe)
+    options = RunOptions(minutes=float(minutes), task=tuple(tasks))
+    return ws.path, ["run", str(folder), "-w", str(ws.path), *to_argv(options)]
 
 
 def new_run_form(ws: Workspace | None) -> None:
