@@ -56,7 +56,8 @@ def built_workspace(tmp_path_factory, bundled_images) -> Path:
     from curate.pretext import TaskSpec
     from curate.steps.dedup import dedup
     from curate.steps.embed import embed
-    from curate.steps.index import build_projection, build_workspace_index
+    from curate.steps.index import build_workspace_index
+    from curate.steps.map import build_projection
     from curate.steps.scan import scan
     from curate.steps.select import run_selection
     from curate.steps.train import train

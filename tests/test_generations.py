@@ -9,7 +9,8 @@ import torch
 from curate import storage
 from curate.session import open_workspace
 from curate.steps.embed import embed
-from curate.steps.index import build_projection, build_workspace_index
+from curate.steps.index import build_workspace_index
+from curate.steps.map import build_projection
 
 
 def test_an_index_older_than_the_embeddings_is_refused_until_rebuilt(built_workspace_copy):

@@ -57,7 +57,7 @@ def test_large_graph_comes_from_the_tuned_index(tmp_path):
 
 def test_scores_dedup_and_map_share_the_graph(built_workspace_copy):
     from curate.steps.dedup import embedding_neighbours
-    from curate.steps.index import build_projection
+    from curate.steps.map import build_projection
     from curate.steps.scores import compute_scores
 
     ws = built_workspace_copy

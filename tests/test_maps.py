@@ -11,8 +11,10 @@ import pytest
 from curate import storage
 from curate.cli import main
 from curate.generations import StaleFile, write_sidecar
-from curate.project.maps import PROJECTIONS, project_2d, tsne_2d
+from curate.project.maps import PROJECTIONS, UMAP_MIN_POINTS, project_2d, project_rows, tsne_2d
 from curate.steps.index import indexed_rows
+from curate.steps.map import build_projection, map_method
+from curate.ui.map_view import map_choices, map_label
 
 
 def clustered(n: int, seed: int = 0, classes: int = 5, dim: int = 64) -> tuple[np.ndarray, np.ndarray]:
@@ -43,6 +45,14 @@ def test_a_large_tsne_map_is_fitted_on_a_sample_and_the_rest_placed():
     assert neighbour_agreement(xy, labels) > 0.97
 
 
+def test_project_rows_maps_the_listed_rows_and_leaves_the_others_out():
+    x, _ = clustered(100)
+    rows = np.arange(0, 100, 2)  # say the odd ids have no embedding
+    xy = project_rows(x, rows, "pca")
+    assert xy.shape == (100, 2) and xy.dtype == np.float32 and np.isnan(xy[1::2]).all()
+    assert np.array_equal(xy[rows], project_2d(x[rows], "pca"))
+
+
 def test_tsne_of_a_handful_of_points_does_not_fail():
     x, _ = clustered(3)
     assert tsne_2d(x).shape == (3, 2)
@@ -67,3 +77,21 @@ def test_curate_map_writes_a_tsne_file_beside_the_umap(built_workspace_copy, cap
     write_sidecar(ws.embeddings_file, meta)  # a new generation of the embeddings, as `curate embed` writes one
     with pytest.raises(StaleFile, match="curate map --method tsne"):
         ws.projection("tsne")
+
+
+def test_the_main_map_of_a_tiny_set_is_a_pca_and_says_so(built_workspace_copy):
+    """projection_umap.npy keeps its name, but its sidecar records the method run ('auto' resolved) and
+    the app labels the map from it: UMAP for the 2,000 images, PCA once fewer than UMAP takes."""
+    ws = built_workspace_copy
+    assert map_method(ws) == "umap" and map_label(ws, "umap") == "UMAP"
+    vectors = ws.embeddings(mmap=False).copy()
+    vectors[UMAP_MIN_POINTS // 2:] = 0  # only the first 32 images keep an embedding
+    storage.write_npy(ws.embeddings_file, vectors)
+    write_sidecar(ws.embeddings_file, storage.read_json(ws.sidecar(ws.embeddings_file)))  # as `curate embed` does
+    build_projection(ws)
+    meta = storage.read_json(ws.sidecar(ws.projection_file))
+    assert meta["method"] == "pca" and meta["requested"] == "auto"
+    assert map_method(ws) == "pca" and map_label(ws, "umap") == "PCA"
+    assert map_choices(ws) == ["umap", "tsne"]  # the saved PCA, not a second one beside it
+    xy = ws.projection()
+    assert np.isfinite(xy[:UMAP_MIN_POINTS // 2]).all() and np.isnan(xy[UMAP_MIN_POINTS // 2:]).all()

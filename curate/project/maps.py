@@ -154,3 +154,12 @@ def project_2d(vectors: np.ndarray, method: str = "auto", seed: int = 0,
     if knn is not None and takes_neighbours(method, len(vectors)):
         return project(vectors, seed=seed, knn=knn)
     return project(vectors, seed=seed)
+
+
+def project_rows(vectors: np.ndarray, rows: np.ndarray, method: str = "auto", seed: int = 0,
+                 knn: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """(N, 2) float32 map of the (N, D) `vectors`: `project_2d` of the rows listed in `rows` (ids with
+    an embedding), NaN for every other row (the app leaves those out)."""
+    out = np.full((len(vectors), 2), np.nan, dtype=np.float32)
+    out[rows] = project_2d(np.asarray(vectors[rows], np.float32), method, seed, knn=knn)
+    return out

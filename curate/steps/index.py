@@ -1,17 +1,14 @@
-"""`curate embed` (second half) and `curate run`: the FAISS index and the 2-D map."""
+"""`curate embed` (second half): the FAISS index over the embedded rows (the 2-D map: curate.steps.map)."""
 from __future__ import annotations
 
 import numpy as np
 
-from curate import storage
 from curate.clock import now
-from curate.generations import generation, inputs_of, write_sidecar
+from curate.generations import generation, inputs_of
 from curate.index import build_index, save_index
 from curate.index.plan import DEFAULT_MEMORY, plan_index
 from curate.index.tune import RECALL_TARGET, tune_nprobe
 from curate.progress import Progress
-from curate.project import project_2d
-from curate.project.maps import takes_neighbours
 from curate.workspace import Workspace
 
 ROWS_AT_A_TIME = 65_536  # embeddings read from disk in blocks: 10M x 512 floats never sit in memory at once
@@ -51,22 +48,3 @@ def build_workspace_index(ws: Workspace, factory: str | None = None, memory: int
     save_index(index, {**sidecar, "embeddings": inputs[ws.embeddings_file.name], "created": now()}, ws.index_file,
                inputs)
     return sidecar
-
-
-def build_projection(ws: Workspace, method: str = "auto", seed: int = 0) -> np.ndarray:
-    """(N, 2) map; rows without an embedding are NaN (the app leaves them out). UMAP takes its
-    neighbours from the workspace's k-NN graph. t-SNE goes to its own file (`Workspace.map_file`)."""
-    from curate.steps.graph import knn_graph, positions  # the graph module builds on this one
-
-    inputs = inputs_of(ws.path, [ws.embeddings_file.name])
-    vectors = ws.embeddings()
-    ids, knn = indexed_rows(ws), None
-    if takes_neighbours(method, len(ids)):  # UMAP: the graph shared with the scores and the duplicate search
-        ids, sims, neighbours = knn_graph(ws)
-        knn = (sims, positions(neighbours, ids))
-    out = np.full((len(vectors), 2), np.nan, dtype=np.float32)
-    out[ids] = project_2d(np.asarray(vectors[ids], np.float32), method, seed, knn=knn)
-    storage.write_npy(ws.map_file(method), out)
-    write_sidecar(ws.map_file(method), {"method": method, "seed": seed, "created": now()}, inputs)
-    return out
-

@@ -13,15 +13,19 @@ import pandas as pd
 
 from curate.quality.checks import FLAG_COLUMNS
 from curate.select.filters import Filters, filter_mask
+from curate.steps.map import map_method
 from curate.steps.scores import SCORE_COLUMNS
 from curate.ui import map_figure
+from curate.workspace import Workspace
 
 # colour options that need a column of `image_table` (and the step that writes it)
 LABEL, CLUSTER, QUALITY, DUPLICATE, TAG, SELECTIONS, BASKET = (
     "label", "cluster", "quality", "duplicate", "tag", "selections", "basket")
 CONTINUOUS = ("uniqueness", "typicality")  # scores drawn on a colour bar
 RANGE_COLUMNS = CONTINUOUS  # scores the filters bound with a slider
-PROJECTIONS = ("umap", "tsne", "pca")
+# the maps Explore offers: "umap" is the saved main map (projection_umap.npy, named by the method that made it),
+# "tsne" the saved t-SNE, "pca" the two main axes of the embeddings (computed by the app)
+MAP_LABELS = {"umap": "UMAP", "tsne": "t-SNE", "pca": "PCA"}
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,21 @@ class MapView:
     tags: tuple[str, ...] = ()  # keep only images with one of these tags
     skip_tags: tuple[str, ...] = ()  # hide images with any of these tags
     ranges: tuple[tuple[str, float, float], ...] = ()  # (score column, low, high): keep values inside
+
+
+def map_choices(ws: Workspace) -> list[str]:
+    """The maps Explore offers for `ws` (keys of MAP_LABELS), the saved main map first; t-SNE is offered before
+    it exists (the page computes it), PCA once the embeddings exist and the main map is not already a PCA."""
+    choices = [p for p, f in (("umap", ws.projection_file), ("tsne", ws.embeddings_file), ("pca", ws.embeddings_file))
+               if f.exists()]
+    if "umap" in choices and map_method(ws) == "pca":
+        choices.remove("pca")
+    return choices
+
+
+def map_label(ws: Workspace, projection: str) -> str:
+    """How Explore names the map `projection`: the main map by the method its sidecar says made it."""
+    return MAP_LABELS[map_method(ws) if projection == "umap" else projection]
 
 
 def quality_flags(table: pd.DataFrame) -> list[str]:

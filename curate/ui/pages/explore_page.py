@@ -14,30 +14,29 @@ from curate.ui.guard import errors_as_messages, run_page
 from curate.ui.hover import hover_previews
 from curate.ui.map_figure import mapped_ids
 from curate.ui.map_view import (BASKET, CLUSTER, DUPLICATE, LABEL, QUALITY, RANGE_COLUMNS, SELECTIONS, TAG, MapView,
-                                has_scores, hideable_flags, quality_flags, score_bounds)
+                                has_scores, hideable_flags, map_choices, map_label, quality_flags, score_bounds)
+from curate.ui.progress import run_step
 from curate.workspace import Workspace
 
 SCORES = ("uniqueness", "typicality", "outlier")
 OPTIONS = {LABEL: "label", CLUSTER: "k-means cluster", "uniqueness": "uniqueness", "typicality": "typicality",
            "outlier": "outlier", QUALITY: "quality flag", DUPLICATE: "duplicate group", TAG: "tag",
            SELECTIONS: "saved selections", BASKET: "in the basket"}
-PROJECTION_NAMES = {"umap": "UMAP", "tsne": "t-SNE", "pca": "PCA"}
 FILTER_KEYS = ("explore_f_labels", "explore_f_flags", "explore_f_tags", "explore_f_skip_tags")
 
 
 def render(ws: Workspace) -> None:
     st.title("Explore")
-    projections = [p for p, f in (("umap", ws.projection_file), ("tsne", ws.embeddings_file),
-                                  ("pca", ws.embeddings_file)) if f.exists()]
+    projections = map_choices(ws)
     if not projections:
         st.warning(f"No map yet: build one with `curate run IMAGES -w {ws.path}` (or start a run from Overview).")
         return
     table = cache.image_table(ws)
     left, mid, right = st.columns([1, 2, 1])
-    projection = left.selectbox("Map", projections, format_func=PROJECTION_NAMES.get, key="explore_projection",
-                                help="UMAP: the map saved by `curate run`; t-SNE: the SSL literature's view "
-                                     "(`curate map --method tsne`, or computed here); PCA: the two main axes of the "
-                                     "embeddings.")
+    projection = left.selectbox("Map", projections, format_func=lambda p: map_label(ws, p), key="explore_projection",
+                                help="The map saved by `curate run` (UMAP, or PCA for a small set); t-SNE: the SSL "
+                                     "literature's view (`curate map --method tsne`, or computed here); PCA: the two "
+                                     "main axes of the embeddings.")
     if projection == "tsne" and not ws.tsne_file.exists():
         tsne_panel(ws)
         projection = projections[0] if projections[0] != "tsne" else "pca"  # until it is computed
@@ -87,21 +86,22 @@ def missing_step(ws: Workspace, table, colour: str) -> str | None:
     return None
 
 
-STEPS = {  # step: (what is missing, button)
-    "scores": ("No uniqueness / typicality / outlier scores yet.", "Compute scores"),
-    "quality": ("No quality flags (dark, blurry, ...) yet.", "Run quality checks"),
-    "dedup": ("No duplicate scan yet (`curate dedup` makes one).", "Find duplicates"),
+STEPS = {  # declared step (curate.pipeline): (what is missing, button, what the progress bar says)
+    "scores": ("No uniqueness / typicality / outlier scores yet.", "Compute scores",
+               "Scoring every image against its neighbours…"),
+    "quality": ("No quality flags (dark, blurry, ...) yet.", "Run quality checks", "Checking image quality…"),
+    "dedup": ("No duplicate scan yet (`curate dedup` makes one).", "Find duplicates", "Looking for duplicates…"),
 }
 
 
 def compute_panel(ws: Workspace, step: str) -> None:
     """Say what is missing (the map is coloured by label meanwhile) and offer to compute it."""
-    what, label = STEPS[step]
+    what, label, doing = STEPS[step]
     left, right = st.columns([3, 1])
     left.info(f"{what} The map is coloured by label until then.", icon=":material/info:")
     if right.button(label, key=f"explore_compute_{step}", type="primary"):
         with errors_as_messages():
-            run_step(ws, step)
+            run_step(ws, step, doing)
             st.rerun()
 
 
@@ -109,32 +109,11 @@ def tsne_panel(ws: Workspace) -> None:
     """No t-SNE map yet: say so and offer to compute it (a fit on up to 20,000 images; about a minute per 5,000)."""
     left, right = st.columns([3, 1])
     left.info("No t-SNE map yet (`curate map --method tsne` makes one). The map below is the "
-              f"{'UMAP' if ws.projection_file.exists() else 'PCA'} until then.", icon=":material/info:")
+              f"{map_label(ws, 'umap') if ws.projection_file.exists() else 'PCA'} until then.", icon=":material/info:")
     if right.button("Compute t-SNE map", key="explore_compute_tsne", type="primary"):
-        from curate.steps.index import build_projection
-
-        with errors_as_messages(), st.spinner("Fitting t-SNE to the embeddings…"):
-            build_projection(ws, "tsne")
+        with errors_as_messages():
+            run_step(ws, "tsne", "Fitting t-SNE to the embeddings…")
             st.rerun()
-
-
-def run_step(ws: Workspace, step: str) -> None:
-    if step == "scores":
-        from curate.steps.scores import compute_scores
-
-        with st.spinner("Scoring every image against its neighbours…"):
-            compute_scores(ws)
-    elif step == "quality":
-        from curate.steps.quality import quality
-
-        bar = st.progress(0.0, text="Checking image quality…")
-        quality(ws, progress=lambda done, total, info: bar.progress(
-            min(1.0, done / max(total, 1)), text=f"Checking image quality: {done:,} / {total:,}"))
-    else:
-        from curate.steps.dedup import dedup
-
-        with st.spinner("Looking for duplicates…"):
-            dedup(ws)
 
 
 def filter_form(ws: Workspace, table) -> dict:
