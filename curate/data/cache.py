@@ -8,8 +8,9 @@ or changed decodes only those (`images_S.keys.npy` records which content each ro
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,14 @@ def decode_row(path: Path, size: int) -> np.ndarray | None:
         return None
 
 
+def decode_threaded(paths: list[Path], size: int, workers: int = 4, chunk: int = CHUNK) -> Iterator[np.ndarray | None]:
+    """`decode_row` of each path, in order, by `workers` threads (Pillow releases the GIL), `chunk` files
+    submitted at a time so that no more decoded images than that wait to be written."""
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for start in range(0, len(paths), max(1, chunk)):
+            yield from pool.map(partial(decode_row, size=size), paths[start:start + max(1, chunk)])
+
+
 def image_cache(root: Path, manifest: pd.DataFrame, size: int, cache_dir: Path, workers: int = 4,
                 progress: Progress | None = None, chunk: int = CHUNK,
                 decode_files: DecodeFiles | None = None) -> np.ndarray:
@@ -50,8 +59,8 @@ def image_cache(root: Path, manifest: pd.DataFrame, size: int, cache_dir: Path, 
     Row i is manifest id i; rows of images that are not `ok` (or fail to decode now) are zero.
     The cache is rebuilt when the manifest's fingerprint or length changes. A build interrupted
     after some chunks of `chunk` rows resumes at the first unfinished chunk. `decode_files(paths, size)`
-    yields `decode_row` of each path in order (another engine, e.g. the ray engine's); default:
-    `workers` threads here.
+    yields `decode_row` of each path in order (an engine's, curate.engines); default: `decode_threaded`
+    with `workers` threads.
     """
     final = Path(cache_dir) / f"images_{size}.npy"
     meta_file = final.with_suffix(".json")
@@ -75,31 +84,24 @@ def _build(root, manifest, size: int, final: Path, meta_file: Path, stamp: dict,
     keys = np.where(usable, content_keys(manifest), 0).astype(np.uint64)
     old, same = _previous_rows(final, keys, size)  # ids are never reused: row i of the old cache is id i too
 
-    def decode(i: int) -> np.ndarray | None:
-        if not usable[i]:
-            return None
-        if same[i]:  # unchanged since the last build: its pixels are already decoded
-            return old[i]
-        return decode_row(paths[i], size)
-
     n = stamp["n"]
     fresh = np.flatnonzero(usable & ~same)
-    fresh = fresh[fresh >= done]  # rows to decode from their files, in order: all at once for another engine
-    elsewhere = iter(decode_files([paths[i] for i in fresh], size)) if decode_files is not None and len(fresh) else None
-
-    def decoded(rows: range, pool: ThreadPoolExecutor) -> Iterable[np.ndarray | None]:
-        if elsewhere is None:
-            return pool.map(decode, rows)
-        return [next(elsewhere) if usable[i] and not same[i] else decode(i) for i in rows]
-
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for start in range(done, n, max(1, chunk)):
-            stop = min(n, start + max(1, chunk))
-            for i, img in zip(range(start, stop), decoded(range(start, stop), pool)):
+    fresh = fresh[fresh >= done]  # rows to decode from their files, in order, asked for all at once
+    todo = [paths[i] for i in fresh]
+    decoded = iter(decode_files(todo, size) if decode_files is not None else decode_threaded(todo, size, workers))
+    for start in range(done, n, max(1, chunk)):
+        stop = min(n, start + max(1, chunk))
+        for i in range(start, stop):
+            if not usable[i]:
+                arr[i] = 0
+            elif same[i]:  # unchanged since the last build: its pixels are already decoded
+                arr[i] = old[i]
+            else:
+                img = next(decoded)
                 arr[i] = 0 if img is None else img
-            arr.flush()  # rows on disk before the sidecar that counts them
-            storage.write_json(partial_meta, {**stamp, "done": stop})
-            report(progress, stop, n, stage=f"decode {size}px", unit="img")
+        arr.flush()  # rows on disk before the sidecar that counts them
+        storage.write_json(partial_meta, {**stamp, "done": stop})
+        report(progress, stop, n, stage=f"decode {size}px", unit="img")
     del arr, old
     # The old sidecar goes first: a crash between the steps below must not vouch for new rows.
     meta_file.unlink(missing_ok=True)

@@ -124,8 +124,8 @@ def scan_folder(root: str | Path, previous: pd.DataFrame | None = None, workers:
     path order; vanished paths keep their row with status `removed`. Row i of the result is id i.
     Columns other steps added to `previous` (quality metrics and flags) are kept for unchanged and
     removed rows and left missing (NaN / NA) for new and changed ones, which must be measured again.
-    `inspect_files` maps `inspect_file` over the files to read, in order (default: `workers` threads; the
-    ray engine passes its own).
+    `inspect_files` maps `inspect_file` over the files to read, in order (default: `inspect_threaded` with
+    `workers` threads; an engine passes its own, curate.engines).
     """
     root = Path(root)
     if not root.is_dir():
@@ -136,7 +136,7 @@ def scan_folder(root: str | Path, previous: pd.DataFrame | None = None, workers:
     kept, fresh, todo, old_rows = _plan(listed, previous)
 
     paths = [Path(entry.path) for _, entry in todo]
-    infos = inspect_files(paths) if inspect_files is not None else _inspect_threaded(paths, workers)
+    infos = inspect_files(paths) if inspect_files is not None else inspect_threaded(paths, workers)
     for n, ((image_id, entry), info) in enumerate(zip(todo, infos, strict=True)):
         fresh.append(_row(image_id, entry, info))
         report(progress, n + 1, len(todo), stage="scan", unit="file")
@@ -158,7 +158,8 @@ def scan_folder(root: str | Path, previous: pd.DataFrame | None = None, workers:
     return manifest, summary
 
 
-def _inspect_threaded(paths: list[Path], workers: int) -> Iterator[dict]:
+def inspect_threaded(paths: list[Path], workers: int = 4) -> Iterator[dict]:
+    """`inspect_file` of each path, in order, by `workers` threads."""
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:  # Pillow and hashlib release the GIL
         yield from pool.map(inspect_file, paths)
 
