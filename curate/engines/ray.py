@@ -1,4 +1,5 @@
-"""The `ray` engine: the per-file work of `curate scan` and `curate embed`, run on a Ray cluster.
+"""The `ray` engine: the per-file work of `curate scan`, the decoded-image cache and `curate embed`, run on a
+Ray cluster.
 
 Embedding: Ray Data streams the rows through two stages: parallel tasks decode the files (with the decode
 cache's own `decode_row`, so the pixels match the local engine's), and a pool of actors runs the encoder,
@@ -25,6 +26,8 @@ from typing import Callable, Iterator
 import numpy as np
 import pandas as pd
 
+from curate.engines.base import EmbedJob, Engine, register
+from curate.options import option
 from curate.progress import Progress, report
 
 log = logging.getLogger(__name__)
@@ -49,15 +52,49 @@ class RayOptions:
         leaving the other half to decoding).
     gpus_per_actor: GPUs each actor reserves (0: CPU actors; fractions share a GPU).
     """
-    address: str | None = None
-    actors: int | None = None
-    gpus_per_actor: float = 0.0
+    address: str | None = option(None, "Ray cluster to join: auto or HOST:PORT (default: RAY_ADDRESS, else start "
+                                       "Ray in this process; ray:// Ray Client addresses cannot run Ray Data)",
+                                 "engine:ray")
+    actors: int | None = option(None, "Ray encoder actors (default: one per --gpus-per-actor GPUs, else half the "
+                                      "cluster's CPUs)", "engine:ray:embed", type=int)
+    gpus_per_actor: float = option(0.0, "GPUs per Ray encoder actor (default 0: CPU actors)", "engine:ray:embed",
+                                   type=float)
 
     def __post_init__(self):
         if self.actors is not None and self.actors < 1:
             raise ValueError(f"--actors must be at least 1, not {self.actors}")
         if self.gpus_per_actor < 0:
             raise ValueError(f"--gpus-per-actor must be 0 or more, not {self.gpus_per_actor}")
+
+
+@register("ray")
+class RayEngine(Engine):
+    """Files read, decoded and embedded by Ray tasks and actors; the step's own encoder stays unused on the CPU."""
+    Options = RayOptions
+
+    def check(self) -> None:
+        import_ray()  # fail before any work when Ray is missing or the cluster does not answer
+        check_address(self.options.address)
+
+    def inspect_files(self, paths: list[Path]) -> Iterator[dict]:
+        return inspect_files(paths, self.options.address)
+
+    def decode_files(self, paths: list[Path], size: int) -> Iterator[np.ndarray]:
+        return decode_files(paths, size, self.options.address)
+
+    def embed(self, job: EmbedJob, out: np.ndarray, done: int, on_chunk, progress) -> dict:
+        paths = [str(job.ws.root / p) for p in job.manifest["path"].to_numpy()[job.rows]]
+        used = embed_rows(paths, job.encoder_file, job.config, out, done, job.batch_size, self.options, on_chunk,
+                          progress)
+        return {"engine": self.name, "actors": used}
+
+    def device(self, requested: str) -> str:
+        return "cpu"  # the actors load their own copies, on a GPU when --gpus-per-actor asks for one
+
+    @staticmethod
+    def describe(fields) -> str:
+        actors = fields.get("actors")
+        return f"on Ray, {actors} encoder actor{'s' if actors != 1 else ''}" if actors else ""
 
 
 def import_ray():
