@@ -18,7 +18,7 @@ from curate import storage
 from curate.clock import now
 from curate.data.manifest import content_keys, ok_mask
 from curate.embed.encoder import file_fingerprint, load_encoder
-from curate.engines import DEFAULT_ENGINE, EmbedJob, Engine, create_engine
+from curate.engines import DEFAULT_ENGINE, EmbedJob, Engine, create_engine, describe_run
 from curate.generations import write_sidecar
 from curate.locks import locked
 from curate.models import feature_dim
@@ -113,7 +113,7 @@ def _embed(ws: Workspace, model: str | Path | None, batch_size: int, device: str
 class EmbedSummary:
     embedded: int  # images embedded by this run
     reused: int  # vectors kept from the last embedding (same image content, same model)
-    engine: dict  # the engine's sidecar fields (ray: its actor count)
+    engine: str  # how the engine ran, in a few words ("on Ray, 2 encoder actors"; "" locally)
     dim: int
     seconds: float
     index: dict  # index.json's fields (factory, recall_at_10, nprobe, reached, recall_target)
@@ -121,9 +121,8 @@ class EmbedSummary:
 
     def lines(self) -> list[str]:
         kept = f", {self.reused:,} kept from the last embedding" if self.reused else ""
-        actors = self.engine.get("actors")
-        if actors and self.embedded:
-            kept += f" (on Ray, {actors} encoder actor{'s' if actors != 1 else ''})"
+        if self.engine and self.embedded:
+            kept += f" ({self.engine})"
         ix = self.index
         nprobe = f", nprobe {ix['nprobe']}" if ix.get("nprobe", 1) > 1 else ""
         out = [f"embedded {self.embedded:,} images{kept} ({self.dim}-d) in {self.seconds:.1f}s; index {ix['factory']} "
@@ -136,7 +135,6 @@ class EmbedSummary:
 
 def run(ws: Workspace, options: RunOptions, progress: Progress | None = None) -> EmbedSummary:
     """The embed step: embed what changed (on the options' engine), then (re)build the index."""
-    from curate.engines import create_engine
     from curate.index import parse_memory
     from curate.steps.index import build_workspace_index
 
@@ -146,6 +144,5 @@ def run(ws: Workspace, options: RunOptions, progress: Progress | None = None) ->
     index = build_workspace_index(ws, memory=parse_memory(options.index_memory), recall=options.recall,
                                   progress=staged(progress, "index", "vec"))
     meta = storage.read_json(ws.sidecar(ws.embeddings_file))
-    fields = {k: v for k, v in meta.items() if k in ("engine", "actors")}
-    return EmbedSummary(meta.get("newly_embedded", index["n"]), meta.get("reused", 0), fields, vectors.shape[1],
-                        time.perf_counter() - start, index, ws.index_file)
+    return EmbedSummary(meta.get("newly_embedded", index["n"]), meta.get("reused", 0), describe_run(meta),
+                        vectors.shape[1], time.perf_counter() - start, index, ws.index_file)
