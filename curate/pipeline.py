@@ -54,11 +54,11 @@ class Step:
 
 STEPS = (
     Step("scan", ("IMAGES",), ("workspace.json", "manifest.parquet"), scan.run, "file"),
-    Step("quality", ("IMAGES", "manifest.parquet"), ("manifest.parquet", "fingerprints.npy", "quality.json"),
+    Step("quality", ("IMAGES", "workspace.json", "manifest.parquet"), ("manifest.parquet", "fingerprints.npy", "quality.json"),
          quality.run),
-    Step("train", ("IMAGES", "manifest.parquet"),
+    Step("train", ("IMAGES", "workspace.json", "manifest.parquet"),
          ("model/encoder.pt", "model/config.json", "model/checkpoint.pt", "model/train_log.jsonl"), train.run, "s"),
-    Step("embed", ("IMAGES", "manifest.parquet", "model/encoder.pt", "model/config.json"),
+    Step("embed", ("IMAGES", "workspace.json", "manifest.parquet", "model/encoder.pt", "model/config.json"),
          ("embeddings.npy", "embeddings.json", "index.faiss", "index.json"), embed.run),
     Step("map", ("embeddings.npy", "embeddings.json"), ("knn_graph.npz", "projection_umap.npy"), map_step.run),
     Step("dedup", ("manifest.parquet", "fingerprints.npy", "embeddings.npy", "embeddings.json"),

@@ -83,3 +83,16 @@ def built_workspace_copy(tmp_path, built_workspace):
     copy = tmp_path / "ws_copy"
     shutil.copytree(built_workspace, copy, ignore=shutil.ignore_patterns("checkpoint.pt", "cache"))
     return Workspace(copy)
+
+
+@pytest.fixture(scope="session")
+def quick_run_workspace(tmp_path_factory, small_images) -> Path:
+    """`pipelines/run_all.py` with the quick preset (one epoch, a k-center selection `k30`) on the
+    200-image folder: every declared step of `curate run`, once. Read-only for tests."""
+    from pipelines.run_all import PRESETS, load_run_preset, run_all
+
+    preset = load_run_preset(PRESETS / "quick.yaml", ["train.minutes=null", "train.epochs=1", "train.batch_size=64",
+                                                      "select=[{strategy: kcenter, n: 30, name: k30}]"])
+    path = tmp_path_factory.mktemp("quick_run") / "ws"
+    run_all(small_images, path, preset)
+    return path

@@ -6,7 +6,7 @@ import pytest
 
 from curate.pipeline import STEPS
 
-from pipelines.run_all import PRESETS, load_run_preset as load_preset, run_all
+from pipelines.run_all import PRESETS, load_run_preset as load_preset
 
 
 def command_options(argv: list[str]):
@@ -30,16 +30,14 @@ def test_overrides_and_validation(tmp_path):
 
 
 @pytest.mark.slow
-def test_quick_pipeline_on_real_images(small_images, tmp_path):
-    preset = load_preset(PRESETS / "quick.yaml", ["train.minutes=null", "train.epochs=1", "train.batch_size=64",
-                                                  "select=[{strategy: kcenter, n: 30, name: k30}]"])
-    run_all(small_images, tmp_path / "ws", preset)
-    sel = pd.read_parquet(tmp_path / "ws/selections/k30.parquet")
-    assert len(sel) == 30 and (tmp_path / "ws/projection_umap.npy").exists()
+def test_quick_pipeline_on_real_images(quick_run_workspace):
+    ws = quick_run_workspace  # run_all with the quick preset (tests/conftest.py)
+    sel = pd.read_parquet(ws / "selections/k30.parquet")
+    assert len(sel) == 30 and (ws / "projection_umap.npy").exists()
     for step in STEPS:  # every step wrote what it declares
-        missing = [f for f in step.writes if not (tmp_path / "ws" / f).exists()]
+        missing = [f for f in step.writes if not (ws / f).exists()]
         assert not missing, (step.name, missing)
-    config = json.loads((tmp_path / "ws/model/config.json").read_text())
+    config = json.loads((ws / "model/config.json").read_text())
     assert config["holdout"]["fraction"] == 0.1 and [t["name"] for t in config["tasks"]] == ["simclr", "rotation"]
 
 
