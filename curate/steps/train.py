@@ -93,7 +93,7 @@ def training_state(ws: Workspace, cfg: TrainConfig) -> tuple[str, str]:
     "finished" (its encoder was trained with this recipe: nothing to do), "interrupted" (a checkpoint of
     this recipe stopped before its budget: resume it) or "new" (train from scratch)."""
     cfg = resolve_config(ws, cfg)
-    run_file, ckpt = ws.model_dir / "run_config.json", ws.model_dir / "checkpoint.pt"
+    run_file, ckpt = ws.run_config_file, ws.checkpoint_file
     if not run_file.exists() or not same_recipe(storage.read_json(run_file), cfg.to_dict()):
         return "new", "no training with this recipe in the workspace"
     config = ws.model_config() or {}
@@ -130,10 +130,10 @@ def _model_lock(ws: Workspace):
 def run_config(ws: Workspace, cfg: TrainConfig, resume: bool) -> TrainConfig:
     """The configuration a run trains with: `cfg` resolved, or on --resume the interrupted run's own
     recipe with this run's budget and watching settings."""
-    if resume and (ws.model_dir / "checkpoint.pt").exists() and (ws.model_dir / "run_config.json").exists():
+    if resume and ws.checkpoint_file.exists() and ws.run_config_file.exists():
         budget = {"minutes": cfg.minutes, "epochs": None} if cfg.minutes else {"epochs": cfg.epochs} if cfg.epochs else {}
         watch = {k: getattr(cfg, k) for k in WATCHING}
-        cfg = TrainConfig.from_dict({**storage.read_json(ws.model_dir / "run_config.json"), **budget, **watch})
+        cfg = TrainConfig.from_dict({**storage.read_json(ws.run_config_file), **budget, **watch})
         log.info("resuming with the interrupted run's configuration")
     return resolve_config(ws, cfg)
 
@@ -156,12 +156,12 @@ def _train(ws: Workspace, cfg: TrainConfig, resume: bool, progress: Progress | N
         raise ValueError(f"only {len(train_ids)} usable training images in {ws.root}: at least 2 are needed")
     world = current_world()
     if world.main:
-        storage.write_json(ws.model_dir / "run_config.json", cfg.to_dict())
+        storage.write_json(ws.run_config_file, cfg.to_dict())
     result = train_loop(images, train_ids, cfg, ws.model_dir, resume=resume, progress=progress)
     if not world.main:  # rank 0 exports
         return result
     storage.save_torch(ws.encoder_file, {k: v.contiguous() for k, v in result.backbone.state_dict().items()})
-    storage.write_json(ws.model_dir / "config.json", {
+    storage.write_json(ws.model_config_file, {
         "architecture": cfg.backbone, "stem": cfg.stem, "image_size": cfg.image_size,
         "backbone": BackboneSpec(cfg.backbone, cfg.stem, cfg.image_size).to_dict(),
         "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
@@ -230,13 +230,14 @@ def trained_summary(ws: Workspace, resumed: str | None = None) -> TrainSummary:
 
 
 def plan(ws: Workspace, options: RunOptions) -> tuple[TrainConfig, str, str | None]:
-    """(recipe, action, why) of this run, action one of "train", "resume", "skip": --resume resumes;
-    otherwise an interrupted training of this recipe is resumed and a finished one skipped (unless --retrain)."""
+    """(recipe, action, why) of this run, action one of "train", "resume", "skip": --resume resumes and
+    --retrain trains (`curate train` is a --retrain); otherwise an interrupted training of this recipe is
+    resumed and a finished one skipped."""
     cfg = train_config(ws, options)
-    if options.resume:
-        return cfg, "resume", None
+    if options.resume or options.retrain:
+        return cfg, "resume" if options.resume else "train", None
     state, why = training_state(ws, cfg)
-    if state == "finished" and not options.retrain:  # a rerun after adding images embeds them with this encoder
+    if state == "finished":  # a rerun after adding images embeds them with this encoder
         return cfg, "skip", why
     return (cfg, "resume", why) if state == "interrupted" else (cfg, "train", None)
 
