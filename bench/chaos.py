@@ -42,6 +42,7 @@ import numpy as np
 from bench.machine import load_average, machine_facts, summary_line
 from bench.report import markdown_table
 from curate import storage
+from curate.workspace import Workspace
 
 REPO = Path(__file__).resolve().parent.parent
 STEP_LINE = re.compile(r"step \d+/\d+: ([\w-]+)")  # what `curate run` prints as each step begins
@@ -142,7 +143,7 @@ def whole(ws: Path) -> list[str]:
 def checkpoint_step(ws: Path) -> int | None:
     import torch
 
-    f = ws / "model" / "checkpoint.pt"
+    f = Workspace(ws).checkpoint_file
     return int(torch.load(f, map_location="cpu", weights_only=True)["step"]) if f.exists() else None
 
 
@@ -171,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     if ref.wait() != 0:
         raise RuntimeError(f"the reference run failed: {(args.workdir / 'reference.log').read_text()[-2000:]}")
     duration = time.perf_counter() - t
-    ref_steps = storage.read_json(ref_ws / "model" / "config.json")["trained"]["steps"]
+    ref_steps = storage.read_json(Workspace(ref_ws).model_config_file)["trained"]["steps"]
     print(f"reference: {duration:.0f} s, {ref_steps} training steps; stage lengths (s): "
           + ", ".join(f"{name} {s:.2f}" for name, s in lengths.items()), flush=True)
 
@@ -218,16 +219,14 @@ def main(argv: list[str] | None = None) -> None:
 
 def final_checks(ws: Path, export: Path, ref_steps: int, rc: int) -> dict:
     """What the last, uninterrupted rerun must leave: see the module docstring."""
-    import pandas as pd
     import torch
 
     from curate.embed import embed_images, load_encoder
     from curate.data.cache import image_cache
-    from curate.workspace import Workspace
 
     w = Workspace(ws)
-    trained = storage.read_json(ws / "model" / "config.json")["trained"]
-    log_steps = [json.loads(line)["step"] for line in (ws / "model" / "train_log.jsonl").read_text().splitlines()]
+    trained = storage.read_json(w.model_config_file)["trained"]
+    log_steps = [json.loads(line)["step"] for line in w.train_log_file.read_text().splitlines()]
     manifest = w.manifest()
     rows = np.flatnonzero((manifest["status"] == "ok").to_numpy())
     stored = np.asarray(w.embeddings())[rows]
@@ -250,7 +249,7 @@ def final_checks(ws: Path, export: Path, ref_steps: int, rc: int) -> dict:
             "training steps (reference)": f"{trained['steps']} ({ref_steps})",
             "embeddings vs from-scratch: min cosine": round(float(cosine.min()), 6),
             "export: files = selection, same bytes": copied == wanted and same_bytes,
-            "selection rows": len(pd.read_parquet(ws / "selections" / "chaos.parquet"))}
+            "selection rows": len(w.selection("chaos"))}
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from curate import storage
 from curate.quality import pairs as pair_search
 from curate.quality.fingerprint import THUMB
 from curate.quality.pairs import PairConfig, score_pairs
+from curate.workspace import Workspace
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = p.parse_args(argv)
     facts = machine_facts("cpu", REPO)
-    file = args.cifar_workspace / "fingerprints.npy"
+    file = Workspace(args.cifar_workspace).fingerprints_file
     if file.exists():
         real, source = np.load(file), f"real CIFAR-10 fingerprints ({file})"
         real = real[real.reshape(len(real), -1).max(1) > 0]

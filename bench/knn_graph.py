@@ -79,7 +79,7 @@ def run(n: int, d: int, threshold: float, flat_queries: int, workdir: Path) -> l
     from curate.steps.scores import compute_scores
 
     ws, planted = synthetic_workspace(workdir / f"ws_{n}x{d}", n, d, workdir)
-    for f in (ws.index_file, ws.path / "knn_graph.npz"):
+    for f in (ws.index_file, ws.knn_graph_file):
         f.unlink(missing_ok=True)
     x = np.asarray(ws.embeddings())
     rows = []

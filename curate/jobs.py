@@ -21,49 +21,45 @@ import time
 from pathlib import Path
 
 from curate import storage
-from curate.progress import PROGRESS_ENV
 from curate.clock import now
-
-
-
-def job_dir(ws_path: str | Path) -> Path:
-    return Path(ws_path) / "job"
+from curate.progress import PROGRESS_ENV
+from curate.workspace import Workspace
 
 
 def start(ws_path: str | Path, args: list[str]) -> dict:
     """Start `curate ARGS` in the background for workspace `ws_path`; refuses while one is running."""
-    folder = job_dir(ws_path)
+    ws = Workspace(ws_path)
     if status(ws_path).get("state") == "running":
         raise RuntimeError(f"a run is already going on in {ws_path}: wait for it or cancel it")
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in ("progress.json", "status.json"):
-        (folder / name).unlink(missing_ok=True)
-    env = {**os.environ, PROGRESS_ENV: str(folder / "progress.json")}
-    with open(folder / "log.txt", "wb") as log:
+    ws.job_dir.mkdir(parents=True, exist_ok=True)
+    for file in (ws.job_progress_file, ws.job_status_file):
+        file.unlink(missing_ok=True)
+    env = {**os.environ, PROGRESS_ENV: str(ws.job_progress_file)}
+    with open(ws.job_log_file, "wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "curate.jobs", str(ws_path), "--", *args], stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                                 start_new_session=True)  # its own process group: survives the app, cancellable
     job = {"pid": proc.pid, "pid_start": _start_ticks(proc.pid), "args": args, "started": now(),
            "started_s": time.time()}
-    storage.write_json(folder / "job.json", job)
+    storage.write_json(ws.job_file, job)
     return job
 
 
 def status(ws_path: str | Path) -> dict:
     """{"state": none|running|finished|failed|cancelled, "progress": {...}, "args", "log_tail", ...};
     a running job also says whether a cancel was asked for ("cancelling")."""
-    folder = job_dir(ws_path)
-    job = _read(folder / "job.json")
+    ws = Workspace(ws_path)
+    job = _read(ws.job_file)
     if not job:
         return {"state": "none"}
-    out = {**job, "progress": _read(folder / "progress.json") or {}}
-    ended = _read(folder / "status.json")
+    out = {**job, "progress": _read(ws.job_progress_file) or {}}
+    ended = _read(ws.job_status_file)
     if ended:
         out.update(ended)
     else:
         out["state"] = "running" if _alive(job["pid"], job.get("pid_start")) else "failed"
-        out["cancelling"] = out["state"] == "running" and (folder / "cancel.json").exists()
-    out["log_tail"] = _tail(folder / "log.txt")
+        out["cancelling"] = out["state"] == "running" and ws.job_cancel_file.exists()
+    out["log_tail"] = _tail(ws.job_log_file)
     return out
 
 
@@ -72,7 +68,7 @@ def cancel(ws_path: str | Path) -> bool:
     job = status(ws_path)
     if job["state"] != "running":
         return False
-    storage.write_json(job_dir(ws_path) / "cancel.json", {"requested": now()})
+    storage.write_json(Workspace(ws_path).job_cancel_file, {"requested": now()})
     os.killpg(job["pid"], signal.SIGINT)
     return True
 
@@ -84,11 +80,11 @@ def _run(ws_path: str, args: list[str]) -> int:
     # that: restore Python's handler so `cancel` interrupts the run however the app was launched.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     code = main(args)
-    folder = job_dir(ws_path)
-    cancelled = (folder / "cancel.json").exists()
+    ws = Workspace(ws_path)
+    cancelled = ws.job_cancel_file.exists()
     state = "cancelled" if cancelled else "finished" if code == 0 else "failed"
-    (folder / "cancel.json").unlink(missing_ok=True)
-    storage.write_json(folder / "status.json", {"state": state, "returncode": code, "ended": now()})
+    ws.job_cancel_file.unlink(missing_ok=True)
+    storage.write_json(ws.job_status_file, {"state": state, "returncode": code, "ended": now()})
     return code
 
 

@@ -31,7 +31,13 @@ class Workspace:
     @property
     def embeddings_file(self) -> Path: return self.path / "embeddings.npy"
     @property
+    def embedded_keys_file(self) -> Path: return self.path / "embeddings_keys.npy"  # the content each row embeds
+    @property
+    def partial_embeddings_file(self) -> Path: return self.path / "embeddings.partial.npy"  # a run under way
+    @property
     def index_file(self) -> Path: return self.path / "index.faiss"
+    @property
+    def knn_graph_file(self) -> Path: return self.path / "knn_graph.npz"
     @property
     def projection_file(self) -> Path: return self.path / "projection_umap.npy"
     @property
@@ -41,9 +47,29 @@ class Workspace:
     @property
     def encoder_file(self) -> Path: return self.model_dir / "encoder.pt"
     @property
+    def model_config_file(self) -> Path: return self.model_dir / "config.json"
+    @property
+    def run_config_file(self) -> Path: return self.model_dir / "run_config.json"  # the recipe a resume continues
+    @property
+    def checkpoint_file(self) -> Path: return self.model_dir / "checkpoint.pt"
+    @property
+    def train_log_file(self) -> Path: return self.model_dir / "train_log.jsonl"
+    @property
+    def health_log_file(self) -> Path: return self.model_dir / "health_log.jsonl"
+    @property
     def selections_dir(self) -> Path: return self.path / "selections"
     @property
+    def quality_file(self) -> Path: return self.path / "quality.json"  # the quality checks' thresholds
+    @property
+    def fingerprints_file(self) -> Path: return self.path / "fingerprints.npy"
+    @property
     def duplicates_file(self) -> Path: return self.path / "duplicates.parquet"
+    @property
+    def duplicate_pairs_file(self) -> Path: return self.path / "duplicate_pairs.parquet"
+    @property
+    def duplicate_marks_file(self) -> Path: return self.path / "duplicate_marks.parquet"
+    @property
+    def duplicate_search_file(self) -> Path: return self.path / "duplicate_search.json"
     @property
     def tags_file(self) -> Path: return self.path / "tags.parquet"
     @property
@@ -57,12 +83,32 @@ class Workspace:
     @property
     def reports_dir(self) -> Path: return self.path / "reports"
     @property
+    def eval_report_file(self) -> Path: return self.reports_dir / "eval.json"
+    @property
+    def compare_models_file(self) -> Path: return self.reports_dir / "compare_models.json"
+    @property
     def cache_dir(self) -> Path: return self.path / "cache"
     @property
     def locks_dir(self) -> Path: return self.path / "locks"
+    @property
+    def job_dir(self) -> Path: return self.path / "job"  # the app's background run (curate.jobs)
+    @property
+    def job_file(self) -> Path: return self.job_dir / "job.json"
+    @property
+    def job_progress_file(self) -> Path: return self.job_dir / "progress.json"
+    @property
+    def job_status_file(self) -> Path: return self.job_dir / "status.json"
+    @property
+    def job_cancel_file(self) -> Path: return self.job_dir / "cancel.json"
+    @property
+    def job_log_file(self) -> Path: return self.job_dir / "log.txt"
 
     def sidecar(self, file: Path) -> Path:
         return file.with_suffix(".json")
+
+    def selection_file(self, name: str) -> Path:
+        """selections/NAME.parquet (its sidecar NAME.json holds the strategy, parameters and seed)."""
+        return self.selections_dir / f"{safe_name(name)}.parquet"
 
     # --- creation -----------------------------------------------------------------------------
     @classmethod
@@ -121,20 +167,20 @@ class Workspace:
         return load_checked(self, [file], lambda: np.load(file))
 
     def model_config(self) -> dict | None:
-        file = self.model_dir / "config.json"
+        file = self.model_config_file
         return storage.read_json(file) if file.exists() else None
 
     def selection_names(self) -> list[str]:
         return sorted(p.stem for p in self.selections_dir.glob("*.parquet"))
 
     def selection(self, name: str) -> pd.DataFrame:
-        file = self.selections_dir / f"{safe_name(name)}.parquet"
+        file = self.selection_file(name)
         if not file.exists():
             raise FileNotFoundError(f"no selection named {name!r}; existing: {', '.join(self.selection_names()) or 'none'}")
         return pd.read_parquet(file)
 
     def selection_meta(self, name: str) -> dict:
-        return storage.read_json(self.selections_dir / f"{safe_name(name)}.json")
+        return storage.read_json(self.sidecar(self.selection_file(name)))
 
     def duplicates(self) -> pd.DataFrame | None:
         """duplicates.parquet (None before `curate dedup`), refused while it is of older embeddings."""

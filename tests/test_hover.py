@@ -9,7 +9,6 @@ import time
 import numpy as np
 from PIL import Image
 
-from curate.steps.quality import fingerprints_file
 from curate.ui.hover import GRID, PER_SHEET, sheet, write_sheets
 from curate.workspace import Workspace
 
@@ -17,7 +16,7 @@ from tests.apptest_helpers import assert_clean, open_page, start
 
 
 def test_a_sheet_puts_id_i_in_row_i_div_grid_and_column_i_mod_grid(built_workspace):
-    thumbs = np.load(fingerprints_file(Workspace(built_workspace)))[:PER_SHEET]
+    thumbs = np.load(Workspace(built_workspace).fingerprints_file)[:PER_SHEET]
     grid = np.asarray(sheet(thumbs))
     t = thumbs.shape[1]
     assert grid.shape == (GRID * t, GRID * t, 3)
@@ -29,7 +28,7 @@ def test_a_sheet_puts_id_i_in_row_i_div_grid_and_column_i_mod_grid(built_workspa
 
 def test_write_sheets_covers_every_id_with_its_aspect_ratio(built_workspace, tmp_path):
     ws = Workspace(built_workspace)
-    thumbs = np.load(fingerprints_file(ws))
+    thumbs = np.load(ws.fingerprints_file)
     sizes = ws.manifest()[["width", "height"]].to_numpy(np.float64)
     count = write_sheets(thumbs, sizes[:, 0] / sizes[:, 1], tmp_path)
     assert count == -(-len(thumbs) // PER_SHEET) == 2  # 2,000 images
@@ -59,7 +58,7 @@ def test_the_sheets_are_written_in_the_background(built_workspace, tmp_path):
     from curate.ui.hover import DONE, prepare_sheets
 
     ws = Workspace(built_workspace)
-    thumbs = np.load(fingerprints_file(ws))
+    thumbs = np.load(ws.fingerprints_file)
     many = tmp_path / "fingerprints.npy"
     np.save(many, np.tile(thumbs, (25, 1, 1, 1)))  # 50,000 thumbnails: 49 sheets, about a second of writing
     sizes = np.tile(ws.manifest()[["width", "height"]].to_numpy(np.float64), (25, 1))

@@ -70,13 +70,14 @@ def test_a_reused_pid_does_not_look_like_a_running_job(tmp_path):
     import sys
 
     from curate import storage
+    from curate.workspace import Workspace
 
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         ticks = jobs._start_ticks(other.pid)
         assert ticks is not None
         for recorded, state in ((ticks, "running"), (ticks - 1, "failed")):  # -1: a process that started earlier
-            storage.write_json(jobs.job_dir(tmp_path) / "job.json",
+            storage.write_json(Workspace(tmp_path).job_file,
                                {"pid": other.pid, "pid_start": recorded, "args": ["run"], "started": "", "started_s": 0})
             assert jobs.status(tmp_path)["state"] == state
     finally:

@@ -9,7 +9,7 @@ import pytest
 from curate import storage
 from curate.clock import now
 from curate.index import exact_search, recall_at_k
-from curate.steps.graph import graph_file, knn_graph
+from curate.steps.graph import knn_graph
 from curate.steps.index import build_workspace_index, indexed_rows
 from curate.workspace import Workspace
 
@@ -35,20 +35,20 @@ def test_graph_is_exact_small_and_reused_until_the_embeddings_change(tmp_path):
     assert np.array_equal(rows, indexed_rows(ws)) and 5 not in rows and not np.isin([5, 17], ids).any()
     ref_sims, ref = exact_search(x[rows], rows, x[rows[:50]], 11)
     assert np.array_equal(ids[:50], ref[:, 1:]) and np.allclose(sims[:50], ref_sims[:, 1:], atol=1e-5)
-    assert storage.read_json(ws.sidecar(graph_file(ws)))["method"] == "exact"
-    stamp = os.stat(graph_file(ws)).st_mtime_ns
+    assert storage.read_json(ws.sidecar(ws.knn_graph_file))["method"] == "exact"
+    stamp = os.stat(ws.knn_graph_file).st_mtime_ns
     rows2, sims2, ids2 = knn_graph(ws, 5)  # narrower: read from the stored, wider graph
-    assert os.stat(graph_file(ws)).st_mtime_ns == stamp and np.array_equal(ids2, ids[:, :5])
+    assert os.stat(ws.knn_graph_file).st_mtime_ns == stamp and np.array_equal(ids2, ids[:, :5])
     storage.write_json(ws.sidecar(ws.embeddings_file), {"model": "synthetic", "created": "later"})  # new generation
     knn_graph(ws, 5)
-    assert os.stat(graph_file(ws)).st_mtime_ns != stamp
+    assert os.stat(ws.knn_graph_file).st_mtime_ns != stamp
 
 
 def test_large_graph_comes_from_the_tuned_index(tmp_path):
     ws, x = _synthetic_workspace(tmp_path / "ws", 30_000)  # above the exact limit (20k)
     meta = build_workspace_index(ws, factory="IVF256,Flat", recall=0.95)
     rows, sims, ids = knn_graph(ws, 10)
-    method = storage.read_json(ws.sidecar(graph_file(ws)))["method"]
+    method = storage.read_json(ws.sidecar(ws.knn_graph_file))["method"]
     assert method.startswith("index IVF256,Flat")
     assert (ids != rows[:, None]).all() and (np.diff(sims, axis=1) <= 1e-6).all()
     _, ref = exact_search(x, np.arange(len(x)), x[rows[:300]], 11)
@@ -61,9 +61,9 @@ def test_scores_dedup_and_map_share_the_graph(built_workspace_copy):
     from curate.steps.scores import compute_scores
 
     ws = built_workspace_copy
-    graph_file(ws).unlink(missing_ok=True)
+    ws.knn_graph_file.unlink(missing_ok=True)
     table = compute_scores(ws, k=10)
-    stamp = os.stat(graph_file(ws)).st_mtime_ns
+    stamp = os.stat(ws.knn_graph_file).st_mtime_ns
     rows, sims, ids = knn_graph(ws, 10)
     assert np.array_equal(table["id"], rows)
     assert np.allclose(table["uniqueness"], 1 - sims[:, -1], atol=1e-6)  # the k-th neighbour of the graph
@@ -71,7 +71,7 @@ def test_scores_dedup_and_map_share_the_graph(built_workspace_copy):
     assert np.array_equal(rows[neighbours], ids[:, :5])
     projection = build_projection(ws)
     assert np.isfinite(projection[rows]).all()
-    assert os.stat(graph_file(ws)).st_mtime_ns == stamp  # nobody recomputed it
+    assert os.stat(ws.knn_graph_file).st_mtime_ns == stamp  # nobody recomputed it
 
 
 @pytest.mark.parametrize("n", [6000])

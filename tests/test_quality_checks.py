@@ -124,7 +124,7 @@ def test_step_is_incremental_resumable_and_survives_rescans(tmp_path, bundled_im
     images = sample_copier(bundled_images, tmp_path / "images", ("cat", "dog", "ship"), 20)
     ws, _ = scan(images, tmp_path / "ws")
     calls = []
-    real = quality_step.measure_file
+    real = quality_step.metrics_and_fingerprint
 
     def counting(path):
         calls.append(path)
@@ -132,7 +132,7 @@ def test_step_is_incremental_resumable_and_survives_rescans(tmp_path, bundled_im
             raise RuntimeError("interrupted")
         return real(path)
 
-    monkeypatch.setattr(quality_step, "measure_file", counting)
+    monkeypatch.setattr(quality_step, "metrics_and_fingerprint", counting)
     fail_once = True
     with pytest.raises(RuntimeError):  # interrupted in the second chunk: the first one is saved
         quality(ws, chunk=20, workers=1)

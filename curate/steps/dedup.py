@@ -36,19 +36,11 @@ from curate.quality.pairs import MIRRORED_COPY, PairConfig, score_pairs
 from curate.progress import Progress
 from curate.steps.graph import knn_graph, positions
 from curate.steps.options import RunOptions
-from curate.steps.quality import fingerprints, fingerprints_file, quality, saved_config
+from curate.steps.quality import fingerprints, quality, saved_config
 from curate.workspace import Workspace
 
 log = logging.getLogger(__name__)
 MARK_COLUMNS = ["a", "b", "same", "score", "marked"]
-
-
-def pairs_file(ws: Workspace):
-    return ws.path / "duplicate_pairs.parquet"
-
-
-def marks_file(ws: Workspace):
-    return ws.path / "duplicate_marks.parquet"
 
 
 def dedup(ws: Workspace, threshold: float | None = None, cfg: PairConfig | None = None,
@@ -79,8 +71,8 @@ def dedup(ws: Workspace, threshold: float | None = None, cfg: PairConfig | None 
     settings = {"pairs": cfg.to_dict(), "embeddings": vectors is not None, "calibration": calibration,
                 "fixed_threshold": threshold, "inputs": inputs}
     with _writing(ws):
-        storage.write_parquet(pairs_file(ws), pairs)
-        storage.write_json(_settings_file(ws), settings)
+        storage.write_parquet(ws.duplicate_pairs_file, pairs)
+        storage.write_json(ws.duplicate_search_file, settings)
         return regroup(ws, pairs, settings)
 
 
@@ -102,8 +94,8 @@ def embedding_neighbours(ws: Workspace, rows: np.ndarray, k: int, progress: Prog
 def regroup(ws: Workspace, pairs: pd.DataFrame | None = None, settings: dict | None = None) -> pd.DataFrame:
     """Threshold (fixed, marks, or calibrated, in that order), groups and keepers from the pairs
     (default: the saved ones) -> duplicates.parquet and duplicates.json."""
-    settings = storage.read_json(_settings_file(ws)) if settings is None else settings
-    pairs = pd.read_parquet(pairs_file(ws)) if pairs is None else pairs
+    settings = storage.read_json(ws.duplicate_search_file) if settings is None else settings
+    pairs = pd.read_parquet(ws.duplicate_pairs_file) if pairs is None else pairs
     calibration = settings["calibration"]
     marks = read_marks(ws)
     if settings.get("fixed_threshold") is not None:
@@ -151,7 +143,7 @@ def is_duplicate(pairs: pd.DataFrame, threshold: float, marks: pd.DataFrame) -> 
 
 def read_pairs(ws: Workspace) -> pd.DataFrame:
     """duplicate_pairs.parquet with a `duplicate` column, derived from the current threshold and marks."""
-    pairs = pd.read_parquet(pairs_file(ws))
+    pairs = pd.read_parquet(ws.duplicate_pairs_file)
     threshold = storage.read_json(ws.sidecar(ws.duplicates_file))["threshold"]
     return pairs.assign(duplicate=is_duplicate(pairs, threshold, read_marks(ws)))
 
@@ -161,14 +153,14 @@ def mark_pairs(ws: Workspace, pairs: list[tuple[int, int]], same: bool) -> pd.Da
 
     Then regroups with the new marks. Returns the marks table.
     """
-    if not pairs_file(ws).exists():
+    if not ws.duplicate_pairs_file.exists():
         raise FileNotFoundError(f"no duplicate pairs in {ws.path}: run `curate dedup -w {ws.path}` first")
     with _writing(ws):
         return _mark_pairs(ws, pairs, same)
 
 
 def _mark_pairs(ws: Workspace, pairs: list[tuple[int, int]], same: bool) -> pd.DataFrame:
-    all_pairs = pd.read_parquet(pairs_file(ws))
+    all_pairs = pd.read_parquet(ws.duplicate_pairs_file)
     scored = all_pairs[~all_pairs["null"]].set_index(["a", "b"])["score"]
     new = []
     for a, b in pairs:
@@ -178,26 +170,26 @@ def _mark_pairs(ws: Workspace, pairs: list[tuple[int, int]], same: bool) -> pd.D
         new.append({"a": a, "b": b, "same": bool(same), "score": float(scored[(a, b)]), "marked": now()})
     marks = pd.concat([read_marks(ws), pd.DataFrame(new, columns=MARK_COLUMNS)], ignore_index=True)
     marks = marks.drop_duplicates(["a", "b"], keep="last").reset_index(drop=True)
-    storage.write_parquet(marks_file(ws), marks)
+    storage.write_parquet(ws.duplicate_marks_file, marks)
     regroup(ws, all_pairs)
     return marks
 
 
 def clear_marks(ws: Workspace) -> None:
     with _writing(ws):
-        marks_file(ws).unlink(missing_ok=True)
-        if pairs_file(ws).exists():
+        ws.duplicate_marks_file.unlink(missing_ok=True)
+        if ws.duplicate_pairs_file.exists():
             regroup(ws)
 
 
 def read_marks(ws: Workspace) -> pd.DataFrame:
-    file = marks_file(ws)
+    file = ws.duplicate_marks_file
     return pd.read_parquet(file) if file.exists() else pd.DataFrame(columns=MARK_COLUMNS)
 
 
 def review_pairs(ws: Workspace, n: int = 24) -> pd.DataFrame:
     """The n unmarked candidate pairs nearest the threshold, either side: the ones worth a look."""
-    pairs = pd.read_parquet(pairs_file(ws), columns=["a", "b", "pixel", "embedding", "score", "null"])
+    pairs = pd.read_parquet(ws.duplicate_pairs_file, columns=["a", "b", "pixel", "embedding", "score", "null"])
     threshold = storage.read_json(ws.sidecar(ws.duplicates_file))["threshold"]
     pairs = pairs[~pairs["null"]]
     marks = read_marks(ws)
@@ -210,7 +202,7 @@ def review_pairs(ws: Workspace, n: int = 24) -> pd.DataFrame:
 
 def _unmeasured(ws: Workspace, manifest: pd.DataFrame) -> bool:
     """True when some usable image has no fingerprint yet (they are measured with the quality metrics)."""
-    if not fingerprints_file(ws).exists() or len(fingerprints(ws)) != len(manifest) or "entropy" not in manifest:
+    if not ws.fingerprints_file.exists() or len(fingerprints(ws)) != len(manifest) or "entropy" not in manifest:
         return True
     return bool(manifest.loc[ok_mask(manifest), "entropy"].isna().any())
 
@@ -220,10 +212,6 @@ def _marked(pairs: pd.DataFrame, marks: pd.DataFrame, same: bool) -> np.ndarray:
         return np.zeros(len(pairs), bool)
     chosen = marks.loc[marks["same"] == same, ["a", "b"]].astype("int64")
     return pd.MultiIndex.from_frame(pairs[["a", "b"]]).isin(pd.MultiIndex.from_frame(chosen))
-
-
-def _settings_file(ws: Workspace):
-    return ws.path / "duplicate_search.json"
 
 
 @dataclass(frozen=True)

@@ -27,13 +27,10 @@ from curate.steps.options import RunOptions
 from curate.workspace import Workspace
 
 
-EMBEDDED_KEYS = "embeddings_keys.npy"  # uint64 per row: the content (sha1 prefix) its vector was computed from
-
-
 def _current_rows(ws: Workspace, model_id: str, dim: int, keys: np.ndarray) -> np.ndarray:
     """(N,) True where embeddings.npy already holds this model's vector of this row's current content."""
     current = np.zeros(len(keys), bool)
-    sidecar, keys_file = ws.sidecar(ws.embeddings_file), ws.path / EMBEDDED_KEYS
+    sidecar, keys_file = ws.sidecar(ws.embeddings_file), ws.embedded_keys_file
     if not (ws.embeddings_file.exists() and sidecar.exists() and keys_file.exists()):
         return current
     meta = storage.read_json(sidecar)
@@ -69,7 +66,7 @@ def _embed(ws: Workspace, model: str | Path | None, batch_size: int, device: str
     keys = content_keys(manifest)
     kept = _current_rows(ws, model_id, dim, keys)  # rows whose stored vector is of this model and this content
     rows = usable[~kept[usable]]  # only these are embedded: a rerun after adding images embeds those
-    partial, partial_meta = ws.path / "embeddings.partial.npy", ws.path / "embeddings.partial.json"
+    partial, partial_meta = ws.partial_embeddings_file, ws.sidecar(ws.partial_embeddings_file)
     key = {"model": model_id, "rows": int(len(rows)), "n": int(len(manifest)), "d": dim}
     done = 0
     if not len(rows):  # every vector is current (an empty memmap cannot be mapped)
@@ -99,7 +96,7 @@ def _embed(ws: Workspace, model: str | Path | None, batch_size: int, device: str
     stored = np.zeros_like(keys)  # 0: no vector for this row
     stored[usable] = keys[usable]
     storage.write_npy(ws.embeddings_file, full)
-    storage.write_npy(ws.path / EMBEDDED_KEYS, stored)
+    storage.write_npy(ws.embedded_keys_file, stored)  # uint64 per row: the content (sha1 prefix) it embeds
     write_sidecar(ws.embeddings_file, {"model": model_id, "model_file": str(encoder_file.resolve()),
                                        "d": dim, "n": int(len(manifest)), "embedded": int(len(usable)),
                                        "newly_embedded": int(len(rows)), "reused": int(len(reused)),

@@ -100,7 +100,7 @@ def evaluate(ws: Workspace, random_baseline: bool = True, progress: Progress | N
         with timer("plots"):
             report["plots"] = _write_plots(ws, report, names, opts.seed)
     report["speed"]["eval_seconds"] = round(time.perf_counter() - started, 2)
-    storage.write_json(ws.reports_dir / "eval.json", report)
+    storage.write_json(ws.eval_report_file, report)
     return report
 
 
@@ -259,7 +259,7 @@ def _finetune_scores(ws: Workspace, enc: _Encoder, split, opts: EvalOptions,
 def _pretext_scores(ws: Workspace, enc: _Encoder, split, opts: EvalOptions,
                     timer: StageTimer) -> tuple[dict, str | None]:
     """Held-out figures of every pretext task in config.json, its heads from model/checkpoint.pt."""
-    ckpt = ws.model_dir / "checkpoint.pt"
+    ckpt = ws.checkpoint_file
     if not ckpt.exists() or not enc.config.get("tasks"):
         return {}, f"no {ckpt.name} with the task heads beside the encoder"
     heads = torch.load(ckpt, map_location="cpu", weights_only=True)["tasks"]
@@ -272,19 +272,18 @@ def _pretext_scores(ws: Workspace, enc: _Encoder, split, opts: EvalOptions,
 
 def _write_plots(ws: Workspace, report: dict, names: np.ndarray | None, seed: int = 0) -> dict[str, str]:
     """The report's PNGs from the workspace's training logs and 2-D maps: {name: file name in reports/}."""
-    def rows(name: str) -> list[dict]:
-        return storage.read_jsonl(ws.model_dir / name)
-
     xy = np.load(ws.projection_file) if ws.projection_file.exists() else np.zeros((0, 2), np.float32)
     labels = names if names is not None and len(xy) == len(names) else None
-    return plots.write_report_plots(ws.reports_dir, report, rows("train_log.jsonl"), xy, labels,
-                                    rows("health_log.jsonl"), _projections(ws, xy, names, seed))
+    return plots.write_report_plots(ws.reports_dir, report, storage.read_jsonl(ws.train_log_file), xy, labels,
+                                    storage.read_jsonl(ws.health_log_file), _projections(ws, xy, names, seed))
 
 
 def _projections(ws: Workspace, xy: np.ndarray, names: np.ndarray | None, seed: int = 0,
                  n: int = PROJECTION_IMAGES) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
-    """UMAP (the workspace's map), t-SNE and PCA of the same sample of embedded images, and their labels."""
+    """UMAP (the workspace's map, when a UMAP made it), t-SNE and PCA of the same sample of embedded images,
+    and their labels."""
     from curate.steps.index import indexed_rows
+    from curate.steps.map import map_method
 
     vectors = ws.embeddings()
     embedded = indexed_rows(ws)
@@ -294,6 +293,6 @@ def _projections(ws: Workspace, xy: np.ndarray, names: np.ndarray | None, seed: 
     if len(rows) < UMAP_MIN_POINTS:
         return {}, None
     sample = np.asarray(vectors[rows], np.float32)
-    maps = {"UMAP": xy[rows]} if len(xy) == len(vectors) else {}
+    maps = {"UMAP": xy[rows]} if len(xy) == len(vectors) and map_method(ws) == "umap" else {}
     maps.update({"t-SNE": PROJECTIONS.get("tsne")(sample, seed=seed), "PCA": PROJECTIONS.get("pca")(sample)})
     return maps, None if names is None else names[rows]

@@ -27,15 +27,11 @@ GRAPH_K = 32  # enough for the scores (10), the map (15), dedup (5), facility lo
 QUERY_CHUNK = 16_384
 
 
-def graph_file(ws: Workspace):
-    return ws.path / "knn_graph.npz"
-
-
 def knn_graph(ws: Workspace, k: int = GRAPH_K, progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray,
                                                                                           np.ndarray]:
     """(rows (M,) ids with an embedding, sims (M, k) float32 descending, ids (M, k) int64 neighbour ids,
     -1 where missing); the stored graph when it is of the current embeddings and at least k wide."""
-    file, sidecar = graph_file(ws), ws.sidecar(graph_file(ws))
+    file, sidecar = ws.knn_graph_file, ws.sidecar(ws.knn_graph_file)
     generation = embeddings_generation(ws)
     if file.exists() and sidecar.exists():
         meta = storage.read_json(sidecar)

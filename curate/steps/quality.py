@@ -34,23 +34,15 @@ log = logging.getLogger(__name__)
 CHUNK = 4096  # images measured between two manifest writes
 
 
-def quality_file(ws: Workspace) -> Path:
-    return ws.path / "quality.json"
-
-
-def fingerprints_file(ws: Workspace) -> Path:
-    return ws.path / "fingerprints.npy"
-
-
 def fingerprints(ws: Workspace) -> np.ndarray:
     """The (N, 32, 32, 3) uint8 fingerprint thumbnails (row = id; zero rows: not measured), read-only."""
-    file = fingerprints_file(ws)
+    file = ws.fingerprints_file
     if not file.exists():
         raise FileNotFoundError(f"{file.name} missing in {ws.path}: run `curate quality -w {ws.path}` first")
     return np.load(file, mmap_mode="r")
 
 
-def measure_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def metrics_and_fingerprint(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(IMAGE_METRICS values, fingerprint thumbnail) of one image file, from one decode."""
     img = load_rgb(path, max_side=ANALYSIS_SIDE)
     return measure(np.asarray(img)), thumbnail(img)
@@ -93,7 +85,7 @@ def _measure_and_flag(ws: Workspace, cfg: QualityConfig | None, progress: Progre
         log.warning("%d images could not be decoded for the quality checks: they changed since the scan, "
                     "run `curate scan` again", failed)
     counts = {f: int(manifest[f].sum()) for f in FLAG_COLUMNS}
-    storage.write_json(quality_file(ws), {"config": cfg.to_dict(), "analysis_side": ANALYSIS_SIDE,
+    storage.write_json(ws.quality_file, {"config": cfg.to_dict(), "analysis_side": ANALYSIS_SIDE,
                                           "measured": int(len(todo) - failed), "failed": failed,
                                           "checked": int(manifest["entropy"].notna().sum()), "flagged": counts,
                                           "created": now()})
@@ -102,7 +94,7 @@ def _measure_and_flag(ws: Workspace, cfg: QualityConfig | None, progress: Progre
 
 def saved_config(ws: Workspace) -> QualityConfig | None:
     """The thresholds the last `quality` run used, or None if it never ran."""
-    file = quality_file(ws)
+    file = ws.quality_file
     return QualityConfig.from_dict(storage.read_json(file)["config"]) if file.exists() else None
 
 
@@ -122,7 +114,7 @@ def _open_fingerprints(ws: Workspace, n: int) -> tuple[np.ndarray, np.ndarray]:
     (n,) bool: rows that hold one. A row's thumbnail is flushed before its metrics are saved, so in
     a file that already existed every row with metrics has its thumbnail; only rows beyond an older,
     shorter file (or all, in a new file) need measuring for it."""
-    file = fingerprints_file(ws)
+    file = ws.fingerprints_file
     old = None
     if file.exists():
         try:
@@ -146,7 +138,7 @@ def _measure(path: Path | None) -> tuple[np.ndarray, np.ndarray] | None:
     if path is None:
         return None
     try:
-        return measure_file(path)
+        return metrics_and_fingerprint(path)
     except ImageError as err:
         log.debug("quality: cannot decode %s: %s", path, err)
         return None
@@ -186,4 +178,4 @@ def run(ws: Workspace, options: RunOptions | None = None, progress: Progress | N
         cfg: QualityConfig | None = None) -> QualitySummary:
     """The quality step; `cfg` None keeps the thresholds the workspace has (a person's, or the defaults)."""
     manifest = quality(ws, cfg, progress=progress)
-    return QualitySummary({f: int(manifest[f].sum()) for f in FLAG_COLUMNS}, ws.manifest_file, quality_file(ws))
+    return QualitySummary({f: int(manifest[f].sum()) for f in FLAG_COLUMNS}, ws.manifest_file, ws.quality_file)

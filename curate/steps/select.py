@@ -49,17 +49,19 @@ def save_selection(ws: Workspace, name: str, ids: np.ndarray, strategy: str, par
     table = pd.DataFrame({"id": ids, "rank": np.arange(len(ids), dtype=np.int64),
                           "score": np.asarray(scores if scores is not None else 1 - np.arange(len(ids)) / max(1, len(ids)),
                                               dtype=np.float64)})
-    storage.write_parquet(ws.selections_dir / f"{name}.parquet", table)
+    file = ws.selection_file(name)
+    storage.write_parquet(file, table)
     table.attrs["name"] = name
-    storage.write_json(ws.selections_dir / f"{name}.json", {"strategy": strategy, "parameters": params, "seed": seed,
-                                                            "n": int(len(ids)), "metrics": metrics or {}, "created": now(),
-                                                            **({"request": request} if request else {})})
+    storage.write_json(ws.sidecar(file), {"strategy": strategy, "parameters": params, "seed": seed,
+                                          "n": int(len(ids)), "metrics": metrics or {}, "created": now(),
+                                          **({"request": request} if request else {})})
     return table
 
 
 def delete_selection(ws: Workspace, name: str) -> None:
-    for suffix in (".parquet", ".json"):
-        (ws.selections_dir / f"{safe_name(name)}{suffix}").unlink(missing_ok=True)
+    file = ws.selection_file(name)
+    for f in (file, ws.sidecar(file)):
+        f.unlink(missing_ok=True)
 
 
 SUMMARY_COLUMNS = ["name", "strategy", "n", "coverage radius", "created"]
@@ -70,18 +72,18 @@ def saved_selections(ws: Workspace) -> pd.DataFrame:
     figures for a selection saved without its JSON)."""
     rows = []
     for name in ws.selection_names():
-        meta = ws.selection_meta(name) if (ws.selections_dir / f"{name}.json").exists() else {}
+        meta = ws.selection_meta(name) if ws.sidecar(ws.selection_file(name)).exists() else {}
         rows.append([name, meta.get("strategy"), meta.get("n"), (meta.get("metrics") or {}).get("coverage_radius"),
                      meta.get("created")])
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
 def rename_selection(ws: Workspace, old: str, new: str) -> None:
-    src, dst = ws.selections_dir / safe_name(old), ws.selections_dir / safe_name(new)
-    if dst.with_suffix(".parquet").exists():
+    src, dst = ws.selection_file(old), ws.selection_file(new)
+    if dst.exists():
         raise FileExistsError(f"a selection named {new!r} exists already")
-    for suffix in (".json", ".parquet"):  # the parquet last: it is what makes a selection exist
-        src.with_suffix(suffix).rename(dst.with_suffix(suffix))
+    ws.sidecar(src).rename(ws.sidecar(dst))
+    src.rename(dst)  # the parquet last: it is what makes a selection exist
 
 
 def selection_metrics(vectors: np.ndarray, order: np.ndarray, groups: dict[str, np.ndarray] | None = None,

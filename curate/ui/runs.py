@@ -33,7 +33,7 @@ def run_command(images: str, target: str, minutes: float, tasks: list[str]) -> t
         raise ValueError(f"The workspace {ws.path} would lie inside the image folder: choose a folder outside it.")
     if ws.exists() and ws.root != folder:
         raise ValueError(f"{ws.path} is already the workspace of {ws.root}: choose another workspace folder.")
-    if not ws.exists() and ws.path.is_dir() and any(p.name != "job" for p in ws.path.iterdir()):
+    if not ws.exists() and ws.path.is_dir() and any(p != ws.job_dir for p in ws.path.iterdir()):
         raise ValueError(f"{ws.path} is a folder with other files in it: choose a new or empty folder.")
     # no tasks: the default recipe for the images' size (curate.train.presets.default_recipe)
     options = RunOptions(minutes=float(minutes), task=tuple(tasks))

@@ -8,11 +8,12 @@ import streamlit as st
 
 from curate.data.tags import add_tag, remove_tag
 from curate.quality.checks import FLAG_COLUMNS, METRIC_COLUMNS, QualityConfig, flags
-from curate.steps.dedup import clear_marks, mark_pairs, pairs_file, read_marks
-from curate.steps.quality import quality, saved_config
+from curate.steps.dedup import clear_marks, mark_pairs, read_marks
+from curate.steps.quality import saved_config
 from curate.ui import cache, charts, state
 from curate.ui.gallery import MAX_GRID, id_captions, show_grid, show_more_note
 from curate.ui.guard import run_page
+from curate.ui.progress import run_step
 from curate.workspace import Workspace
 
 VIEWS = ("Duplicates", "Review pairs", "Quality checks")
@@ -148,7 +149,7 @@ def show_group(ws: Workspace, members: pd.DataFrame, tagged: set[int]) -> None:
 # --- review pairs --------------------------------------------------------------------------------
 def review_view(ws: Workspace) -> None:
     """Pairs nearest the threshold, side by side; marking them same / different moves the threshold."""
-    if not pairs_file(ws).exists():
+    if not ws.duplicate_pairs_file.exists():
         st.info(f"No scored pairs yet: run `curate dedup -w {ws.path}`.", icon=":material/info:")
         return
     meta = cache.json_file(ws.sidecar(ws.duplicates_file)) or {}
@@ -203,13 +204,7 @@ def offer_to_compute(ws: Workspace) -> None:
             "does the same).", icon=":material/info:")
     if not st.button("Compute quality checks", key="quality_run", type="primary", icon=":material/play_arrow:"):
         return
-    bar = st.progress(0.0, text="Measuring images…")
-
-    def report(done: int, total: int, info) -> None:
-        bar.progress(done / max(total, 1), text=f"Measuring images… {done:,} / {total:,}")
-
-    quality(ws, progress=report)
-    bar.empty()
+    run_step(ws, "quality", "Measuring images…")
     st.rerun()
 
 
@@ -235,7 +230,7 @@ def thresholds(ws: Workspace, table: pd.DataFrame) -> None:
     if st.button("Save these thresholds", key="quality_save", icon=":material/save:", disabled=cfg == saved,
                  help="Rewrite the flags in the manifest (nothing is re-measured): selections that skip flagged "
                       "images then use them."):
-        quality(ws, cfg)
+        run_step(ws, "quality", "Rewriting the flags…", cfg=cfg)
         st.rerun()
     gallery(ws, table, flagged, counts)
 

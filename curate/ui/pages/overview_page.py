@@ -102,7 +102,7 @@ def show_labels(table: pd.DataFrame) -> None:
 
 def show_model(ws: Workspace) -> None:
     st.subheader("Encoder")
-    config = cache.json_file(ws.model_dir / "config.json")
+    config = cache.json_file(ws.model_config_file)
     if config is None:
         st.info(f"No trained encoder yet: run `curate train IMAGES -w {ws.path}`.")
         return
@@ -139,7 +139,7 @@ def show_loss_curve(ws: Workspace) -> None:
 
 def show_eval(ws: Workspace) -> None:
     st.subheader("Evaluation")
-    report = cache.json_file(ws.reports_dir / "eval.json")
+    report = cache.json_file(ws.eval_report_file)
     if report is None:
         st.info(f"No evaluation report yet: run `curate eval -w {ws.path}` (kNN and probes with labelled images, "
                 "a label-free health report without).")

@@ -141,7 +141,7 @@ def save_form(ws: Workspace, request: dict, result: dict) -> None:
     save_selection(ws, clean, result["ids"], result["strategy"], request["params"], request["seed"],
                    metrics=result["metrics"], request=result["request"])
     st.success(f"Saved {len(result['ids']):,} images as selection “{clean}” "
-               f"({ws.selections_dir / (clean + '.parquet')}).", icon=":material/check_circle:")
+               f"({ws.selection_file(clean)}).", icon=":material/check_circle:")
 
 
 def list_selections(ws: Workspace) -> None:
