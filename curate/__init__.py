@@ -3,7 +3,8 @@
 Stable Python API (DESIGN.md §4):
     curate.select(vectors, n, strategy="kcenter", **params) -> row indices in priority order
     curate.near_duplicates(vectors, threshold) -> list of groups of row indices
-    curate.open_workspace(path) -> Workspace with manifest(), embeddings(), search(...)
+    curate.open_workspace(path) -> OpenWorkspace: .manifest, .embeddings, .index (attributes, loaded on first
+        use) and .search(query, k=10), query an id, an image file or a vector
 """
 from __future__ import annotations
 

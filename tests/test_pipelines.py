@@ -6,7 +6,7 @@ import pytest
 
 from curate.pipeline import STEPS
 
-from pipelines.run_all import PRESETS, load_run_preset as load_preset
+from pipelines.run_all import PRESETS, load_run_preset
 
 
 def command_options(argv: list[str]):
@@ -19,14 +19,14 @@ def command_options(argv: list[str]):
 
 def test_every_preset_loads():
     for preset in PRESETS.glob("*.yaml"):
-        assert "train" in load_preset(preset)
+        assert "train" in load_run_preset(preset)
 
 
 def test_overrides_and_validation(tmp_path):
-    preset = load_preset(PRESETS / "quick.yaml", ["train.minutes=0.5", "dedup.threshold=0.9"])
+    preset = load_run_preset(PRESETS / "quick.yaml", ["train.minutes=0.5", "dedup.threshold=0.9"])
     assert preset["train"]["minutes"] == 0.5 and preset["dedup"]["threshold"] == 0.9
     with pytest.raises(ValueError, match="minutez"):
-        load_preset(PRESETS / "quick.yaml", ["train.minutez=1"])
+        load_run_preset(PRESETS / "quick.yaml", ["train.minutez=1"])
 
 
 @pytest.mark.slow
@@ -51,9 +51,9 @@ def test_the_default_preset_and_curate_run_train_the_same_recipe(small_images, t
 
     ws, _ = scan(small_images, tmp_path / "ws")
     command = train_config(ws, command_options(["run", str(small_images), "-w", str(ws.path)]))
-    default = train_config(ws, preset_options(small_images, ws.path, load_preset(PRESETS / "default.yaml")))
+    default = train_config(ws, preset_options(small_images, ws.path, load_run_preset(PRESETS / "default.yaml")))
     assert default == command and command.holdout == 0.1 and command.recipe
-    quick = train_config(ws, preset_options(small_images, ws.path, load_preset(PRESETS / "quick.yaml")))
+    quick = train_config(ws, preset_options(small_images, ws.path, load_run_preset(PRESETS / "quick.yaml")))
     flags = train_config(ws, command_options(["run", str(small_images), "-w", str(ws.path), "--task",
                                               "simclr:1", "--task", "rotation:0.5", "--minutes", "1"]))
     assert quick == flags and [t.name for t in quick.tasks] == ["simclr", "rotation"] and quick.minutes == 1
