@@ -141,7 +141,7 @@ def cmd_select(args):
     metrics, by = meta["metrics"], ranked_by(args.strategy, meta["strategy"])
     print(f"selection {name!r}: {len(table)} of {metrics['pool']} images by {by}; coverage radius "
           f"{metrics['coverage_radius']:.3f}, mean distance to the nearest selected {metrics['mean_distance_to_selected']:.3f}"
-          f" -> {ws.selections_dir / name}.parquet")
+          f" -> {ws.selection_file(name)}")
 
 
 def cmd_tag(args):
@@ -254,7 +254,7 @@ def cmd_eval(args):
     what = (f"{report['test_images']:,} images, no labels" if report.get("label_free") else
             f"{report['train_images']:,} train / {report['test_images']:,} held-out images, {report['classes']} classes")
     print(f"{what}, "
-          f"{report['speed']['eval_seconds']:.0f}s -> {ws.reports_dir / 'eval.json'} "
+          f"{report['speed']['eval_seconds']:.0f}s -> {ws.eval_report_file} "
           f"(+{len(report.get('plots', {}))} PNGs)")
 
 
@@ -267,7 +267,7 @@ def cmd_compare_models(args):
         raise ValueError(f"compare-models takes two workspaces (-w A -w B), not {len(args.workspace)}")
     a, b = (Workspace(w) for w in args.workspace)
     report = compare_models(a, b, k=args.k, sample=args.sample, show=args.show)
-    out = args.out or a.reports_dir / "compare_models.json"
+    out = args.out or a.compare_models_file
     storage.write_json(out, report)
     print(summary_line(report))
     print("most different neighbourhoods (id in A, Jaccard): "
