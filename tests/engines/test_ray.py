@@ -1,6 +1,5 @@
 """`curate embed --engine ray` on a real local Ray cluster (started here, 2 CPUs): the same vectors as the
 local engine, incremental reruns, a killed encoder actor survived, and clear errors without a cluster."""
-import contextlib
 import json
 import os
 import shutil
@@ -17,81 +16,19 @@ import pandas as pd
 import pytest
 
 from curate.cli import main
+from curate.engines import create_engine
 
 from tests.apptest_helpers import free_port
+from tests.engines.agreement import assert_same_vectors
+from tests.engines.ray_cluster import end_session, ray_start
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("ray.data", reason="needs Ray Data: pip install 'ray[data]>=2.40' (requirements-dev.txt)")
-
-RAY = Path(sys.executable).with_name("ray")
-
-
-@pytest.fixture(scope="module")
-def ray_address(tmp_path_factory):
-    """HOST:PORT of a one-node Ray cluster (2 CPUs, 300 MB object store) run by `ray start --head --block`
-    in its own session, so teardown ends exactly the processes it started."""
-    port = free_port()
-    # its own temp dir (short: it holds Unix sockets), so no record of this cluster outlives it in /tmp/ray
-    temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")
-    head = _ray_start(tmp_path_factory.mktemp("ray") / "ray_start.log", "--head", f"--port={port}", "--num-cpus=2",
-                      "--object-store-memory=300000000", "--include-dashboard=false", f"--temp-dir={temp_dir}")
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        _end_session(head)
-        shutil.rmtree(temp_dir, ignore_errors=True)
-
-
-def _ray_start(log: Path, *options: str) -> subprocess.Popen:
-    """`ray start --block <options>` (a head, or a node joining one) in its own session, once Ray says it runs."""
-    # No token authentication on either side: Ray >= 2.59 turns it on for `ray start` wherever ~/.ray/auth_token
-    # exists, but not for a driver given an explicit address.
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [str(RAY), "start", "--block", "--node-ip-address=127.0.0.1", "--num-gpus=0", "--disable-usage-stats",
-             f"--dashboard-agent-listen-port={free_port()}", *options],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env)
-    deadline = time.monotonic() + 120
-    while "Ray runtime started" not in log.read_text():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            _end_session(proc)
-            raise AssertionError(f"ray start failed:\n{log.read_text()}")
-        time.sleep(0.2)
-    return proc
-
-
-def _end_session(proc: subprocess.Popen) -> None:
-    """End every process of `proc`'s session (the cluster it started): SIGTERM, then SIGKILL what is left."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):  # Ray drains for up to 30 s: no need here
-        proc.wait(timeout=3)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def encoder(built_workspace) -> Path:
-    return built_workspace / "model" / "encoder.pt"
 
 
 def _embed(images: Path, ws: Path, encoder: Path, *extra: str) -> dict:
     assert main(["embed", str(images), "-w", str(ws), "--model", str(encoder), *extra]) == 0
     return json.loads((ws / "embeddings.json").read_text())
-
-
-def _assert_same_vectors(ray_vectors: np.ndarray, local_vectors: np.ndarray) -> float:
-    """Row by row: zero where local is zero, else cosine >= 0.9999; returns the smallest cosine."""
-    assert ray_vectors.shape == local_vectors.shape and ray_vectors.dtype == np.float32
-    zero = ~local_vectors.any(axis=1)
-    assert not ray_vectors[zero].any()
-    cos = (ray_vectors[~zero] * local_vectors[~zero]).sum(axis=1)
-    assert cos.min() >= 0.9999, f"smallest cosine {cos.min()}"
-    shifted = (ray_vectors[~zero] * np.roll(local_vectors[~zero], 1, axis=0)).sum(axis=1)
-    assert np.median(shifted) < 0.95  # a row mix-up would show: other images' vectors are far apart
-    return float(cos.min())
 
 
 def test_ray_embedding_equals_local_and_stays_incremental(ray_address, encoder, bundled_images, sample_copier,
@@ -112,7 +49,7 @@ def test_ray_embedding_equals_local_and_stays_incremental(ray_address, encoder, 
     pd.testing.assert_frame_equal(manifest, pd.read_parquet(tmp_path / "local" / "manifest.parquet"))
     local_vectors = np.load(tmp_path / "local" / "embeddings.npy")
     ray_vectors = np.load(tmp_path / "ray" / "embeddings.npy")
-    print(f"smallest local-vs-ray cosine: {_assert_same_vectors(ray_vectors, local_vectors):.7f}")
+    print(f"smallest local-vs-ray cosine: {assert_same_vectors(ray_vectors, local_vectors):.7f}")
     assert (ray["engine"], ray["actors"], local["engine"]) == ("ray", 1, "local")
     for key in ("model", "model_file", "d", "n", "embedded", "newly_embedded", "reused", "image_size"):
         assert ray[key] == local[key], key
@@ -128,7 +65,7 @@ def test_ray_embedding_equals_local_and_stays_incremental(ray_address, encoder, 
     assert ray["newly_embedded"] == local["newly_embedded"] == 10 and ray["reused"] == local["reused"] == 300
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "ray" / "manifest.parquet"),
                                   pd.read_parquet(tmp_path / "local" / "manifest.parquet"))
-    _assert_same_vectors(np.load(tmp_path / "ray" / "embeddings.npy"), np.load(tmp_path / "local" / "embeddings.npy"))
+    assert_same_vectors(np.load(tmp_path / "ray" / "embeddings.npy"), np.load(tmp_path / "local" / "embeddings.npy"))
 
 
 class Interrupt(Exception):
@@ -141,7 +78,7 @@ def test_an_interrupted_ray_embedding_resumes_after_its_last_checkpoint(ray_addr
     from curate.steps.scan import scan
 
     ws, _ = scan(bundled_images, tmp_path / "ws")
-    options = {"engine": "ray", "address": ray_address, "actors": 1, "batch_size": 8}
+    options = {"engine": create_engine("ray", {"address": ray_address, "actors": 1}), "batch_size": 8}
 
     checkpoint = ws.path / "embeddings.partial.json"
 
@@ -159,7 +96,7 @@ def test_an_interrupted_ray_embedding_resumes_after_its_last_checkpoint(ray_addr
     resumed = embed(ws, encoder, progress=lambda d, t, i: seen.append(d) if i.get("stage") == "embed" else None,
                     **options)
     assert seen[0] == done and seen[1] > done and seen[-1] == 2000  # it went on from the checkpoint
-    _assert_same_vectors(resumed, np.load(built_workspace / "embeddings.npy"))
+    assert_same_vectors(resumed, np.load(built_workspace / "embeddings.npy"))
 
 
 def _encoder_actors() -> list[int]:
@@ -209,7 +146,7 @@ def test_a_killed_encoder_actor_is_restarted_and_the_job_completes(ray_address, 
     reference = np.load(built_workspace / "embeddings.npy")  # the local engine's vectors of the same images
     assert pd.read_parquet(ws / "manifest.parquet")["path"].tolist() == \
         pd.read_parquet(built_workspace / "manifest.parquet")["path"].tolist()
-    _assert_same_vectors(np.load(ws / "embeddings.npy"), reference)
+    assert_same_vectors(np.load(ws / "embeddings.npy"), reference)
 
 
 def test_an_actor_pool_the_cluster_cannot_hold_is_refused(ray_address, encoder, small_images, tmp_path, capsys):
@@ -248,7 +185,8 @@ def test_a_ray_client_address_is_refused_with_what_works_instead(encoder, small_
 
 def test_ray_is_optional(encoder, small_images, tmp_path, capsys, monkeypatch):
     # the local path never imports ray
-    code = "import sys, curate.cli, curate.steps.embed, curate.steps.scan; assert 'ray' not in sys.modules"
+    code = ("import sys, curate.cli, curate.engines, curate.steps.embed, curate.steps.scan; "
+            "assert 'ray' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
     # without it, --engine ray names the package to install
     monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` finds when Ray is not installed
@@ -275,46 +213,25 @@ def test_curate_run_takes_the_engines_as_options(ray_address, small_images, tmp_
     assert np.isfinite(np.load(ws / "projection_umap.npy")).all(1).sum() == 200
 
 
-def test_the_decode_cache_built_on_ray_is_the_local_one_byte_for_byte(ray_address, small_images, tmp_path):
-    """`curate train --engine ray` fills the decoded-image cache with Ray tasks: the same rows, in the same
-    places, as the local threads (a file that stopped decoding is a zero row on both)."""
-    from functools import partial
-
-    from curate.data.cache import image_cache
-    from curate.data.scan import scan_folder
-    from curate.ray_engine import decode_files
-
-    images = tmp_path / "images"
-    shutil.copytree(small_images, images)
-    manifest, _ = scan_folder(images)
-    broken = images / manifest["path"].iloc[7]
-    broken.write_bytes(broken.read_bytes()[:40])  # changed since the scan: no longer decodes
-    local = image_cache(images, manifest, 32, tmp_path / "local_cache")
-    ray = image_cache(images, manifest, 32, tmp_path / "ray_cache",
-                      decode_files=partial(decode_files, address=ray_address))
-    assert ray.shape == local.shape == (200, 32, 32, 3)
-    assert np.array_equal(ray, local) and not ray[7].any() and ray[8].any()
-
-
 def test_work_runs_on_a_node_the_driver_did_not_start(encoder, small_images, tmp_path):
     """Several nodes: a head that runs nothing (`--num-cpus=0`, as Ray advises for large clusters) and a
     worker node that joined it (`ray start --address HEAD`, its own raylet). Every decode task and encoder
     actor runs on the worker node, and the vectors are the local engine's."""
     port = free_port()
     temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")
-    head = _ray_start(tmp_path / "head.log", "--head", f"--port={port}", "--num-cpus=0",
+    head = ray_start(tmp_path / "head.log", "--head", f"--port={port}", "--num-cpus=0",
                       "--object-store-memory=200000000", "--include-dashboard=false", f"--temp-dir={temp_dir}")
     try:
-        worker = _ray_start(tmp_path / "worker.log", f"--address=127.0.0.1:{port}", "--num-cpus=2",
+        worker = ray_start(tmp_path / "worker.log", f"--address=127.0.0.1:{port}", "--num-cpus=2",
                             "--object-store-memory=200000000")
         try:
             ray = _embed(small_images, tmp_path / "ray", encoder, "--engine", "ray", "--address", f"127.0.0.1:{port}")
         finally:
-            _end_session(worker)
+            end_session(worker)
     finally:
-        _end_session(head)
+        end_session(head)
         shutil.rmtree(temp_dir, ignore_errors=True)
     assert (ray["engine"], ray["actors"], ray["newly_embedded"]) == ("ray", 1, 200)  # half the cluster's 2 CPUs
     local = _embed(small_images, tmp_path / "local", encoder)
     assert local["newly_embedded"] == 200
-    _assert_same_vectors(np.load(tmp_path / "ray" / "embeddings.npy"), np.load(tmp_path / "local" / "embeddings.npy"))
+    assert_same_vectors(np.load(tmp_path / "ray" / "embeddings.npy"), np.load(tmp_path / "local" / "embeddings.npy"))
