@@ -42,6 +42,11 @@ def option_fields(cls, groups: Iterable[str] | None = None) -> list[dataclasses.
             if "group" in f.metadata and (wanted is None or f.metadata["group"] in wanted)]
 
 
+def flag(f: dataclasses.Field) -> str:
+    """The option string of a field (its last declared flag, else --field-name)."""
+    return f.metadata["flags"][-1] if f.metadata.get("flags") else f"--{f.name.replace('_', '-')}"
+
+
 def field_default(f: dataclasses.Field) -> Any:
     return f.default_factory() if f.default is dataclasses.MISSING else f.default
 
@@ -105,16 +110,16 @@ def to_argv(options, groups: Iterable[str] | None = None, skip: Iterable[str] = 
         value = getattr(options, f.name)
         if f.name in skip or value == field_default(f) or value is None:
             continue
-        flag = f.metadata["flags"][-1] if f.metadata["flags"] else f"--{f.name.replace('_', '-')}"
+        name = flag(f)
         if isinstance(value, bool):
-            argv += [flag] if value else []
+            argv += [name] if value else []
         elif isinstance(value, tuple) and f.metadata["argparse"].get("nargs") in ("+", "*"):
-            argv += [flag, *map(str, value)]
+            argv += [name, *map(str, value)]
         elif isinstance(value, tuple):
             for item in value:
-                argv += [flag, str(item)]
+                argv += [name, str(item)]
         else:
-            argv += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+            argv += [name, f"{value:g}" if isinstance(value, float) else str(value)]
     return argv
 
 

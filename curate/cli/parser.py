@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     new = _command_factory(sub)
     _run(new("run", c.cmd_run, "whole pipeline: scan, quality checks, train, embed, index, 2-D map, duplicates, "
                                "scores, label issues (when there are labels)", images=True))
-    _engine(new("scan", c.cmd_scan, "build or refresh the manifest", images=True))
+    _engine(new("scan", c.cmd_scan, "build or refresh the manifest", images=True), embeds=False)
     _train(new("train", c.cmd_train, "self-supervised pretraining on the images", images=True))
     _embed(new("embed", c.cmd_embed, "embed a folder and (re)build the index", images=True))
     _search(new("search", c.cmd_search, "nearest neighbours of an image"))
@@ -81,10 +81,11 @@ def _process_options(c: argparse.ArgumentParser) -> None:
                         help="memory that concurrent large decodes may hold at once (default 1024)")
 
 
-def _engine(c: argparse.ArgumentParser) -> None:
-    """--engine and every registered engine's own options (they reach the steps as RunOptions.engine_options)."""
+def _engine(c: argparse.ArgumentParser, embeds: bool = True) -> None:
+    """--engine and the registered engines' own options (they reach the steps as RunOptions.engine_options);
+    `embeds` False leaves out those only embedding uses."""
     add_options(c, RunOptions, ["engine"], extra={"engine": {"choices": engine_names()}})
-    add_fields(c, engine_option_fields())
+    add_fields(c, engine_option_fields(embeds))
 
 
 def _run(c: argparse.ArgumentParser) -> None:
@@ -94,7 +95,7 @@ def _run(c: argparse.ArgumentParser) -> None:
 
 def _train(c: argparse.ArgumentParser) -> None:
     add_options(c, RunOptions, ["common", "train", "resume", "ddp"])
-    _engine(c)  # Ray scans and fills the decoded-image cache; training runs here (or DDP)
+    _engine(c, embeds=False)  # Ray scans and fills the decoded-image cache; training runs here (or DDP)
     c.add_argument("--distributed-worker", action="store_true", help=argparse.SUPPRESS)  # a torchrun rank
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Mapping
 
 import numpy as np
 
-from curate.options import add_options, field_default, option_fields
+from curate.options import add_options, field_default, flag, option_fields
 from curate.registry import Registry
 
 if TYPE_CHECKING:
@@ -130,7 +130,7 @@ def create_engine(name: str, given: Mapping[str, Any] | None = None) -> Engine:
     foreign: dict[str, list[str]] = {}
     for key, (engine, f) in fields.items():  # in declaration order
         if engine != name and given.get(key) is not None and given[key] != field_default(f):
-            foreign.setdefault(engine, []).append(_flag(f))
+            foreign.setdefault(engine, []).append(flag(f))
     for engine, flags in foreign.items():
         listed = flags[0] if len(flags) == 1 else f"{', '.join(flags[:-1])} and {flags[-1]}"
         raise ValueError(f"{listed} need{'s' if len(flags) == 1 else ''} --engine {engine}")
@@ -152,7 +152,3 @@ def describe_run(fields: Mapping[str, Any]) -> str:
     """`Engine.describe` of the engine an embeddings sidecar names ("" for one not registered here)."""
     name = fields.get("engine")
     return ENGINES.get(name).describe(fields) if name in ENGINES else ""
-
-
-def _flag(f: dataclasses.Field) -> str:
-    return f.metadata["flags"][-1] if f.metadata["flags"] else f"--{f.name.replace('_', '-')}"
