@@ -101,3 +101,33 @@ def test_images_without_an_embedding_are_never_returned(corpus):
     for k in (10, 1_000):  # from the index, and scoring every row
         _, found = multi_search(index, x, x[[1]], k=k, mode="max", exclude=[1])
         assert len(found) == min(k, len(kept) - 1) and not np.isin(found, np.arange(0, 300, 3)).any()
+
+
+def test_open_workspace_similar_checks_its_query_ids_and_returns_the_search_table(tmp_path):
+    """`OpenWorkspace.similar` (the app's search): the query checks, then `multi_search`, in the table
+    `OpenWorkspace.search` returns."""
+    from curate import storage
+    from curate.session import open_workspace
+    from curate.steps.index import build_workspace_index
+    from tests.test_app_explore import synthetic_workspace
+
+    ws = synthetic_workspace(tmp_path / "ws", 300)
+    x = np.array(ws.embeddings())
+    x[7] = 0  # image 7 has no embedding
+    storage.write_npy(ws.embeddings_file, x)
+    build_workspace_index(ws)
+    session = open_workspace(ws.path)
+    table = session.similar((3, 5), (9,), mode="max", k=10)
+    scores, ids = multi_search(session.index, x, x[[3, 5]], x[[9]], 10, "max", exclude=[3, 5, 9])
+    assert table.columns.tolist() == session.search(3, 4).columns.tolist() == [
+        "id", "path", "label", "similarity", "distance"]
+    assert table["id"].tolist() == ids.tolist() and np.allclose(table["similarity"], scores)
+    assert np.allclose(table["distance"], np.sqrt(np.clip(2 - 2 * scores, 0, None)))
+    assert (table["path"] == session.manifest["path"].iloc[ids].to_numpy()).all()
+    uploaded = session.similar(vector=x[3], k=3)  # an outside image: nothing left out
+    assert uploaded["id"].iloc[0] == 3 and np.isclose(uploaded["similarity"].iloc[0], 1, atol=1e-5)
+    with pytest.raises(ValueError, match="no image with id 300: ids go from 0 to 299"):
+        session.similar((300,))
+    for query in (lambda: session.similar((1,), (7,)), lambda: session.search(7)):
+        with pytest.raises(ValueError, match="image 7 has no embedding"):
+            query()

@@ -239,10 +239,10 @@ def test_app_thumbnail_of_a_pipe_is_a_placeholder(tmp_path):
 
     from PIL import Image
 
-    from curate.ui.cache import _thumbnail
+    from curate.ui.thumbnails import thumbnail_inside
 
     os.mkfifo(tmp_path / "a.jpg")
-    png = _thumbnail(str(tmp_path), "a.jpg", 96, ())
+    png = thumbnail_inside(tmp_path, "a.jpg", 96)
     assert Image.open(io.BytesIO(png)).size == (96, 96)  # the grey placeholder, not a hang
 
 

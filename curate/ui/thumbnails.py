@@ -10,6 +10,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from curate.data.images import ImageError, load_rgb
+from curate.workspace import resolve_inside
 
 THUMB_SIZE = 96  # px: the long side of a thumbnail on screen
 
@@ -26,6 +27,15 @@ def thumbnail_png(source: Path | io.BytesIO, size: int = THUMB_SIZE) -> bytes:
     except ImageError as err:
         return placeholder_png(str(err), size)
     return png(fit_box(img, size))
+
+
+def thumbnail_inside(root: Path, rel: str, size: int = THUMB_SIZE) -> bytes:
+    """`thumbnail_png` of `root`/`rel`, opened only when it is a regular file inside `root` (else a placeholder)."""
+    try:
+        path = resolve_inside(Path(root), rel)
+    except PermissionError as err:  # outside the root, or no longer a regular file: never opened
+        return placeholder_png(str(err), size)
+    return thumbnail_png(path, size)
 
 
 def fit_box(img: Image.Image, size: int) -> Image.Image:

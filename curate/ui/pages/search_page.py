@@ -146,21 +146,21 @@ def show_results(ws: Workspace, results: pd.DataFrame, single: bool) -> None:
         added = state.add_to_basket(results["id"])
         st.toast(f"Added {added} new image(s) to the basket.")
         st.rerun()
-    values = [f"d={d:.3f}" for d in results["distance"]] if single else [f"s={s:.3f}" for s in results["score"]]
+    values = [f"d={d:.3f}" for d in results["distance"]] if single else [f"s={s:.3f}" for s in results["similarity"]]
     captions = [f"{c} · {v}" for c, v in zip(id_captions(ws, results["id"]), values)]
     show_grid(ws, results["id"], captions, size=128, key="search_results")
     if not single:
         st.caption("s: similarity to the query images combined (minus the penalty for negatives).")
     with st.expander("As a table"):
         st.dataframe(results, hide_index=True, column_config={
-            "score": st.column_config.NumberColumn(format="%.3f"),
+            "similarity": st.column_config.NumberColumn(format="%.3f"),
             "distance": st.column_config.NumberColumn(format="%.3f")})
 
 
 @st.fragment
 def cutoff_picker(results: pd.DataFrame, k: int) -> None:
     """Histogram of the scored results and a cut-off slider: every result above it can go to the basket."""
-    scores = results["score"].to_numpy(np.float64)
+    scores = results["similarity"].to_numpy(np.float64)
     if len(scores) < 2 or scores.max() - scores.min() < 1e-6:
         return
     st.subheader("Pick a cut-off")
@@ -169,8 +169,8 @@ def cutoff_picker(results: pd.DataFrame, k: int) -> None:
     cut = st.slider("Similarity cut-off", low, high, min(max(default, low), high), step=0.001, format="%.3f",
                     key="search_cut", help=f"The {len(scores):,} best results are scored; those at or above "
                                            "the cut-off can be added to the basket at once.")
-    st.plotly_chart(charts.score_histogram(scores, cut, "score"), key="search_hist")
-    above = results.loc[results["score"] >= cut, "id"]
+    st.plotly_chart(charts.score_histogram(scores, cut), key="search_hist")
+    above = results.loc[results["similarity"] >= cut, "id"]
     if st.button(f"Add the {len(above):,} results ≥ {cut:.3f} to the basket", key="search_add_cut",
                  icon=":material/playlist_add:", disabled=not len(above)):
         added = state.add_to_basket(above)
