@@ -340,6 +340,17 @@ def test_page_runs_the_detection_then_confirms_and_rejects(monkeypatch, planted_
     assert sorted(int(c.split()[0][1:]) for c in _card_titles(at)) == sorted([first, second])
 
 
+def test_page_looks_again_with_the_neighbours_it_was_run_with(monkeypatch, planted_ws):
+    label_issues(planted_ws, k=7)  # as `curate label-issues -k 7` leaves it
+    before = storage.read_json(planted_ws.sidecar(planted_ws.label_issues_file))
+    at = open_page(start(monkeypatch, planted_ws), "labels_page.py")
+    at.button(key="labels_rerun").click().run()  # the declared step again, with the k it was run with
+    assert_clean(at)
+    after = storage.read_json(planted_ws.sidecar(planted_ws.label_issues_file))
+    assert after["generation"] != before["generation"] and after["k"] == 7
+    assert at.metric[0].value == f"{len(review_table(planted_ws)):,}"
+
+
 def _card_titles(at) -> list[str]:
     """`#12 · cat → dog` lines of the cards on screen (the markdown bold removed)."""
     return [m.value.replace("*", "") for m in at.markdown if m.value.startswith("**#")]

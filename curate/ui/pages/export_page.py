@@ -14,6 +14,7 @@ from curate.export.folder import EXPORT_MODES
 from curate.steps.export import ExportPlan, export_ids, export_selection, plan_export, zip_selection
 from curate.ui import access, cache, state
 from curate.ui.guard import run_page
+from curate.ui.progress import st_progress
 from curate.workspace import Workspace
 
 BASKET_OPTION = "\x00basket"  # cannot collide with a selection name (those are safe file names)
@@ -124,21 +125,15 @@ def confirmed() -> None:
 
 
 def run_export(ws: Workspace, option: str, ids: list[int], plan: ExportPlan) -> None:
-    bar = st.progress(0.0, text="Exporting…")
-
-    def report(done: int, total: int, info) -> None:
-        bar.progress(done / max(total, 1), text=f"Exporting… {done:,} / {total:,}")
-
     try:
-        if option == BASKET_OPTION:
-            csv = export_ids(ws, ids, plan.target, plan.mode, progress=report, source="basket")
-        else:
-            csv = export_selection(ws, option, plan.target, plan.mode, progress=report)
+        with st_progress("Exporting…") as report:
+            if option == BASKET_OPTION:
+                csv = export_ids(ws, ids, plan.target, plan.mode, progress=report, source="basket")
+            else:
+                csv = export_selection(ws, option, plan.target, plan.mode, progress=report)
     except OSError as err:  # e.g. hard links across file systems, a full disk
-        bar.empty()
         st.error(f"The export stopped: {err}", icon=":material/error:")
         return
-    bar.empty()
     st.session_state.pop(PLAN_KEY, None)
     st.success(f"Exported {plan.n:,} images of {describe(option)} to {plan.target} ({plan.mode}); manifest: {csv}",
                icon=":material/check_circle:")

@@ -6,9 +6,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from curate.steps.label_issues import confirm_label_fix, has_labels, label_issues, reject_label_issue
+from curate.quality.label_issues import K
+from curate.steps.label_issues import confirm_label_fix, has_labels, reject_label_issue
 from curate.ui import cache, state
 from curate.ui.guard import run_page
+from curate.ui.progress import run_step
 from curate.workspace import Workspace
 
 SHOW = ("Undecided", "Confirmed", "Rejected", "All")
@@ -63,8 +65,7 @@ def offer_to_run(ws: Workspace) -> None:
             f"the labels of its nearest neighbours (`curate label-issues -w {ws.path}` does the same).",
             icon=":material/info:")
     if st.button("Find label issues", key="labels_run", type="primary", icon=":material/play_arrow:"):
-        with st.spinner("Comparing labels with their neighbours…"):
-            label_issues(ws)
+        run_step(ws, "label-issues", "Comparing labels with their neighbours…")
         st.rerun()
 
 
@@ -88,8 +89,7 @@ def summary(ws: Workspace, table: pd.DataFrame, meta: dict) -> None:
                f"likely wrong). Computed {meta.get('created', '?')}.")
     if st.button("Look again", key="labels_rerun", icon=":material/refresh:",
                  help="Recompute, e.g. after new embeddings; confirmed fixes count as the images' labels."):
-        with st.spinner("Comparing labels with their neighbours…"):
-            label_issues(ws, k=int(meta.get("k", 20)))
+        run_step(ws, "label-issues", "Comparing labels with their neighbours…", k=int(meta.get("k", K)))
         st.rerun()
 
 
