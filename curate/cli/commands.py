@@ -109,9 +109,8 @@ def cmd_embed(args):
 
 def _step(name: str, ws: Workspace, options: RunOptions | None = None, **params) -> None:
     """One declared step on `ws` with a progress bar (its own parameters in `params`); prints its summary."""
-    step = pipeline.step(name)
-    with progress_bar(step) as bar:
-        print_summary(step.run(ws, options or RunOptions(workspace=ws.path), bar, **params))
+    with progress_bar(pipeline.step(name)) as bar:
+        print_summary(pipeline.run_step(ws, name, options, bar, **params))
 
 
 def cmd_search(args):

@@ -29,10 +29,6 @@ class RunOptions:
                                     "(default: the recipe's, 0)", "common", type=int)
 
     # train
-    preset: str | None = option(None, "training preset: a task name (its recipe in curate/pretext/presets) or a "
-                                      "YAML file", "train")
-    task: tuple[str, ...] = option((), "pretext task NAME[:WEIGHT], repeatable (default: the recipe for the "
-                                       "images' size, SimCLR)", "train", metavar="NAME[:WEIGHT]")
     backbone: str | None = option(None, "backbone architecture (default: the preset's, resnet10 for simclr)", "train")
     image_size: int | None = option(None, "training resolution (default: from the images)", "train", type=int)
     minutes: float | None = option(None, f"wall-clock training budget (default {DEFAULT_MINUTES:g})", "train",
@@ -56,6 +52,10 @@ class RunOptions:
                                                         type=float, nargs="+")
     stop_on_collapse: bool | None = option(None, "stop with a checkpoint when the embeddings collapse (default: warn "
                                                  "and go on)", "train", action="store_true")
+    preset: str | None = option(None, "training preset: a task name (its recipe in curate/pretext/presets) or a "
+                                      "YAML file", "train")
+    task: tuple[str, ...] = option((), "pretext task NAME[:WEIGHT], repeatable (default: the recipe for the "
+                                       "images' size, SimCLR)", "train", metavar="NAME[:WEIGHT]")
     resume: bool = option(False, "continue an interrupted training from its checkpoint", "resume")
     retrain: bool = option(False, "train again even when the workspace's encoder was trained with this recipe "
                                   "(default: a rerun resumes an interrupted training, skips a finished one and "
