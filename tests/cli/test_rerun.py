@@ -19,7 +19,7 @@ import torch
 from curate.cli import main
 from curate.workspace import Workspace
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 RECIPE = ["--epochs", "2", "--batch-size", "32"]
 
 

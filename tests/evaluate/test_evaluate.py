@@ -27,7 +27,7 @@ from curate.pretext import MultiTask, TaskSpec
 from curate.transforms import normalize, to_float
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def blobs(n: int, classes: int, dim: int, spread: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

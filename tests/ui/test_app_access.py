@@ -15,7 +15,7 @@ from curate.cli import main
 from curate.ui.access import PASSWORD_ENV, ROOTS_ENV, allowed_roots, confine
 from tests.apptest_helpers import assert_clean, free_port, start, wait_until_serving
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_confine_keeps_paths_inside_the_roots(tmp_path):

@@ -1,6 +1,8 @@
 """Every registered selection strategy: the ranking contract, plus a behaviour check per strategy
-(against brute force or random) and the per-image scores they build on."""
+(against brute force or random), the k-center 2-approximation bound, the facade and auto's rule, and
+the per-image scores they build on."""
 import inspect
+import itertools
 
 import numpy as np
 import pytest
@@ -29,13 +31,21 @@ def takes_include(name):
     return "include" in inspect.signature(STRATEGIES.get(name)).parameters
 
 
+def _points(n=300, d=8, seed=0):
+    """Raw Gaussian points (not normalised)."""
+    return np.random.default_rng(seed).normal(size=(n, d)).astype(np.float32)
+
+
 @pytest.fixture(scope="module")
 def pool():
     return blobs([120, 80, 50, 30, 20], spread=0.6, seed=1)[0]
 
 
+@pytest.mark.parametrize("points", ["blobs", "raw"])
 @pytest.mark.parametrize("name", STRATEGIES.names())
-def test_ranking_contract(name, pool):
+def test_ranking_contract(name, points, pool):
+    """Every strategy, on normalised blobs and on raw (unnormalised) Gaussian points."""
+    pool = pool if points == "blobs" else _points()
     full = curate.select(pool, 40, name, seed=3)
     assert full.dtype == np.int64 and len(full) == 40 and len(set(full.tolist())) == 40
     assert full.min() >= 0 and full.max() < len(pool)
@@ -53,6 +63,45 @@ def test_include_rows_are_planned_around_and_never_returned(name, pool):
     order = curate.select(pool, 30, name, include=include)
     assert len(order) == 30 and not np.isin(order, include).any()
     assert len(curate.select(pool, 10_000, name, include=include)) == len(pool) - len(include)
+
+
+def test_kcenter_is_within_twice_the_optimal_radius():
+    x = _points(24, 2, seed=5)
+    k = 3
+    greedy = coverage_radius(x, curate.select(x, k, "kcenter"))
+    optimal = min(coverage_radius(x, np.array(c)) for c in itertools.combinations(range(len(x)), k))
+    assert optimal <= greedy <= 2 * optimal + 1e-6
+
+
+def test_kcenter_covers_better_than_random():
+    x = _points(2000, 16)
+    kc = coverage_radius(x, curate.select(x, 100, "kcenter"))
+    rnd = np.mean([coverage_radius(x, curate.select(x, 100, "random", seed=s)) for s in range(3)])
+    assert kc < rnd
+
+
+def test_unknown_strategy_lists_choices():
+    with pytest.raises(ValueError, match="kcenter"):
+        curate.select(_points(), 5, "nope")
+
+
+def test_facade_survives_importing_the_subpackage():
+    import importlib
+
+    importlib.import_module("curate.select.kcenter")
+    assert callable(curate.select) and len(curate.select(_points(), 3)) == 3
+
+
+def test_auto_ranks_with_typiclust_for_small_budgets_and_facility_location_beyond():
+    from curate.select.auto import TYPICLUST_MAX, resolve_strategy
+
+    x = _points(3000, 16)
+    small, large = 40, TYPICLUST_MAX + 100
+    assert np.array_equal(curate.select(x, small, "auto", seed=2), curate.select(x, small, "typiclust", seed=2))
+    assert np.array_equal(curate.select(x, large, "auto", seed=2), curate.select(x, large, "facility_location", seed=2))
+    assert resolve_strategy("auto", TYPICLUST_MAX) == "typiclust"
+    assert resolve_strategy("auto", TYPICLUST_MAX + 1) == "facility_location"
+    assert resolve_strategy("kcenter", 10) == "kcenter"  # only auto is resolved
 
 
 def brute_kcenter(x, n, include=()):
