@@ -2,34 +2,45 @@
 
 It knows nothing about any pretext task: it samples batches of cached uint8 images, asks the
 MultiTask for losses, steps the optimiser on a warm-up + cosine schedule over the wall-clock
-budget, logs JSON lines and checkpoints atomically every few minutes.
+budget, logs JSON lines and checkpoints atomically every few minutes. Each of those jobs is its own
+small unit: curate.train.budget (the budget and the clock), .checkpoint (save and resume),
+.health_monitor (embedding health), .step_log (train_log.jsonl and the progress report),
+.snapshots (the encoder at chosen minutes), .nan_policy (non-finite losses and gradients) and
+.cpu_share (a machine shared with another process).
 """
 from __future__ import annotations
 
-import contextlib
-import json
+import dataclasses
 import logging
-import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from curate import storage
-from curate.distributed import InterruptFlag, current as current_world
-from curate.evaluate.health import health, is_collapsed
+from curate.distributed import InterruptFlag, World, current as current_world
 from curate.models import BackboneSpec, build_backbone
 from curate.pretext import MultiTask
-from curate.progress import Progress, report
+from curate.progress import Progress
+from curate.train.budget import Budget, Clock
+from curate.train.checkpoint import CHECKPOINT, Checkpoint, Start, TrainingState, restore, start_logs
 from curate.train.config import TrainConfig
-from curate.train.cpu_share import SHARED_BELOW, CpuShare
+from curate.train.cpu_share import CpuShare
 from curate.train.ddp import batch_shard, rank_device, step_function
 from curate.train.device import autocast_factory, pick_device
+from curate.train.health_monitor import HEALTH_LOG, HealthMonitor, HealthProbe, RepresentationCollapsed
+from curate.train.nan_policy import MAX_SKIPPED_STEPS, NanPolicy, grads_finite
 from curate.train.schedule import warmup_cosine
-from curate.transforms import make_views, normalize, siamese_views, to_float
+from curate.train.snapshots import Snapshots, snapshot_file
+from curate.train.step_log import STEP_LOG, StepLog
+from curate.transforms import to_float
+
+# HealthProbe, RepresentationCollapsed, MAX_SKIPPED_STEPS, grads_finite and snapshot_file live in their
+# units and are imported from here too
+__all__ = ["TrainResult", "train", "fit_batch_size", "make_optimizer", "training_view_size", "batches",
+           "HealthProbe", "RepresentationCollapsed", "MAX_SKIPPED_STEPS", "grads_finite", "snapshot_file"]
 
 log = logging.getLogger(__name__)
 
@@ -46,44 +57,7 @@ class TrainResult:
     health: dict | None = None  # the last embedding-health figures (curate.evaluate.health)
     cpu_share: float = 1.0  # CPU time used over what its threads could have used (< 0.7: a shared machine)
     world_size: int = 1  # processes that trained together (DDP); each took its share of every batch
-
-
-class RepresentationCollapsed(RuntimeError):
-    """Training stopped (`stop_on_collapse`) because the embeddings fell onto one direction."""
-
-
-class HealthProbe:
-    """Embedding health on a fixed set of training images, two fixed augmented views each.
-
-    The images and their augmentations are drawn once, so the curve shows the encoder changing,
-    not the sample; eval mode, so measuring does not touch BatchNorm's running statistics.
-    """
-
-    def __init__(self, images: np.ndarray, train_ids: np.ndarray, cfg: TrainConfig, view_size: int, device):
-        rng = np.random.default_rng([cfg.seed, 7])
-        ids = np.sort(rng.choice(train_ids, min(cfg.health_images, len(train_ids)), replace=False))
-        x = to_float(torch.from_numpy(images[ids]).to(device))
-        g = torch.Generator(device=device).manual_seed(cfg.seed + 7)
-        views = siamese_views(view_size)
-        self.views = [normalize(make_views(x, views, g)) for _ in range(2)]
-
-    @torch.no_grad()
-    def __call__(self, backbone: torch.nn.Module, autocast) -> dict:
-        backbone.eval()
-        with autocast():
-            z1, z2 = (backbone(v).float() for v in self.views)
-        backbone.train()
-        return health(z1, z2).to_dict()
-
-
-@contextlib.contextmanager
-def _checkpoint_on_interrupt(save):
-    """Ctrl-C (or the app's Cancel, a SIGINT) saves the current step before stopping: a rerun resumes there."""
-    try:
-        yield
-    except KeyboardInterrupt:
-        save()
-        raise
+    batch_size: int = 0  # the global batch trained with: cfg.batch_size, or lower for a small set (fit_batch_size)
 
 
 def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -106,15 +80,6 @@ def training_view_size(cfg: TrainConfig, image_size: int) -> int:
     return cfg.view_size
 
 
-# consecutive optimiser steps skipped for non-finite gradients before training gives up
-MAX_SKIPPED_STEPS = 20
-
-
-def grads_finite(params) -> bool:
-    """True when every gradient is finite (NaN/inf in any one would poison the weights and momenta)."""
-    return all(bool(torch.isfinite(p.grad).all()) for p in params if p.grad is not None)
-
-
 def batches(ids: np.ndarray, batch_size: int, rng: np.random.Generator):
     """Endless stream of sorted id batches, a fresh permutation per epoch (sorted = faster memmap reads)."""
     while True:
@@ -123,9 +88,76 @@ def batches(ids: np.ndarray, batch_size: int, rng: np.random.Generator):
             yield np.sort(perm[start:start + batch_size])
 
 
-def snapshot_file(out_dir: Path, minutes: float) -> Path:
-    """Where a run keeps its encoder after `minutes` of training (TrainConfig.snapshot_minutes)."""
-    return Path(out_dir) / "snapshots" / f"encoder-{minutes:g}min.pt"
+def fit_batch_size(cfg: TrainConfig, n_images: int) -> TrainConfig:
+    """`cfg`, or for fewer than `cfg.batch_size` images a copy whose batch size is the largest power of
+    two they fill (at least 2); `cfg` itself is left as it is."""
+    if n_images >= cfg.batch_size:
+        return cfg
+    cfg = dataclasses.replace(cfg, batch_size=max(2, 2 ** int(np.log2(n_images))))
+    log.warning("only %d training images: batch size lowered to %d", n_images, cfg.batch_size)
+    return cfg
+
+
+@dataclass
+class _Model:
+    """What a run trains, on this rank's device, and its optimisation step."""
+
+    world: World
+    device: torch.device
+    autocast: Callable  # a zero-argument context-manager factory for the forward pass
+    state: TrainingState
+    forward: Callable  # (images, generator, autocast) -> logs: MultiTask.step_losses, through DDP in a process group
+    base_lrs: list[float]  # each parameter group's learning rate at the schedule's peak
+    warmup: float  # the share of the budget the learning rate warms up over
+
+    @property
+    def params(self) -> list[torch.nn.Parameter]:
+        return [p for group in self.state.optimizer.param_groups for p in group["params"]]
+
+    def optimise(self, images: np.ndarray, ids: np.ndarray, generator: torch.Generator, frac: float, nan: NanPolicy,
+                 step: int) -> tuple[dict[str, torch.Tensor], bool]:
+        """Step `step` on the global batch `ids`, `frac` into the budget: (its losses, whether the weights moved)."""
+        s, world = self.state, self.world
+        for group, base in zip(s.optimizer.param_groups, self.base_lrs):
+            group["lr"] = base * warmup_cosine(frac, self.warmup)
+        mine = world.rows(len(ids))  # the whole batch in one process
+        batch = to_float(torch.from_numpy(images[ids[mine]]).to(self.device, non_blocking=True))
+        with batch_shard(mine, len(ids), world):  # each image augmented as one process would
+            logs = self.forward(batch, generator, self.autocast)
+        nan.check_loss(logs["loss"], step)
+        s.optimizer.zero_grad(set_to_none=True)
+        logs["loss"].backward()
+        if not nan.update_allowed(self.params, step):
+            return logs, False
+        s.optimizer.step()
+        s.tasks.on_step_end(s.backbone, frac)
+        if s.averaged is not None:
+            s.averaged.update_parameters(s.backbone)
+        return logs, True
+
+
+def _build(cfg: TrainConfig, image_size: int, world: World) -> _Model:
+    device = rank_device(pick_device(cfg.device), world)
+    autocast = autocast_factory(device, cfg.precision)
+    torch.manual_seed(cfg.seed)
+    backbone = build_backbone(BackboneSpec(cfg.backbone, cfg.stem or "small")).to(device)
+    tasks = MultiTask(cfg.tasks, backbone, training_view_size(cfg, image_size)).to(device)
+    forward = step_function(backbone, tasks, world, device)
+    optimizer = make_optimizer(list(backbone.parameters()) + list(tasks.parameters()), cfg)
+    # the weights' moving average (Polyak averaging) smooths the last steps' noise out of the exported encoder
+    averaged = AveragedModel(backbone, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True) \
+        if cfg.ema else None
+    return _Model(world, device, autocast, TrainingState(backbone, tasks, optimizer, averaged), forward,
+                  [g["lr"] for g in optimizer.param_groups], cfg.warmup)
+
+
+def _health_monitor(images: np.ndarray, train_ids: np.ndarray, cfg: TrainConfig, model: _Model,
+                    out_dir: Path) -> HealthMonitor:
+    """Rank 0's health monitor (off with cfg.health_minutes 0, and on the other ranks)."""
+    probe = HealthProbe(images, train_ids, cfg, training_view_size(cfg, images.shape[1]), model.device) \
+        if cfg.health_minutes > 0 and model.world.main else None
+    return HealthMonitor(probe, out_dir / HEALTH_LOG, cfg.health_minutes * 60, cfg.stop_on_collapse, model.autocast,
+                         out_dir / CHECKPOINT)
 
 
 def train(images: np.ndarray, train_ids: np.ndarray, cfg: TrainConfig, out_dir: Path, resume: bool = False,
@@ -136,169 +168,53 @@ def train(images: np.ndarray, train_ids: np.ndarray, cfg: TrainConfig, out_dir: 
     out_dir/health_log.jsonl (embedding health every cfg.health_minutes, curate.evaluate.health) and
     out_dir/snapshots/encoder-{M}min.pt (the encoder after M minutes, for each M in cfg.snapshot_minutes).
     Under torchrun (curate.train.ddp) every rank calls this: each trains on its rows of the same global
-    batches, and only rank 0 writes.
+    batches, and only rank 0 writes. `cfg` is not changed: the batch size used is TrainResult.batch_size.
     """
     if cfg.minutes is None and cfg.epochs is None:
         raise ValueError("give a budget: minutes or epochs")
-    if len(train_ids) < cfg.batch_size:
-        cfg.batch_size = max(2, 2 ** int(np.log2(len(train_ids))))
-        log.warning("only %d training images: batch size lowered to %d", len(train_ids), cfg.batch_size)
-    world = current_world()
-    progress = progress if world.main else None  # one progress bar per run
-    device = rank_device(pick_device(cfg.device), world)
-    autocast = autocast_factory(device, cfg.precision)
-    torch.manual_seed(cfg.seed)
-    backbone = build_backbone(BackboneSpec(cfg.backbone, cfg.stem or "small")).to(device)
-    tasks = MultiTask(cfg.tasks, backbone, training_view_size(cfg, images.shape[1])).to(device)
-    forward = step_function(backbone, tasks, world, device)  # DDP in a process group, else tasks.step_losses
-    optimizer = make_optimizer(list(backbone.parameters()) + list(tasks.parameters()), cfg)
-    # the weights' moving average (Polyak averaging) smooths the last steps' noise out of the exported encoder
-    averaged = AveragedModel(backbone, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True) if cfg.ema else None
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    base_lrs = [g["lr"] for g in optimizer.param_groups]
-    probe = HealthProbe(images, np.asarray(train_ids), cfg, training_view_size(cfg, images.shape[1]), device) \
-        if cfg.health_minutes > 0 and world.main else None
-    budget_s = cfg.minutes * 60 if cfg.minutes is not None else None
-    total_steps = None if budget_s else max(1, int(cfg.epochs * len(train_ids) / cfg.batch_size))
-
-    ckpt_file, log_file, health_file = out_dir / "checkpoint.pt", out_dir / "train_log.jsonl", out_dir / "health_log.jsonl"
-    step, elapsed_before, rng = 0, 0.0, np.random.default_rng(cfg.seed)
-    generator = torch.Generator(device=device).manual_seed(cfg.seed)
-    if resume and ckpt_file.exists():
-        state = torch.load(ckpt_file, map_location=device, weights_only=True)
-        backbone.load_state_dict(state["backbone"])
-        tasks.load_state_dict(state["tasks"])
-        optimizer.load_state_dict(state["optimizer"])
-        if averaged is not None and "averaged" in state:
-            averaged.load_state_dict(state["averaged"])
-        step, elapsed_before = state["step"], state["elapsed_s"]
-        rng = np.random.default_rng([cfg.seed, step])  # a new but reproducible batch order
-        generator.manual_seed(cfg.seed + step)
-        log.info("resumed from step %d (%.1f min trained)", step, elapsed_before / 60)
-        if world.main:  # rows logged after the checkpoint are logged again from it; a torn line goes
-            for file in (log_file, health_file):
-                storage.keep_jsonl(file, lambda row: row.get("step", 0) <= step)
-    elif not resume and world.main:
-        log_file.unlink(missing_ok=True)
-        health_file.unlink(missing_ok=True)
-
-    def save_checkpoint(elapsed: float) -> None:
-        if not world.main:
-            return
-        storage.save_torch(ckpt_file, {"backbone": backbone.state_dict(), "tasks": tasks.state_dict(),
-                                       "optimizer": optimizer.state_dict(), "step": step, "elapsed_s": elapsed,
-                                       **({"averaged": averaged.state_dict()} if averaged is not None else {}),
-                                       "config": cfg.to_dict()})
-
-    backbone.train(), tasks.train()
-    stream = batches(np.asarray(train_ids), cfg.batch_size, rng)
-    start, last_ckpt, logs, seen_this_run = time.perf_counter(), time.perf_counter(), {}, 0
-    skipped, skipped_in_a_row, last_health, figures = 0, 0, None, None
-    cpu, warned_shared = CpuShare(torch.get_num_threads()), False
+    cfg, train_ids, world = fit_batch_size(cfg, len(train_ids)), np.asarray(train_ids), current_world()
+    model = _build(cfg, images.shape[1], world)
+    health = _health_monitor(images, train_ids, cfg, model, out_dir)
+    start = restore(out_dir / CHECKPOINT, model.state, model.device) if resume else Start()
+    start_logs([out_dir / STEP_LOG, out_dir / HEALTH_LOG], resume, start, world)
+    model.state.backbone.train(), model.state.tasks.train()
+    stream = batches(train_ids, cfg.batch_size, start.batch_rng(cfg.seed))
+    generator = start.generator(cfg.seed, model.device)
+    budget, nan, clock = Budget.of(cfg, len(train_ids)), NanPolicy(), Clock(start.elapsed_s)
+    checkpoint, cpu = Checkpoint(out_dir / CHECKPOINT, model.state, cfg, world), CpuShare(torch.get_num_threads())
     out_dir.mkdir(parents=True, exist_ok=True)
-
-    def check_health(elapsed: float, model: torch.nn.Module) -> dict:
-        h = probe(model, autocast)
-        with open(health_file, "a") as fh:
-            fh.write(json.dumps({"step": step, "elapsed_s": round(elapsed, 2), **h}) + "\n")
-        if is_collapsed(h):
-            log.warning("step %d: the representation has collapsed (effective rank %.2f, uniformity %.3f): every "
-                        "image gets nearly the same embedding; try another task, a lower --lr or fp32", step,
-                        h["effective_rank"], h["uniformity"])
-            if cfg.stop_on_collapse:
-                save_checkpoint(elapsed)
-                raise RepresentationCollapsed(f"representation collapsed at step {step} (effective rank "
-                                              f"{h['effective_rank']:.2f}); checkpoint saved in {ckpt_file}")
-        return h
-
-    snapshots_due = sorted(m for m in cfg.snapshot_minutes if m * 60 > elapsed_before)
-
-    def save_snapshots(elapsed: float) -> None:
-        """The encoder as it stands at each snapshot minute passed (scored later, off the training clock)."""
-        while snapshots_due and elapsed >= snapshots_due[0] * 60:
-            minutes = snapshots_due.pop(0)
-            if world.main:
-                model = backbone if averaged is None else averaged.module
-                storage.save_torch(snapshot_file(out_dir, minutes),
-                                   {"backbone": model.state_dict(), "step": step, "elapsed_s": round(elapsed, 2),
-                                    "images_seen": step * cfg.batch_size})
-
-    keep_on_interrupt = _checkpoint_on_interrupt(lambda: save_checkpoint(elapsed_before + time.perf_counter() - start))
-    log_target = log_file if world.main else os.devnull  # one writer: rank 0
-    with open(log_target, "a") as log_fh, keep_on_interrupt, InterruptFlag(world) as sigint:
-        while True:
-            run_s = time.perf_counter() - start
-            elapsed = elapsed_before + run_s
-            save_snapshots(elapsed)
-            frac = elapsed / budget_s if budget_s else step / total_steps
-            frac, interrupted = world.agree(frac, sigint.requested)  # every rank stops at the same step
-            if interrupted:
-                raise KeyboardInterrupt
-            if frac >= 1.0:
-                break
-            health_due = last_health is None or time.perf_counter() - last_health >= cfg.health_minutes * 60
-            if probe is not None and health_due:
-                figures, last_health = check_health(elapsed, backbone), time.perf_counter()
-            for group, base in zip(optimizer.param_groups, base_lrs):
-                group["lr"] = base * warmup_cosine(frac, cfg.warmup)
-            ids = next(stream)
-            mine = world.rows(len(ids))  # the whole batch in one process
-            batch = to_float(torch.from_numpy(images[ids[mine]]).to(device, non_blocking=True))
-            with batch_shard(mine, len(ids), world):  # each image augmented as one process would
-                logs = forward(batch, generator, autocast)
-            loss = logs["loss"]
-            if not torch.isfinite(loss):
-                save_checkpoint(elapsed)
-                raise FloatingPointError(f"loss became {loss.item()} at step {step}: lower --lr or use --precision fp32")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            # A finite loss can still give non-finite gradients (e.g. a CPU bf16 kernel writing garbage
-            # into the padding taps of a 1x1 feature map): skip that update, as a GradScaler would.
-            if not grads_finite(params):
-                skipped, skipped_in_a_row = skipped + 1, skipped_in_a_row + 1
-                log.warning("step %d: non-finite gradients, update skipped (%d so far)", step, skipped)
-                if skipped_in_a_row >= MAX_SKIPPED_STEPS:
-                    save_checkpoint(elapsed)
-                    raise FloatingPointError(f"gradients non-finite for {skipped_in_a_row} steps in a row at step "
-                                             f"{step}: lower --lr or use --precision fp32")
-                continue
-            skipped_in_a_row = 0
-            optimizer.step()
-            tasks.on_step_end(backbone, frac)
-            if averaged is not None:
-                averaged.update_parameters(backbone)
-            step += 1
-            seen_this_run += len(ids)
-            speed = seen_this_run / max(1e-9, time.perf_counter() - start)
-            if step % cfg.log_every == 0 or step == 1:
-                logs = world.mean(logs)
-                entry = {"step": step, "elapsed_s": round(elapsed, 2), "lr": optimizer.param_groups[0]["lr"],
-                         "images_per_s": round(speed, 1), "skipped_steps": skipped, "cpu_share": round(cpu.sample(), 3),
-                         **{k: round(float(v.detach()), 5) for k, v in logs.items()}}
-                if not warned_shared and time.perf_counter() - start > 60 and cpu.overall() < SHARED_BELOW:
-                    warned_shared = True
-                    log.warning("this run gets %.0f%% of the CPU time its %d threads could use: another process shares "
-                                "the machine, so the --minutes budget buys about that share of the steps",
-                                100 * cpu.overall(), cpu.threads)
-                log_fh.write(json.dumps(entry) + "\n")
-                log_fh.flush()
-            eta = (budget_s - elapsed) if budget_s else (total_steps - step) * cfg.batch_size / max(speed, 1e-9)
-            report(progress, min(step, total_steps or 10**12) if not budget_s else int(elapsed),
-                   total_steps or int(budget_s), stage="train", unit="step" if total_steps else "s", loss=loss.item(),
-                   img_s=round(speed), eta=f"{eta / 60:.1f}m",
-                   **({"rank": round(figures["effective_rank"], 1)} if figures else {}),
-                   **({"cpu": round(cpu.overall(), 2)} if warned_shared else {}))
-            if time.perf_counter() - last_ckpt > cfg.checkpoint_minutes * 60:
-                save_checkpoint(elapsed)
-                last_ckpt = time.perf_counter()
-        run_s = max(1e-9, time.perf_counter() - start)  # measured before the health check and checkpoint write
-        logs = world.mean(logs)
-        elapsed = elapsed_before + run_s
-        if probe is not None:
-            figures = check_health(elapsed, backbone if averaged is None else averaged.module)  # what is exported
-    save_checkpoint(elapsed)
-    if averaged is not None:
-        backbone = averaged.module
-    return TrainResult(backbone.eval(), step, step * cfg.batch_size, elapsed, seen_this_run / run_s,
-                       {k: float(v.detach()) for k, v in logs.items()}, skipped, figures, round(cpu.overall(), 3),
-                       world.size)
+    snapshots = Snapshots(out_dir, cfg.snapshot_minutes, start.elapsed_s, cfg.batch_size, world)
+    step, elapsed, logs = start.step, start.elapsed_s, {}
+    try:
+        with StepLog(out_dir / STEP_LOG, cfg.log_every, cfg.batch_size, world, budget, clock, cpu,
+                     progress if world.main else None) as step_log, InterruptFlag(world) as sigint:
+            while True:
+                elapsed = clock.elapsed()
+                snapshots.save_due(model.state.exported, step, elapsed)
+                frac, interrupted = world.agree(budget.fraction(elapsed, step), sigint.requested)  # ranks stop together
+                if interrupted:
+                    raise KeyboardInterrupt
+                if frac >= 1.0:
+                    break
+                if health.due():
+                    health.check(model.state.backbone, step, elapsed)
+                logs, updated = model.optimise(images, next(stream), generator, frac, nan, step)
+                if updated:
+                    step += 1
+                    lr = model.state.optimizer.param_groups[0]["lr"]
+                    logs = step_log.after_step(step, elapsed, logs, lr, nan.skipped, health.figures)
+                    checkpoint.save_if_due(step, elapsed)
+            run_s, logs = clock.run_s(), world.mean(logs)  # measured before the health check and checkpoint write
+            elapsed = start.elapsed_s + run_s
+            if health.on:
+                health.check(model.state.exported, step, elapsed)  # what is exported
+    except KeyboardInterrupt:  # Ctrl-C (or the app's Cancel, a SIGINT): a rerun resumes from this step
+        checkpoint.save(step, clock.elapsed())
+        raise
+    except (FloatingPointError, RepresentationCollapsed):  # the NaN policy or the health monitor stopped it
+        checkpoint.save(step, elapsed)
+        raise
+    checkpoint.save(step, elapsed)
+    return TrainResult(model.state.exported.eval(), step, step * cfg.batch_size, elapsed, step_log.seen / run_s,
+                       {k: float(v.detach()) for k, v in logs.items()}, nan.skipped, health.figures,
+                       round(cpu.overall(), 3), world.size, cfg.batch_size)
