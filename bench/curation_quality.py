@@ -98,11 +98,11 @@ def source_images(args) -> tuple[Path, np.ndarray, Path]:
         ws, _ = scan(args.images, args.workdir / "source")
         encoder = args.encoder
     if encoder is None or not Path(encoder).exists():
-        from curate.steps.train import train
+        from curate.steps.train import train_workspace
         from curate.train import TrainConfig
 
         log.info("no encoder given: training SimCLR for %.1f min on the non-held-out images", args.minutes)
-        train(ws, TrainConfig(minutes=args.minutes, holdout=0.1, seed=0))
+        train_workspace(ws, TrainConfig(minutes=args.minutes, holdout=0.1, seed=0))
         encoder = ws.encoder_file
     held = storage.read_json(Path(encoder).with_name("config.json")).get("holdout") or {"fraction": 0.0}
     if not held["fraction"]:

@@ -122,7 +122,7 @@ def train_on_folder(ws, minutes: float) -> dict:
     """`curate run`'s training on the folder: the SimCLR preset, the budget given, no holdout
     (a flat folder has no labels: `_train_config` sets holdout 0 then)."""
     from curate.data.manifest import labels
-    from curate.steps.train import train
+    from curate.steps.train import train_workspace
     from curate.train.presets import config_from_dict, load_preset
 
     cfg = config_from_dict(load_preset("simclr"))
@@ -130,7 +130,7 @@ def train_on_folder(ws, minutes: float) -> dict:
     cfg.holdout = 0.1 if labels(ws.manifest()) is not None else 0.0
     log.info("training curate's encoder on the folder for %.1f min (SimCLR preset)", minutes)
     t = time.perf_counter()
-    result = train(ws, cfg)
+    result = train_workspace(ws, cfg)
     return {"seconds": time.perf_counter() - t, "minutes": minutes, "steps": result.steps,
             "images_per_s": result.images_per_s, "backbone": cfg.backbone, "image_size": cfg.image_size}
 

@@ -65,7 +65,7 @@ def loop_speed(ctx: Context, precision: str) -> dict:
     clock = StepClock()
     result = train(data.images, data.rows, cfg, out_dir, progress=clock)
     shutil.rmtree(out_dir, ignore_errors=True)
-    steady, measured = clock.steady_rate(cfg.batch_size)
+    steady, measured = clock.steady_rate(result.batch_size)
     return {"steps": result.steps, "measured_steps": measured, "loop": steady, "trainer": result.images_per_s,
             "loss": result.last_losses.get("loss")}
 

@@ -60,12 +60,12 @@ def built_workspace(tmp_path_factory, bundled_images) -> Path:
     from curate.steps.map import build_projection
     from curate.steps.scan import scan
     from curate.steps.select import run_selection
-    from curate.steps.train import train
+    from curate.steps.train import train_workspace
     from curate.train import TrainConfig
 
     path = tmp_path_factory.mktemp("ws") / "ws"
     ws, _ = scan(bundled_images, path)
-    train(ws, TrainConfig(tasks=[TaskSpec("simclr")], epochs=0.25, batch_size=128, holdout=0.1))
+    train_workspace(ws, TrainConfig(tasks=[TaskSpec("simclr")], epochs=0.25, batch_size=128, holdout=0.1))
     embed(ws)
     build_workspace_index(ws)
     build_projection(ws)

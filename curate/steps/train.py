@@ -111,7 +111,7 @@ def training_state(ws: Workspace, cfg: TrainConfig) -> tuple[str, str]:
 LOCK_HELD_ENV = "CURATE_MODEL_LOCK_HELD"
 
 
-def train(ws: Workspace, cfg: TrainConfig, resume: bool = False, progress: Progress | None = None,
+def train_workspace(ws: Workspace, cfg: TrainConfig, resume: bool = False, progress: Progress | None = None,
           decode_files: DecodeFiles | None = None) -> TrainResult:
     """Train the workspace's encoder; one training at a time per workspace (a second gets WorkspaceBusy).
     `decode_files`: how the decoded-image cache decodes (an engine's `decode_files`, curate.engines; default: threads here).
@@ -167,7 +167,7 @@ def _train(ws: Workspace, cfg: TrainConfig, resume: bool, progress: Progress | N
         "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
         "tasks": [t.to_dict() for t in cfg.tasks], "recipe": cfg.recipe,
         "budget": {"minutes": cfg.minutes, "epochs": cfg.epochs},
-        "trained": {"steps": result.steps, "images_seen": result.images_seen, "elapsed_s": round(result.elapsed_s, 1),
+        "trained": {"steps": result.steps, "images_seen": result.images_seen, "batch_size": result.batch_size, "elapsed_s": round(result.elapsed_s, 1),
                     "images_per_s": round(result.images_per_s, 1), "final_losses": result.last_losses,
                     "train_images": int(len(train_ids)), "health": result.health,
                     "cpu_share": result.cpu_share, "threads": torch.get_num_threads(),
@@ -250,5 +250,5 @@ def run(ws: Workspace, options: RunOptions, progress: Progress | None = None) ->
     if action == "skip":
         return TrainSummary(task_names(cfg), ws.encoder_file, skipped=why)
     engine = create_engine(options.engine, options.engine_options)
-    train(ws, cfg, resume=action == "resume", progress=progress, decode_files=engine.decode_files)
+    train_workspace(ws, cfg, resume=action == "resume", progress=progress, decode_files=engine.decode_files)
     return trained_summary(ws, resumed=why)

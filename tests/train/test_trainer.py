@@ -1,4 +1,4 @@
-"""curate.train.trainer: the loop's own choices (the units have their own tests; tests/test_train.py runs it)."""
+"""curate.train.trainer: the loop's own choices (the units have their own tests; tests/train/test_train.py runs it)."""
 import numpy as np
 
 from curate.train import TrainConfig, train
