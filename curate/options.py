@@ -78,9 +78,9 @@ def add_fields(parser: argparse.ArgumentParser, fields: Iterable[dataclasses.Fie
         kwargs["help"] = meta["help"] + (f" (default {default})" if shown else "")
         if kwargs.get("action") == "append":
             default = None  # argparse appends to a given list: start from none, `from_namespace` fills the default
-        target = parser
-        if meta["exclusive"]:
-            target = exclusive.setdefault(meta["exclusive"], parser.add_mutually_exclusive_group())
+        if meta["exclusive"] and meta["exclusive"] not in exclusive:
+            exclusive[meta["exclusive"]] = parser.add_mutually_exclusive_group()
+        target = exclusive[meta["exclusive"]] if meta["exclusive"] else parser
         target.add_argument(*names, dest=f.name, default=default, **kwargs)
 
 

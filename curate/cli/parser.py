@@ -101,7 +101,8 @@ def _train(c: argparse.ArgumentParser) -> None:
 
 def _embed(c: argparse.ArgumentParser) -> None:
     # `curate embed --batch-size` has always been the embedding batch
-    add_options(c, RunOptions, ["embed", "index"], flags={"embed_batch_size": ("--batch-size", "--embed-batch-size")})
+    add_options(c, RunOptions, ["model", "embed", "index"],
+                flags={"embed_batch_size": ("--batch-size", "--embed-batch-size")})
     _engine(c)
 
 

@@ -79,7 +79,7 @@ class RunOptions:
     engine_options: Mapping[str, Any] = field(default_factory=dict)
 
     # embed and index
-    model: Path | None = option(None, "encoder.pt to use (default: the workspace's own)", "embed", type=Path)
+    model: Path | None = option(None, "encoder.pt to use (default: the workspace's own)", "model", type=Path)
     embed_batch_size: int = option(256, "images per embedding batch", "embed", type=int)
     index_memory: str = option("4G", "memory the FAISS index may take: the index type follows from it, the image "
                                      "count and the dimension", "index")
