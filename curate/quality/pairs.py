@@ -51,6 +51,7 @@ class PairConfig:
     # Embedding weight in the score: pixels decide (they tell a copy from a look-alike photo); a pair
     # whose embeddings also agree gets this share of the pixel score's shortfall back.
     embedding_weight: float = 0.25
+    seed: int = 0  # draws the query images of the null pairs (when there are more than NULL_QUERIES)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -118,7 +119,7 @@ def score_pairs(thumbs: np.ndarray, vectors: np.ndarray | None, cfg: PairConfig 
     # The null: the same two neighbour lists, but every partner mirrored (its code, then its pixels).
     # The null needs no more than NULL_QUERIES query images (each against the whole mirrored corpus):
     # the count of chance pairs above a threshold grows with the queries, so it is scaled back up.
-    queries = np.sort(np.random.default_rng(0).permutation(len(thumbs))[:NULL_QUERIES])
+    queries = np.sort(np.random.default_rng(cfg.seed).permutation(len(thumbs))[:NULL_QUERIES])
     null = [_cross_pairs(codes, mirror_codes(codes, null_flip), cfg.k, queries)]
     if graph is not None:
         null.append(graph[np.isin(graph[:, 0], queries)])

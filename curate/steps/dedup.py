@@ -247,6 +247,8 @@ def summarize(ws: Workspace, table: pd.DataFrame) -> DedupSummary:
 
 def run(ws: Workspace, options: RunOptions | None = None, progress: Progress | None = None,
         cfg: PairConfig | None = None, target: float = TARGET_PRECISION) -> DedupSummary:
-    """The dedup step (`curate dedup` passes its pair search settings and target precision)."""
-    threshold = options.dedup_threshold if options is not None else None
-    return summarize(ws, dedup(ws, threshold, cfg, target, progress=progress))
+    """The dedup step, seeded by `options.seed` (`curate dedup` passes its pair search settings and target
+    precision)."""
+    options = options or RunOptions(workspace=ws.path)
+    cfg = cfg or PairConfig(seed=options.seed or 0)
+    return summarize(ws, dedup(ws, options.dedup_threshold, cfg, target, progress=progress))

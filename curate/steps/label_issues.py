@@ -88,7 +88,7 @@ def has_labels(ws: Workspace) -> bool:
 
 # --- detection ----------------------------------------------------------------------------------
 def label_issues(ws: Workspace, k: int = K, source: str = "auto", method: str = METHOD,
-                 probabilities: str = PROBABILITIES[0]) -> pd.DataFrame:
+                 probabilities: str = PROBABILITIES[0], seed: int = 0) -> pd.DataFrame:
     """Flag labelled, embedded images whose label disagrees with their neighbours: out-of-sample
     class probabilities (kNN vote + cross-validated linear model), then confident learning
     (`curate.quality.label_issues`). Writes and returns label_issues.parquet: id, label_issue, given,
@@ -106,7 +106,7 @@ def label_issues(ws: Workspace, k: int = K, source: str = "auto", method: str = 
     given = np.searchsorted(classes, labels[ids].astype(str))
     vectors = np.ascontiguousarray(np.asarray(ws.embeddings())[ids], dtype=np.float32)
     index, _ = build_index(vectors, np.arange(len(ids)))  # exact up to 100k rows, IVF above
-    probs = class_probabilities(vectors, given, len(classes), probabilities, k=k, index=index)
+    probs = class_probabilities(vectors, given, len(classes), probabilities, k=k, index=index, seed=seed)
     flags = find_label_issues(given, probs, method)
     names = np.asarray(classes, dtype=object)
     table = pd.DataFrame({"id": ids.astype(np.int64), "label_issue": flags, "given": names[given],
@@ -115,7 +115,7 @@ def label_issues(ws: Workspace, k: int = K, source: str = "auto", method: str = 
     storage.write_parquet(ws.label_issues_file, table)
     embedded = ws.sidecar(ws.embeddings_file)
     write_sidecar(ws.label_issues_file, {
-        "k": k, "temperature": TEMPERATURE, "method": method, "probabilities": probabilities, "source": used,
+        "k": k, "temperature": TEMPERATURE, "method": method, "probabilities": probabilities, "source": used, "seed": seed,
         "classes": classes,
         "labelled": int(len(table)), "flagged": int(flags.sum()), "fixes_applied": int(len(confirmed_fixes(ws))),
         # share of images whose neighbours' vote is their own label: low means the embedding separates
@@ -235,7 +235,8 @@ def run(ws: Workspace, options: RunOptions | None = None, progress: Progress | N
     """The label-issues step; in `curate run` (required False) skipped when the images carry no labels."""
     if not required and not has_labels(ws):
         return LabelIssuesSummary(skipped="the images carry fewer than 2 labels")
-    table = label_issues(ws, k=k, source=source, probabilities=probabilities)
+    seed = (options.seed or 0) if options else 0
+    table = label_issues(ws, k=k, source=source, probabilities=probabilities, seed=seed)
     meta = storage.read_json(ws.sidecar(ws.label_issues_file))
     return LabelIssuesSummary(int(table["label_issue"].sum()), len(table), meta["source"] == "imported",
                               meta["agreement"], tuple(top_confusions(table)), ws.label_issues_file)

@@ -91,7 +91,8 @@ def test_a_rank_gets_the_training_options_and_not_the_launchers():
 
 
 @pytest.mark.slow
-def test_seed_reaches_the_map_and_the_selections(quick_run_workspace, tmp_path):
+def test_seed_reaches_every_seeded_step(quick_run_workspace, tmp_path):
+    """The map, the selections, the duplicate search's null pairs and the label issues' folds."""
     import json
     import shutil
 
@@ -100,7 +101,9 @@ def test_seed_reaches_the_map_and_the_selections(quick_run_workspace, tmp_path):
 
     ws = Workspace(shutil.copytree(quick_run_workspace, tmp_path / "ws", ignore=shutil.ignore_patterns("cache")))
     seeded = RunOptions(workspace=ws.path, seed=5, select=("random:10:r10",))
-    run_step(ws, "map", seeded)
-    run_step(ws, "select", seeded)
+    for name in ("map", "select", "dedup", "label-issues"):
+        run_step(ws, name, seeded)
     assert json.loads(ws.sidecar(ws.projection_file).read_text())["seed"] == 5
     assert ws.selection_meta("r10")["seed"] == 5
+    assert json.loads(ws.sidecar(ws.duplicates_file).read_text())["search"]["seed"] == 5
+    assert json.loads(ws.sidecar(ws.label_issues_file).read_text())["seed"] == 5
