@@ -33,8 +33,8 @@ from curate.locks import locked
 from curate.options import to_argv
 from curate.progress import Progress, staged
 from curate.steps.options import RunOptions
-from curate.steps.train import (LOCK_HELD_ENV, TrainSummary, build_image_cache, run as train_step, run_config,
-                                train_config, trained_summary)
+from curate.steps.train import (LOCK_HELD_ENV, TrainSummary, build_image_cache, plan, run as train_step, run_config,
+                                task_names, train_config, trained_summary)
 from curate.train.device import cores, set_threads
 from curate.workspace import Workspace
 
@@ -88,20 +88,25 @@ def launch(ws: Workspace, options: RunOptions, progress: Progress | None = None)
         # while the others wait at a barrier.
         _torchrun(options, nnodes, threads, {})
         return trained_summary(ws)
-    cfg = _prepare(ws, options, progress)
+    cfg, action, why = plan(ws, options)  # as the train step decides: skip a finished recipe, resume a stopped one
+    if action == "skip":
+        return TrainSummary(task_names(cfg), ws.encoder_file, skipped=why)
+    options = dataclasses.replace(options, resume=action == "resume")
+    cfg = _prepare(ws, options, progress, cfg)
     if cfg.batch_size % options.nproc:
         raise ValueError(f"the batch size ({cfg.batch_size}) must divide evenly over {options.nproc} processes: each "
                          "trains on an equal share of every batch")
     with locked(ws.locks_dir, "model", wait=False, what="a training run"):  # held for the ranks
         _torchrun(options, nnodes, threads, {LAUNCHED_ENV: str(os.getpid()), LOCK_HELD_ENV: "1"})
-    return trained_summary(ws)
+    return trained_summary(ws, resumed=why if action == "resume" else None)
 
 
-def _prepare(ws: Workspace, options: RunOptions, progress: Progress | None):
-    """The run's training configuration, with the decoded-image cache the ranks read built for it."""
+def _prepare(ws: Workspace, options: RunOptions, progress: Progress | None, cfg=None):
+    """The run's training configuration (`cfg`, default the options' recipe), with the decoded-image cache
+    the ranks read built for it."""
     from curate.engines import create_engine
 
-    cfg = run_config(ws, train_config(ws, options), options.resume)
+    cfg = run_config(ws, cfg or train_config(ws, options), options.resume)
     engine = create_engine(options.engine, options.engine_options)
     build_image_cache(ws, cfg, staged(progress, "decode"), engine.decode_files)
     return cfg
