@@ -109,7 +109,7 @@ def test_open_workspace_similar_checks_its_query_ids_and_returns_the_search_tabl
     from curate import storage
     from curate.session import open_workspace
     from curate.steps.index import build_workspace_index
-    from tests.test_app_explore import synthetic_workspace
+    from tests.ui.test_app_explore import synthetic_workspace
 
     ws = synthetic_workspace(tmp_path / "ws", 300)
     x = np.array(ws.embeddings())

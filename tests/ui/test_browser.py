@@ -240,7 +240,7 @@ def test_a_million_point_map_in_chromium(tmp_path):
     from playwright.sync_api import expect
 
     from curate.ui.map_figure import MAX_DRAWN
-    from tests.test_app_explore import synthetic_workspace
+    from tests.ui.test_app_explore import synthetic_workspace
 
     ws = synthetic_workspace(tmp_path / "huge" / "ws", 1_000_000)
     server = serve(ws.path)
