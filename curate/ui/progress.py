@@ -3,13 +3,15 @@ page runs a declared workspace step (`curate.pipeline`) under it."""
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, Mapping
+from typing import TYPE_CHECKING, Iterator, Mapping
 
 import streamlit as st
 
-from curate import pipeline
 from curate.progress import Progress
 from curate.workspace import Workspace
+
+if TYPE_CHECKING:
+    from curate.pipeline import Summary
 
 
 def progress_text(text: str, done: int, total: int, info: Mapping[str, object]) -> str:
@@ -34,10 +36,12 @@ def st_progress(text: str) -> Iterator[Progress]:
             slot.empty()
 
 
-def run_step(ws: Workspace, name: str, text: str, **params) -> pipeline.Summary:
+def run_step(ws: Workspace, name: str, text: str, **params) -> Summary:
     """Run the declared step `name` on `ws` (`curate.pipeline.run_step`, with the step's own `params`),
     its progress drawn by `st_progress(text)`; its summary, the lines the CLI prints, shows as a toast
     (which outlives the rerun that shows the step's results)."""
+    from curate import pipeline  # every step's module (torch among them): loaded when a page first runs one
+
     with st_progress(text) as progress:
         summary = pipeline.run_step(ws, name, progress=progress, **params)
     for line in summary.lines():
