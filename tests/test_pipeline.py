@@ -1,5 +1,6 @@
 """The declared steps are true: each runs alone on a workspace holding only the files it declares it
-reads, and writes every file it declares it writes."""
+reads, and writes every file it declares it writes; a seeded step records the --seed it was given."""
+import json
 import shutil
 
 import pytest
@@ -9,7 +10,15 @@ from curate.steps.options import RunOptions
 from curate.workspace import Workspace
 
 # small settings so that every step runs in seconds on the bundled images
-OPTIONS = dict(epochs=0.05, batch_size=64, health_minutes=0.0, retrain=True, select=("kcenter:20:k20",))
+OPTIONS = dict(epochs=0.05, batch_size=64, health_minutes=0.0, retrain=True, select=("random:20:r20",), seed=5)
+SEEDED = {  # step -> where it records its seed
+    "train": lambda ws: json.loads(ws.run_config_file.read_text())["seed"],
+    "map": lambda ws: json.loads(ws.sidecar(ws.projection_file).read_text())["seed"],
+    "tsne": lambda ws: json.loads(ws.sidecar(ws.tsne_file).read_text())["seed"],
+    "dedup": lambda ws: json.loads(ws.sidecar(ws.duplicates_file).read_text())["search"]["seed"],
+    "label-issues": lambda ws: json.loads(ws.sidecar(ws.label_issues_file).read_text())["seed"],
+    "select": lambda ws: ws.selection_meta("r20")["seed"],
+}
 
 
 def only_reads(source, target, reads) -> Workspace:
@@ -41,6 +50,8 @@ def test_each_step_runs_on_what_it_reads_and_writes_what_it_declares(name, quick
         assert (ws.path / f).exists(), f"step {name} declares it writes {f}, but did not"
         if f in before and not (ws.path / f).is_dir():
             assert (ws.path / f).stat().st_mtime_ns > before[f], f"step {name} left {f} as it was"
+    if name in SEEDED:  # --seed reaches every seeded step
+        assert SEEDED[name](ws) == 5
 
 
 def test_step_names_are_unique_and_every_step_declares_what_it_touches():

@@ -88,22 +88,3 @@ def test_a_rank_gets_the_training_options_and_not_the_launchers():
     assert "--nproc" not in argv and "--engine" not in argv and argv.count("--threads") == 1
     rank = from_namespace(RunOptions, build_parser().parse_args(["train", *argv[2:]]))
     assert (rank.epochs, rank.batch_size, rank.nproc) == (1.0, 32, None)
-
-
-@pytest.mark.slow
-def test_seed_reaches_every_seeded_step(quick_run_workspace, tmp_path):
-    """The map, the selections, the duplicate search's null pairs and the label issues' folds."""
-    import json
-    import shutil
-
-    from curate.pipeline import run_step
-    from curate.workspace import Workspace
-
-    ws = Workspace(shutil.copytree(quick_run_workspace, tmp_path / "ws", ignore=shutil.ignore_patterns("cache")))
-    seeded = RunOptions(workspace=ws.path, seed=5, select=("random:10:r10",))
-    for name in ("map", "select", "dedup", "label-issues"):
-        run_step(ws, name, seeded)
-    assert json.loads(ws.sidecar(ws.projection_file).read_text())["seed"] == 5
-    assert ws.selection_meta("r10")["seed"] == 5
-    assert json.loads(ws.sidecar(ws.duplicates_file).read_text())["search"]["seed"] == 5
-    assert json.loads(ws.sidecar(ws.label_issues_file).read_text())["seed"] == 5
