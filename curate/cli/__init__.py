@@ -6,7 +6,6 @@ import sys
 
 from curate.cli.commands import clear_killed_writes, configure_logging, set_decode_limits
 from curate.cli.parser import build_parser
-from curate.train.device import set_threads
 
 __all__ = ["build_parser", "configure_logging", "main"]
 
@@ -20,6 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.verbose)
     try:
         if getattr(args, "threads", None) is not None:
+            from curate.train.device import set_threads  # torch: loaded only when asked
+
             set_threads(args.threads)
         set_decode_limits(args)
         clear_killed_writes(getattr(args, "workspace", None))

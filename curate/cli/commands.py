@@ -7,13 +7,16 @@ import dataclasses
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from curate import pipeline
 from curate.options import from_namespace
 from curate.progress import command_progress
 from curate.quality.checks import QualityConfig
 from curate.steps.options import RunOptions
 from curate.workspace import Workspace
+
+if TYPE_CHECKING:  # the pipeline loads every step (torch among them): only for the commands that run one
+    from curate import pipeline
 
 log = logging.getLogger("curate")
 
@@ -76,6 +79,7 @@ def progress_bar(step: pipeline.Step):
 def run_steps(options: RunOptions, names: tuple[str, ...] | None = None) -> pipeline.RunSummary:
     """Run the declared steps (all of `curate run`, or `names`) with progress bars, printing each summary;
     with --nproc (or as a torchrun rank) the DDP driver trains in place of the train step."""
+    from curate import pipeline
     from curate.train import launch
 
     steps = pipeline.STEPS if names is None else tuple(pipeline.step(n) for n in names)
@@ -109,6 +113,8 @@ def cmd_embed(args):
 
 def _step(name: str, ws: Workspace, options: RunOptions | None = None, **params) -> None:
     """One declared step on `ws` with a progress bar (its own parameters in `params`); prints its summary."""
+    from curate import pipeline
+
     with progress_bar(pipeline.step(name)) as bar:
         print_summary(pipeline.run_step(ws, name, options, bar, **params))
 
