@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from pathlib import Path
 from typing import Any, Iterable, Mapping, TypeVar
 
 T = TypeVar("T")
@@ -121,7 +120,3 @@ def to_argv(options, groups: Iterable[str] | None = None, skip: Iterable[str] = 
         else:
             argv += [name, f"{value:g}" if isinstance(value, float) else str(value)]
     return argv
-
-
-def as_path(value) -> Path | None:
-    return None if value is None else Path(value)

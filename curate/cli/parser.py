@@ -7,8 +7,8 @@ import dataclasses
 from pathlib import Path
 from typing import Callable
 
-from curate.engines import engine_names, engine_option_fields
-from curate.options import add_fields, add_options
+from curate.engines import add_engine_options, engine_names
+from curate.options import add_options
 from curate.quality.checks import QualityConfig
 from curate.select.auto import RULE as AUTO_RULE
 from curate.steps.options import RUN_GROUPS, RunOptions
@@ -50,12 +50,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def subparser(name: str) -> argparse.ArgumentParser:
-    """The parser of one command (the DDP launcher rebuilds a rank's `curate train` flags from it)."""
-    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    return sub.choices[name]
-
-
 def _command_factory(sub):
     def new(name: str, func: Command, help: str, images: bool = False, workspaces: int = 1) -> argparse.ArgumentParser:
         c = sub.add_parser(name, help=help, description=help)
@@ -85,7 +79,7 @@ def _engine(c: argparse.ArgumentParser, embeds: bool = True) -> None:
     """--engine and the registered engines' own options (they reach the steps as RunOptions.engine_options);
     `embeds` False leaves out those only embedding uses."""
     add_options(c, RunOptions, ["engine"], extra={"engine": {"choices": engine_names()}})
-    add_fields(c, engine_option_fields(embeds))
+    add_engine_options(c, embeds)
 
 
 def _run(c: argparse.ArgumentParser) -> None:
