@@ -306,6 +306,8 @@ def cmd_app(args):
         env[PASSWORD_ENV] = password
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true",
            "--server.address", args.host, "--server.port", str(args.port), "--browser.gatherUsageStats", "false",
+           # No file watcher: it walks every imported module (torch's thousands) on the first page, ~1.5 s.
+           "--server.fileWatcherType", "none",
            "--server.enableXsrfProtection", "true", "--server.enableCORS", "true",
            "--", "--workspace", str(ws.path)]
     print(f"serving {ws.path} at http://{args.host}:{args.port}  (Ctrl+C stops; the browser may use "
