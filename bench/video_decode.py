@@ -1,0 +1,131 @@
+"""Video decoding speed of `curate.data.video` against the `ffmpeg` tool's decode-only run on the same files.
+
+    python -m bench.video_decode [--repeats 3] [--videos ../shared/data/videos]
+
+For car-detection.mp4, bottle-detection.mp4 and the 16 asl_gestures clips (summed into one row):
+- `ffmpeg -threads N -i FILE -an -f null -` (N = 0, its automatic count, and 2): the decode-only baseline,
+  its own `-benchmark` rtime (decoding, without the process start-up), video stream only as curate decodes;
+- curate's decode loop over every frame, none converted (`video._decoded`: what every sampling pays);
+- `sample_frames` at fps=1 (the default), with `change=0.05` on every frame (fps=None; a 32x32 grey
+  reduction per frame), and every frame converted to RGB (fps=None), each with its frames kept;
+- `probe` time.
+Each figure is the best of `--repeats` interleaved runs (a shared machine: the minimum is the least disturbed).
+`x ffmpeg` is ffmpeg's rtime / curate's time: 1.0 is as fast as the tool, the target is >= 0.8 for fps=1.
+Prints a markdown table and writes bench/results/video_decode-<timestamp>.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import av
+
+from bench.machine import load_average, machine_facts, summary_line
+from bench.report import markdown_table
+from curate import storage
+from curate.data import video
+
+REPO = Path(__file__).resolve().parent.parent
+VIDEOS = REPO.parent / "shared" / "data" / "videos"
+
+
+def ffmpeg_seconds(path: Path, threads: int) -> float:
+    """ffmpeg's own decode time (-benchmark rtime) of the video stream of `path`."""
+    out = subprocess.run(["ffmpeg", "-hide_banner", "-nostats", "-benchmark", "-threads", str(threads), "-i", str(path),
+                          "-an", "-f", "null", "-"], capture_output=True, text=True, check=True)
+    return float(re.search(r"rtime=([\d.]+)s", out.stderr).group(1))
+
+
+def decode_loop(path: Path) -> tuple[float, int]:
+    """Seconds and frames for curate's decode of every frame, none converted to RGB."""
+    t = time.perf_counter()
+    with video._open(path) as (container, stream):
+        n = sum(1 for _ in video._decoded(container, stream, None))
+    return time.perf_counter() - t, n
+
+
+def sampled(path: Path, **kw) -> tuple[float, int, int]:
+    """Seconds, frames decoded and frames kept by `sample_frames(path, **kw)`."""
+    t = time.perf_counter()
+    samples = video.sample_frames(path, **kw)
+    kept = sum(1 for _ in samples)
+    return time.perf_counter() - t, samples.decoded, kept
+
+
+def probe_ms(path: Path) -> float:
+    t = time.perf_counter()
+    video.probe(path)
+    return (time.perf_counter() - t) * 1000
+
+
+MEASURES = {
+    "ffmpeg_t0": lambda p: (ffmpeg_seconds(p, 0), 0, 0),
+    "ffmpeg_t2": lambda p: (ffmpeg_seconds(p, 2), 0, 0),
+    "decode": lambda p: (*decode_loop(p), 0),
+    "fps1": lambda p: sampled(p, fps=1.0),
+    "change": lambda p: sampled(p, fps=None, change=0.05),
+    "all_rgb": lambda p: sampled(p, fps=None),
+    "probe": lambda p: (probe_ms(p) / 1000, 0, 0),
+}
+
+
+def measure_group(paths: list[Path], repeats: int) -> dict:
+    """{measure: (best seconds summed over `paths`, frames decoded, frames kept)}, runs interleaved."""
+    best: dict[str, list] = {}
+    for _ in range(repeats):
+        for name, fn in MEASURES.items():
+            total = [0.0, 0, 0]
+            for p in paths:
+                s, decoded, kept = fn(p)
+                total = [total[0] + s, total[1] + decoded, total[2] + kept]
+            if name not in best or total[0] < best[name][0]:
+                best[name] = total
+    return best
+
+
+def row(label: str, paths: list[Path], m: dict) -> dict:
+    base = m["ffmpeg_t0"][0]
+    frames = m["decode"][1]
+    return {"video": label, "frames": frames, "probe ms": round(m["probe"][0] * 1000 / len(paths), 2),
+            "ffmpeg -threads 0 s": base, "ffmpeg -threads 2 s": m["ffmpeg_t2"][0],
+            "decode loop s (x ffmpeg)": f"{m['decode'][0]:.3f} ({base / m['decode'][0]:.2f})",
+            "decode loop frames/s": round(frames / m["decode"][0]),
+            "fps=1 s (x ffmpeg), kept": f"{m['fps1'][0]:.3f} ({base / m['fps1'][0]:.2f}), {m['fps1'][2]}",
+            "change=0.05 s (x ffmpeg), kept": f"{m['change'][0]:.3f} ({base / m['change'][0]:.2f}), {m['change'][2]}",
+            "every frame RGB frames/s": round(m["all_rgb"][1] / m["all_rgb"][0])}
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--videos", type=Path, default=VIDEOS)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    args = p.parse_args(argv)
+    facts = machine_facts("cpu", REPO)
+    version = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout.split("\n", 1)[0]
+    facts.update(ffmpeg_tool=version, pyav=av.__version__, pyav_ffmpeg=av.ffmpeg_version_info)
+    groups = [("car-detection.mp4", [args.videos / "car-detection.mp4"]),
+              ("bottle-detection.mp4", [args.videos / "bottle-detection.mp4"]),
+              ("asl_gestures (16 clips, summed)", sorted((args.videos / "asl_gestures").glob("*.mkv")))]
+    rows, raw = [], {}
+    for label, paths in groups:
+        m = measure_group(paths, args.repeats)
+        raw[label] = m
+        rows.append(row(label, paths, m))
+        print(markdown_table(rows[-1:]), flush=True)
+    facts["load_avg_end"] = load_average()
+    print(f"\n### Video decoding: `curate.data.video` against `ffmpeg -f null` (best of {args.repeats})\n")
+    print(summary_line(facts) + f"; {version}; PyAV {av.__version__} (FFmpeg {av.ffmpeg_version_info})\n")
+    print(markdown_table(rows))
+    out = args.out / f"video_decode-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    storage.write_text(out, json.dumps({"machine": facts, "args": {k: str(v) for k, v in vars(args).items()},
+                                        "rows": rows, "raw": raw}, indent=1))
+    print(f"-> {out}")
+
+
+if __name__ == "__main__":
+    main()
