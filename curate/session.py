@@ -65,11 +65,14 @@ class OpenWorkspace:
                              "`curate embed` so that searches and uploads use one model")
         return load_encoder(model_file)
 
-    def search(self, query: int | str | Path | np.ndarray, k: int = 10) -> pd.DataFrame:
-        """Nearest images to an id, an image file, or a vector: a `results` table (id, path, label,
-        similarity, distance), best first. A query id is left out of its own results.
+    def search(self, query: int | str | Path | np.ndarray, k: int = 10, kind: str | None = None) -> pd.DataFrame:
+        """Nearest items to an id, an image file, or a vector: a `results` table (id, path, label,
+        similarity, distance, kind), best first. A query id is left out of its own results.
+
+        `kind` (image, object, frame): which items to return; default the query item's own kind (an object
+        finds objects), or for a file or vector `curate.data.items.default_kind`.
         """
-        from curate.index import search
+        from curate.data.items import kinds, resolve_kind
 
         exclude = None
         if isinstance(query, (int, np.integer)):
@@ -79,9 +82,30 @@ class OpenWorkspace:
             vector = self.embed_file(query)
         else:
             vector = np.asarray(query, dtype=np.float32)
-        sims, ids = search(self.index, vector[None], k + (exclude is not None))
-        keep = (ids[0] >= 0) & (ids[0] != (exclude if exclude is not None else -2))
-        return self.results(ids[0][keep][:k], sims[0][keep][:k])
+        found = kinds(self.manifest)
+        if kind is None and exclude is not None:
+            kind = str(found[exclude])
+        wanted = found == resolve_kind(self.manifest, kind)
+        ids, sims = self._search_where(vector, k, wanted, exclude)
+        return self.results(ids, sims)
+
+    def _search_where(self, vector: np.ndarray, k: int, wanted: np.ndarray, exclude: int | None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """The k nearest ids among rows where `wanted` is True (and not `exclude`), with their similarities.
+        The index holds every kind: fetch as many more as the wanted share asks, and more until k are found."""
+        from curate.index import search
+
+        total = self.index.ntotal
+        share = max(float(wanted.mean()) if len(wanted) else 1.0, 1e-4)
+        fetch = min(total, int(np.ceil((k + 1) / share * 1.25)) + 8)
+        while True:
+            sims, ids = search(self.index, vector[None], fetch)
+            ok = ids[0] >= 0
+            ok[ok] = wanted[ids[0][ok]]
+            ok &= ids[0] != (exclude if exclude is not None else -2)
+            if ok.sum() >= k or fetch >= total:
+                return ids[0][ok][:k], sims[0][ok][:k]
+            fetch = min(total, fetch * 4)
 
     def similar(self, positives: Sequence[int] = (), negatives: Sequence[int] = (), vector: np.ndarray | None = None,
                 mode: str = "mean", negative_weight: float = 1.0, k: int = 100) -> pd.DataFrame:
@@ -114,8 +138,11 @@ class OpenWorkspace:
         """The search result table, one row per id in the given order: id, path, label, similarity (cosine,
         or a query's combined score), distance (sqrt(2 - 2 similarity): the L2 distance of unit vectors)."""
         rows = self.manifest.iloc[ids]
+        from curate.data.items import kinds
+
         return pd.DataFrame({"id": ids, "path": rows["path"].to_numpy(), "label": rows["label"].to_numpy(),
-                             "similarity": similarities, "distance": np.sqrt(np.clip(2 - 2 * similarities, 0, None))})
+                             "similarity": similarities, "distance": np.sqrt(np.clip(2 - 2 * similarities, 0, None)),
+                             "kind": kinds(rows)})
 
     def embed_file(self, image) -> np.ndarray:
         """(D,) embedding of an image file or file object outside (or inside) the workspace."""

@@ -89,6 +89,12 @@ class Workspace:
     @property
     def cache_dir(self) -> Path: return self.path / "cache"
     @property
+    def frame_store_dir(self) -> Path: return self.cache_dir / "frames"  # sampled video frames (curate.data.frames)
+    @property
+    def annotations_file(self) -> Path: return self.path / "annotations.json"  # where the boxes come from
+    @property
+    def frames_file(self) -> Path: return self.path / "frames.json"  # how the videos were sampled
+    @property
     def locks_dir(self) -> Path: return self.path / "locks"
     @property
     def job_dir(self) -> Path: return self.path / "job"  # the app's background run (curate.jobs)

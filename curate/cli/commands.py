@@ -124,8 +124,8 @@ def cmd_search(args):
 
     ows = open_workspace(args.workspace)
     query = args.image if args.image is not None else args.id
-    table = ows.search(query, k=args.k)
-    print(table[["id", "path", "label", "distance"]].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    table = ows.search(query, k=args.k, kind=args.kind)
+    print(table[["id", "kind", "path", "label", "distance"]].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
 
 
 def cmd_select(args):
@@ -138,7 +138,7 @@ def cmd_select(args):
     request = SelectionRequest(
         n=args.n, strategy=args.strategy, seed=args.seed, params=_key_values(args.param), balance=args.balance,
         dedup=args.dedup if args.dedup in (None, "auto") else float(args.dedup),
-        include=args.include, exclude=args.exclude,
+        include=args.include, exclude=args.exclude, kind=args.kind,
         filters=Filters(labels=args.label, skip_flags=args.skip_flag, tags=args.tag, min_side=args.min_side))
     table = run_selection(ws, args.n, name=args.name, request=request)
     name = table.attrs["name"]
@@ -187,7 +187,7 @@ def cmd_dedup(args):
     ws = Workspace(args.workspace).require()
     if not 0 < args.target_precision < 1:
         raise ValueError(f"--target-precision must be between 0 and 1, not {args.target_precision}")
-    _step("dedup", ws, RunOptions(workspace=ws.path, dedup_threshold=args.threshold),
+    _step("dedup", ws, RunOptions(workspace=ws.path, dedup_threshold=args.threshold, kind=args.kind),
           cfg=PairConfig(crops=args.crops, flips=args.flips, k=args.k), target=args.target_precision)
 
 

@@ -25,7 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     new = _command_factory(sub)
     _run(new("run", c.cmd_run, "whole pipeline: scan, quality checks, train, embed, index, 2-D map, duplicates, "
                                "scores, label issues (when there are labels)", images=True))
-    _engine(new("scan", c.cmd_scan, "build or refresh the manifest", images=True), embeds=False)
+    _scan(new("scan", c.cmd_scan, "build or refresh the manifest: images, videos (their frames) and annotated "
+                                  "boxes (objects)", images=True))
     _train(new("train", c.cmd_train, "self-supervised pretraining on the images", images=True))
     _embed(new("embed", c.cmd_embed, "embed a folder and (re)build the index", images=True))
     _search(new("search", c.cmd_search, "nearest neighbours of an image"))
@@ -36,8 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
                                            "ratio, odd size, grayscale) as manifest columns"))
     _map(new("map", c.cmd_map, "a 2-D map of the embeddings: UMAP or PCA as the main map (projection_umap.npy), "
                                "or a t-SNE map beside it (projection_tsne.npy)"))
-    new("scores", c.cmd_scores, "per-image uniqueness, typicality and outlier scores from the embeddings") \
-        .add_argument("-k", type=int, default=10, help="neighbours per image (default 10)")
+    scores = new("scores", c.cmd_scores, "per-image uniqueness, typicality and outlier scores from the embeddings")
+    scores.add_argument("-k", type=int, default=10, help="neighbours per image (default 10)")
+    add_options(scores, RunOptions, ["kind"])
     _label_issues(new("label-issues", c.cmd_label_issues, "images whose label disagrees with their neighbours in "
                                                           "embedding space, with a suggested label (label_issues.parquet)"))
     _export(new("export", c.cmd_export, "copy, link or list a selection into a folder"))
@@ -82,6 +84,11 @@ def _engine(c: argparse.ArgumentParser, embeds: bool = True) -> None:
     add_engine_options(c, embeds)
 
 
+def _scan(c: argparse.ArgumentParser) -> None:
+    add_options(c, RunOptions, ["scan"])
+    _engine(c, embeds=False)
+
+
 def _run(c: argparse.ArgumentParser) -> None:
     add_options(c, RunOptions, [g for g in RUN_GROUPS if g != "engine"])
     _engine(c)
@@ -105,6 +112,8 @@ def _search(c: argparse.ArgumentParser) -> None:
     q.add_argument("--image", type=Path, help="an image file (anywhere)")
     q.add_argument("--id", type=int, help="a manifest id")
     c.add_argument("-k", type=int, default=10)
+    c.add_argument("--kind", choices=["image", "object", "frame"],
+                   help="which items to return (default: the query's own kind; images for a file)")
 
 
 def _select(c: argparse.ArgumentParser) -> None:
@@ -127,6 +136,7 @@ def _select(c: argparse.ArgumentParser) -> None:
                    help="leave out images with this flag, e.g. blurry, dark, outlier, duplicate, label_issue")
     c.add_argument("--tag", action="append", default=[], help="draw only from images with this tag")
     c.add_argument("--min-side", type=int, help="leave out images whose shorter side is smaller (px)")
+    add_options(c, RunOptions, ["kind"])
 
 
 def _tag(c: argparse.ArgumentParser) -> None:
@@ -138,6 +148,7 @@ def _tag(c: argparse.ArgumentParser) -> None:
 
 
 def _dedup(c: argparse.ArgumentParser) -> None:
+    add_options(c, RunOptions, ["kind"])
     c.add_argument("--threshold", type=float, default=None,
                    help="pair score for near duplicates (default: calibrated for --target-precision, then moved by "
                         "pairs marked in the app; see duplicates.json)")

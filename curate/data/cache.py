@@ -19,13 +19,15 @@ from numpy.lib.format import open_memmap
 
 from curate import storage
 from curate.data.images import ImageError, fit_square, load_rgb
-from curate.data.manifest import content_keys, fingerprint
+from curate.data.manifest import content_keys, fingerprint, ok_mask
+from curate.data.sources import Source, decode_item, item_sources
 from curate.locks import locked
 from curate.progress import Progress, report
 
 log = logging.getLogger(__name__)
 CHUNK = 2048
-DecodeFiles = Callable[[list[Path], int], Iterable["np.ndarray | None"]]  # (paths, size) -> decode_row of each
+# (sources, size) -> decode_row of each: an image's path, or a frame's or object's Source (curate.data.sources)
+DecodeFiles = Callable[[list, int], Iterable["np.ndarray | None"]]
 
 
 def decode_square(path: Path, size: int) -> np.ndarray:
@@ -33,17 +35,19 @@ def decode_square(path: Path, size: int) -> np.ndarray:
     return fit_square(load_rgb(path, max_side=4 * size), size)
 
 
-def decode_row(path: Path, size: int) -> np.ndarray | None:
-    """`decode_square`, or None for a file that no longer decodes (its row stays zero; logged).
-    Every engine decodes with this, so a row's pixels do not depend on where they were decoded."""
+def decode_row(path: Path | Source | str, size: int) -> np.ndarray | None:
+    """`decode_square` of an image (`decode_item` of a frame or object: curate.data.sources), or None for
+    one that no longer decodes (its row stays zero; logged). Every engine decodes with this, so a row's
+    pixels do not depend on where they were decoded."""
+    source = Source.parse(path)
     try:
-        return decode_square(path, size)
+        return decode_square(Path(source.path), size) if source.kind == "image" else decode_item(source, size)
     except ImageError as err:  # changed on disk since the scan: zero row, reported
         log.warning("could not decode %s: %s (rescan with `curate scan`)", path, err)
         return None
 
 
-def decode_threaded(paths: list[Path], size: int, workers: int = 4, chunk: int = CHUNK) -> Iterator[np.ndarray | None]:
+def decode_threaded(paths: list, size: int, workers: int = 4, chunk: int = CHUNK) -> Iterator[np.ndarray | None]:
     """`decode_row` of each path, in order, by `workers` threads (Pillow releases the GIL), `chunk` files
     submitted at a time so that no more decoded images than that wait to be written."""
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
@@ -79,8 +83,8 @@ def _build(root, manifest, size: int, final: Path, meta_file: Path, stamp: dict,
            chunk: int, decode_files: DecodeFiles | None) -> np.ndarray:
     partial, partial_meta = final.with_suffix(".partial.npy"), final.with_suffix(".partial.json")
     arr, done = _open_partial(partial, partial_meta, stamp)
-    paths = [Path(root) / p for p in manifest["path"]]
-    usable = (manifest["status"] == "ok").to_numpy()
+    paths = item_sources(root, manifest, Path(final).parent / "frames")
+    usable = ok_mask(manifest)
     keys = np.where(usable, content_keys(manifest), 0).astype(np.uint64)
     old, same = _previous_rows(final, keys, size)  # ids are never reused: row i of the old cache is id i too
 

@@ -34,7 +34,8 @@ def with_item_columns(manifest: pd.DataFrame) -> pd.DataFrame:
     out = manifest.copy()
     for col, dtype in ITEM_DTYPES.items():
         if col not in out.columns:
-            out[col] = pd.Series("image" if col == "kind" else pd.NA, index=out.index, dtype=dtype)
+            empty = "image" if col == "kind" else (np.nan if dtype == "float64" else pd.NA)
+            out[col] = pd.Series(empty, index=out.index, dtype=dtype)
         else:
             out[col] = out[col].astype(dtype)
     out["kind"] = out["kind"].fillna("image")
@@ -67,3 +68,73 @@ def present_kinds(manifest: pd.DataFrame) -> list[str]:
     """The embedded kinds this manifest holds, in KINDS order."""
     found = set(kinds(manifest).tolist())
     return [k for k in EMBEDDED_KINDS if k in found]
+
+
+def merge_derived(manifest: pd.DataFrame, rows: pd.DataFrame, kind: str, parents: np.ndarray | None = None
+                  ) -> tuple[pd.DataFrame, dict]:
+    """The manifest with its `kind` items (objects or frames) replaced by `rows`, ids kept.
+
+    `rows` holds the items found now, each with a `key` column that names it for good (an object: its
+    `annotation`; a frame: "parent id@time_ms"). A key seen before keeps its id; a new key gets the next
+    id after the largest ever used; an item of `kind` whose key is gone keeps its row with status
+    `removed`, like a vanished file. `parents` (ids) limits that to the items of those parents (the
+    others were not looked at and stay as they are). Returns (manifest, counts of added / changed /
+    removed / kept).
+    """
+    manifest = with_item_columns(manifest)
+    mine = manifest["kind"].to_numpy() == kind
+    if parents is not None:
+        mine &= manifest["parent"].isin(parents).to_numpy()
+    old = manifest[mine]
+    old_keys = _keys(old, kind)
+    position = dict(zip(old_keys, old["id"].to_numpy()))
+    next_id = int(manifest["id"].max()) + 1 if len(manifest) else 0
+    ids = []
+    for key in rows["key"]:
+        found = position.get(key)
+        if found is None:
+            found, next_id = next_id, next_id + 1
+        ids.append(int(found))
+    fresh = rows.drop(columns="key").assign(id=np.asarray(ids, dtype=np.int64), kind=kind)
+    seen = set(rows["key"])
+    vanished = np.array([k not in seen for k in old_keys], dtype=bool)
+    gone = old[vanished].assign(status="removed")
+    before = old.set_index("id")
+    changed = sum(1 for i, s in zip(fresh["id"], fresh["sha1"]) if i in before.index and
+                  (before.at[i, "sha1"] != s or before.at[i, "status"] != "ok"))
+    counts = {"added": int(sum(i not in before.index for i in fresh["id"])), "changed": int(changed),
+              "removed": int((old[vanished]["status"] != "removed").sum()),
+              "total": int(len(fresh))}
+    rest = manifest[~mine]
+    out = pd.concat([rest, gone, fresh.reindex(columns=manifest.columns)], ignore_index=True)
+    out = out.sort_values("id").reset_index(drop=True)
+    for col, dtype in manifest.dtypes.items():
+        try:
+            out[col] = out[col].astype(dtype)
+        except (TypeError, ValueError):
+            pass
+    return out, counts
+
+
+def _keys(items: pd.DataFrame, kind: str) -> list[str]:
+    if kind == "object":
+        return items["annotation"].astype(str).tolist()
+    return [frame_key(p, t) for p, t in zip(items["parent"], items["time_ms"])]
+
+
+def frame_key(parent: int, time_ms: int) -> str:
+    return f"{int(parent)}@{int(time_ms)}"
+
+
+def resolve_kind(manifest: pd.DataFrame, kind: str | None) -> str:
+    """The kind a command acts on: the one asked for, else `default_kind`."""
+    if kind is None:
+        return default_kind(manifest)
+    if kind not in EMBEDDED_KINDS:
+        raise ValueError(f"--kind must be one of {', '.join(EMBEDDED_KINDS)}, not {kind!r}")
+    return kind
+
+
+def of_kind(manifest: pd.DataFrame, kind: str | None) -> np.ndarray:
+    """(N,) True for the rows of the kind a command acts on (`resolve_kind`)."""
+    return kinds(manifest) == resolve_kind(manifest, kind)

@@ -26,8 +26,12 @@ def validate(manifest: pd.DataFrame) -> pd.DataFrame:
 
 
 def ok_mask(manifest: pd.DataFrame) -> np.ndarray:
-    """Boolean (N,) mask of rows whose image is present and readable."""
-    return (manifest["status"] == "ok").to_numpy()
+    """Boolean (N,) mask of rows whose item is present and readable and has pixels of its own: images,
+    frames and objects (a video file is a parent of frames, never embedded itself; curate.data.items)."""
+    ok = (manifest["status"] == "ok").to_numpy()
+    if "kind" in manifest.columns:
+        ok &= (manifest["kind"] != "video").fillna(True).to_numpy()
+    return ok
 
 
 def labels(manifest: pd.DataFrame) -> np.ndarray | None:

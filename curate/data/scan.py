@@ -19,6 +19,7 @@ from typing import Callable, Iterable, Iterator, NamedTuple
 import pandas as pd
 
 from curate.data.images import ImageError, image_size, is_image_path, load_rgb
+from curate.data.video import is_video_path
 from curate.data.manifest import MANIFEST_COLUMNS, empty_manifest
 from curate.progress import Progress, report
 
@@ -30,6 +31,25 @@ VERIFY_SIDE = 256  # decode at most this size to prove a file is readable (JPEG 
 
 
 @dataclass(frozen=True)
+class ItemCounts:
+    """What a scan derived from the files: frames of videos, objects of annotations (curate.steps.scan)."""
+    frames: dict | None = None  # added, changed, removed, total, videos (sampled now)
+    objects: dict | None = None  # added, changed, removed, total
+    problems: tuple[tuple[str, str], ...] = ()  # (annotation, reason) of annotations without an image
+
+    def lines(self) -> list[str]:
+        out = []
+        for name, c in (("frames", self.frames), ("objects", self.objects)):
+            if c is not None:
+                out.append(f"{c['total']} {name}: {c['added']} new, {c['changed']} changed, {c['removed']} removed"
+                           + (f" ({c['videos']} videos sampled)" if "videos" in c else ""))
+        if self.problems:
+            out.append(f"{len(self.problems)} annotations without an image, e.g. {self.problems[0][0]}: "
+                       f"{self.problems[0][1]}")
+        return out
+
+
+@dataclass(frozen=True)
 class ScanSummary:
     total: int    # image files listed now
     ok: int       # rows with status ok
@@ -37,6 +57,7 @@ class ScanSummary:
     changed: int  # known ids whose content or status changed (a file that reappeared included)
     removed: int  # ids whose file vanished in this scan
     skipped: int  # rows present but unusable (status is a reason)
+    items: ItemCounts = ItemCounts()
 
     def line(self) -> str:
         return (f"{self.total} files: {self.ok} ok, {self.skipped} skipped, "
@@ -81,7 +102,7 @@ def _walk(root: Path) -> Iterator[tuple[str, str]]:
             if is_dir:
                 if not entry.is_symlink():
                     subfolders.append((entry.path, f"{prefix}{entry.name}/"))
-            elif is_image_path(entry.name):
+            elif is_image_path(entry.name) or is_video_path(entry.name):
                 yield entry.path, prefix + entry.name
         stack.extend(reversed(subfolders))
 
@@ -93,6 +114,8 @@ def label_of(rel: Path) -> str | None:
 
 def inspect_file(path: Path) -> dict:
     """bytes, sha1, width, height and status of one file; never raises."""
+    if is_video_path(path):
+        return inspect_video(path)
     try:
         data = path.read_bytes()
     except OSError as err:
@@ -114,9 +137,34 @@ def inspect_file(path: Path) -> dict:
     return row
 
 
+def inspect_video(path: Path) -> dict:
+    """bytes, sha1 (streamed: videos may be large), width, height and status of a video; never raises.
+    Only the container is read to check it (milliseconds); its frames are sampled by curate.data.frames."""
+    from curate.data.video import VideoError, probe
+
+    h, size = hashlib.sha1(), 0
+    try:
+        with open(path, "rb") as f:
+            while block := f.read(1 << 20):
+                h.update(block)
+                size += len(block)
+    except OSError as err:
+        return _unusable(f"unreadable: {err.strerror or err}")
+    row = {"bytes": size, "sha1": h.hexdigest(), "width": 0, "height": 0}
+    if not size:
+        return {**row, "status": "empty file"}
+    try:
+        info = probe(path)
+    except VideoError as err:
+        return {**row, "status": str(err)}
+    except Exception as err:  # PyAV raises its own errors for hostile files; the reason is kept
+        return {**row, "status": f"corrupt: {type(err).__name__}: {err}"[:200]}
+    return {**row, "width": int(info.width), "height": int(info.height), "status": "ok"}
+
+
 def scan_folder(root: str | Path, previous: pd.DataFrame | None = None, workers: int = 4,
-                progress: Progress | None = None, inspect_files: Callable[[list[Path]], Iterable[dict]] | None = None
-                ) -> tuple[pd.DataFrame, ScanSummary]:
+                progress: Progress | None = None, inspect_files: Callable[[list[Path]], Iterable[dict]] | None = None,
+                first_new_id: int = 0) -> tuple[pd.DataFrame, ScanSummary]:
     """Build or refresh a manifest for `root`.
 
     Unchanged files (same size and mtime) are not re-read. Ids of known paths are kept (a path
@@ -125,7 +173,8 @@ def scan_folder(root: str | Path, previous: pd.DataFrame | None = None, workers:
     Columns other steps added to `previous` (quality metrics and flags) are kept for unchanged and
     removed rows and left missing (NaN / NA) for new and changed ones, which must be measured again.
     `inspect_files` maps `inspect_file` over the files to read, in order (default: `inspect_threaded` with
-    `workers` threads; an engine passes its own, curate.engines).
+    `workers` threads; an engine passes its own, curate.engines). New ids start at `first_new_id` or later
+    (the scan step passes the first id after its objects and frames, which are not files: curate.steps.scan).
     """
     root = Path(root)
     if not root.is_dir():
@@ -133,7 +182,7 @@ def scan_folder(root: str | Path, previous: pd.DataFrame | None = None, workers:
     previous = empty_manifest() if previous is None else previous
     cap = max_file_bytes()
     listed = [entry for entry in (_stat_entry(full, rel, root, cap) for full, rel in _walk(root)) if entry is not None]
-    kept, fresh, todo, old_rows = _plan(listed, previous)
+    kept, fresh, todo, old_rows = _plan(listed, previous, first_new_id)
 
     paths = [Path(entry.path) for _, entry in todo]
     infos = inspect_files(paths) if inspect_files is not None else inspect_threaded(paths, workers)
@@ -164,7 +213,7 @@ def inspect_threaded(paths: list[Path], workers: int = 4) -> Iterator[dict]:
         yield from pool.map(inspect_file, paths)
 
 
-def _plan(listed: list[_Listed], previous: pd.DataFrame) -> tuple[list, list, list, dict]:
+def _plan(listed: list[_Listed], previous: pd.DataFrame, first_new_id: int = 0) -> tuple[list, list, list, dict]:
     """Sort listed files into rows kept as they are, rows already final (unusable without reading),
     and (id, entry) pairs to read; ids are kept for known paths and assigned after the max for new ones.
 
@@ -175,7 +224,7 @@ def _plan(listed: list[_Listed], previous: pd.DataFrame) -> tuple[list, list, li
     position = dict(zip(previous["path"].tolist(), range(len(previous))))
     ids, sizes, mtimes = (previous[c].tolist() for c in ("id", "bytes", "mtime"))  # Python ints: fast to compare
     removed = (previous["status"] == "removed").tolist()
-    next_id = max(ids) + 1 if ids else 0
+    next_id = max(max(ids) + 1 if ids else 0, first_new_id)
     kept, fresh, todo, old_rows = [], [], [], {}
     for entry in listed:
         pos = position.get(entry.rel)
@@ -216,7 +265,7 @@ def _stat_entry(full: str, rel: str, root: Path, cap: int) -> _Listed | None:
         return _Listed(full, rel, 0, 0, f"unreadable: {err.strerror or err}")
     if not S_ISREG(stat.st_mode):  # a pipe named x.jpg would block `open` forever, a device never end
         return _Listed(full, rel, 0, stat.st_mtime_ns, f"not a regular file: {_file_kind(stat.st_mode)}")
-    if stat.st_size > cap:
+    if stat.st_size > cap and not is_video_path(rel):  # a video is streamed, never read whole
         return _Listed(full, rel, stat.st_size, stat.st_mtime_ns,
                        f"too large: {stat.st_size / 2**20:,.1f} MB (at most {cap / 2**20:,.0f} MB per file: "
                        f"--max-file-mb / ${MAX_FILE_MB_ENV})")

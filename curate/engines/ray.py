@@ -83,7 +83,10 @@ class RayEngine(Engine):
         return decode_files(paths, size, self.options.address)
 
     def embed(self, job: EmbedJob, out: np.ndarray, done: int, on_chunk, progress) -> dict:
-        paths = [str(job.ws.root / p) for p in job.manifest["path"].to_numpy()[job.rows]]
+        from curate.data.sources import item_sources
+
+        sources = item_sources(job.ws.root, job.manifest, job.ws.cache_dir / "frames")
+        paths = [str(sources[i]) for i in job.rows]  # an image's path, or a frame's or object's Source as text
         used = embed_rows(paths, job.encoder_file, job.config, out, done, job.batch_size, self.options, on_chunk,
                           progress)
         return {"engine": self.name, "actors": used}
@@ -218,7 +221,7 @@ def decode_batch(batch: dict, size: int) -> dict:
 
     pixels = np.zeros((len(batch["path"]), size, size, 3), np.uint8)
     for k, path in enumerate(batch["path"]):
-        img = decode_row(Path(path), size)
+        img = decode_row(path, size)  # a path or a Source's text (curate.data.sources)
         if img is not None:
             pixels[k] = img
     return {"pos": batch["pos"], "pixels": pixels}

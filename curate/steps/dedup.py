@@ -26,6 +26,7 @@ import pandas as pd
 
 from curate import storage
 from curate.clock import now
+from curate.data.items import of_kind, resolve_kind
 from curate.data.manifest import ok_mask
 from curate.generations import inputs_of, write_sidecar
 from curate.locks import locked
@@ -44,16 +45,18 @@ MARK_COLUMNS = ["a", "b", "same", "score", "marked"]
 
 
 def dedup(ws: Workspace, threshold: float | None = None, cfg: PairConfig | None = None,
-          target: float = TARGET_PRECISION, progress: Progress | None = None) -> pd.DataFrame:
+          target: float = TARGET_PRECISION, progress: Progress | None = None, kind: str | None = None) -> pd.DataFrame:
     """Score candidate pairs, choose the threshold, group; returns the duplicates.parquet table.
 
     `threshold` fixes the score threshold; otherwise it is calibrated for `target` expected
     precision, then moved by the workspace's marked pairs, if any. Fingerprints are measured
-    first where missing (`curate quality`); embeddings are used when the workspace has them.
+    first where missing (`curate quality`); embeddings are used when the workspace has them. `kind`: the
+    items compared with each other (images, objects or frames; curate.data.items.resolve_kind).
     """
     cfg = PairConfig() if cfg is None else cfg
     manifest = ws.manifest()
-    rows = np.flatnonzero(ok_mask(manifest))
+    kind = resolve_kind(manifest, kind)
+    rows = np.flatnonzero(ok_mask(manifest) & of_kind(manifest, kind))
     if _unmeasured(ws, manifest):
         quality(ws, saved_config(ws), progress=progress)  # the thresholds a person set stay
     inputs = inputs_of(ws.path, [ws.embeddings_file.name]) if ws.embeddings_file.exists() else {}
@@ -69,7 +72,7 @@ def dedup(ws: Workspace, threshold: float | None = None, cfg: PairConfig | None 
     calibration = calibrate(real["score"], null["score"], target, real["weight"], null["weight"])
     calibration["mirrored_copies"] = int((pairs["null"] & (pairs["pixel"] >= MIRRORED_COPY)).sum())
     settings = {"pairs": cfg.to_dict(), "embeddings": vectors is not None, "calibration": calibration,
-                "fixed_threshold": threshold, "inputs": inputs}
+                "fixed_threshold": threshold, "inputs": inputs, "kind": kind}
     with _writing(ws):
         storage.write_parquet(ws.duplicate_pairs_file, pairs)
         storage.write_json(ws.duplicate_search_file, settings)
@@ -109,7 +112,7 @@ def regroup(ws: Workspace, pairs: pd.DataFrame | None = None, settings: dict | N
     duplicate = is_duplicate(pairs, threshold, marks)
 
     manifest = ws.manifest()
-    rows = np.flatnonzero(ok_mask(manifest))
+    rows = np.flatnonzero(ok_mask(manifest) & of_kind(manifest, settings.get("kind", "image")))
     sub = manifest.iloc[rows]
     position = np.full(len(manifest), -1)
     position[rows] = np.arange(len(rows))
@@ -128,7 +131,8 @@ def regroup(ws: Workspace, pairs: pd.DataFrame | None = None, settings: dict | N
         "threshold": threshold, "threshold_source": source, "calibrated": source == "calibrated",
         "expected_precision": expected, "calibration": calibration, "marks": int(len(marks)),
         "marks_disagreeing": disagree, "pairs_found": int(duplicate.sum()), "candidate_pairs": int(real.sum()),
-        "search": settings["pairs"], "embeddings": settings["embeddings"], "created": now(),
+        "search": settings["pairs"], "embeddings": settings["embeddings"], "kind": settings.get("kind", "image"),
+        "created": now(),
         "groups": int(table["group"].nunique())}, settings.get("inputs"))  # the pairs' embeddings
     return table
 
@@ -251,4 +255,4 @@ def run(ws: Workspace, options: RunOptions | None = None, progress: Progress | N
     precision)."""
     options = options or RunOptions(workspace=ws.path)
     cfg = cfg or PairConfig(seed=options.seed or 0)
-    return summarize(ws, dedup(ws, options.dedup_threshold, cfg, target, progress=progress))
+    return summarize(ws, dedup(ws, options.dedup_threshold, cfg, target, progress=progress, kind=options.kind))

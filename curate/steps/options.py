@@ -28,6 +28,22 @@ class RunOptions:
     seed: int | None = option(None, "random seed of every seeded step: training, the 2-D map, selections "
                                     "(default: the recipe's, 0)", "common", type=int)
 
+    # scan: objects from annotations, frames from videos (curate.data.objects, curate.data.frames)
+    annotations: Path | None = option(None, "boxes to curate as object items: a COCO instances JSON, a YOLO data.yaml "
+                                            "or a folder of Pascal VOC XML (detected from the content); a rescan "
+                                            "reads the workspace's own again", "scan", type=Path)
+    fps: float = option(1.0, "video frames kept per second of video", "scan", type=float)
+    max_frames: int = option(300, "at most this many frames per video (spread over its whole length)", "scan",
+                             type=int)
+    frame_change: float | None = option(None, "keep a frame only when it differs from the last kept one by this much "
+                                              "(mean absolute difference of small grey thumbnails, 0-1; e.g. 0.05) "
+                                              "instead of by time", "scan", type=float)
+
+    # which items the curation steps act on (curate.data.items)
+    kind: str | None = option(None, "which items dedup, scores, label issues and selections act on: image, object "
+                                    "or frame (default: images, or frames for a folder of videos; label issues: "
+                                    "objects when there are annotations)", "kind", choices=["image", "object", "frame"])
+
     # train
     backbone: str | None = option(None, "backbone architecture (default: the preset's, resnet10 for simclr)", "train")
     image_size: int | None = option(None, "training resolution (default: from the images)", "train", type=int)
@@ -100,4 +116,4 @@ class RunOptions:
         return values
 
 
-RUN_GROUPS = ("common", "train", "retrain", "ddp", "engine", "embed", "index", "map", "dedup", "select")
+RUN_GROUPS = ("scan", "kind", "common", "train", "retrain", "ddp", "engine", "embed", "index", "map", "dedup", "select")

@@ -21,7 +21,9 @@ from numpy.lib.format import open_memmap
 
 from curate import storage
 from curate.clock import now
-from curate.data.images import ImageError, load_rgb
+from curate.data.images import ImageError
+from curate.data.items import has_items
+from curate.data.sources import Source, item_sources, load_item
 from curate.data.manifest import ok_mask
 from curate.locks import locked
 from curate.progress import Progress, report
@@ -42,9 +44,10 @@ def fingerprints(ws: Workspace) -> np.ndarray:
     return np.load(file, mmap_mode="r")
 
 
-def metrics_and_fingerprint(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(IMAGE_METRICS values, fingerprint thumbnail) of one image file, from one decode."""
-    img = load_rgb(path, max_side=ANALYSIS_SIDE)
+def metrics_and_fingerprint(path: Path | Source) -> tuple[np.ndarray, np.ndarray]:
+    """(IMAGE_METRICS values, fingerprint thumbnail) of one item (an image file, a frame, an object's crop),
+    from one decode."""
+    img = load_item(path, max_side=ANALYSIS_SIDE)
     return measure(np.asarray(img)), thumbnail(img)
 
 
@@ -63,11 +66,14 @@ def _measure_and_flag(ws: Workspace, cfg: QualityConfig | None, progress: Progre
     manifest = with_quality_columns(ws.manifest())
     thumbs, have_thumb = _open_fingerprints(ws, len(manifest))
     todo = np.flatnonzero(ok_mask(manifest) & (manifest["entropy"].isna().to_numpy() | ~have_thumb))
+    sources = item_sources(ws.root, manifest, ws.frame_store_dir) if has_items(manifest) else None
     failed = 0
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:  # Pillow and numpy release the GIL
         for start in range(0, len(todo), chunk):
             rows = todo[start:start + chunk]
             paths = [_path(ws.root, rel) for rel in manifest["path"].iloc[rows]]
+            if sources is not None:  # frames and objects are decoded from their parent (curate.data.sources)
+                paths = [None if p is None else sources[i] for i, p in zip(rows, paths)]
             values = np.full((len(rows), len(IMAGE_METRICS)), np.nan, np.float32)
             for i, result in enumerate(pool.map(_measure, paths)):
                 if result is None:

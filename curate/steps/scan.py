@@ -4,7 +4,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from curate.data.scan import ScanSummary, scan_folder
+import dataclasses
+
+import numpy as np
+import pandas as pd
+
+from curate import storage
+from curate.clock import now
+from curate.data.annotations import read_annotations
+from curate.data.frames import FrameSampling, sample_videos
+from curate.data.items import kinds, with_item_columns
+from curate.data.objects import merge_objects
+from curate.data.scan import ItemCounts, ScanSummary, scan_folder
+from curate.data.video import is_video_path
 from curate.engines import DEFAULT_ENGINE, Engine, create_engine
 from curate.locks import locked
 from curate.progress import Progress
@@ -13,20 +25,73 @@ from curate.workspace import Workspace
 
 
 def scan(images: str | Path, ws_path: str | Path, progress: Progress | None = None,
-         engine: Engine | None = None) -> tuple[Workspace, ScanSummary]:
+         engine: Engine | None = None, annotations: str | Path | None = None,
+         sampling: FrameSampling | None = None) -> tuple[Workspace, ScanSummary]:
     """Scan `images` into the workspace at `ws_path` (created if new). The engine (default local) reads,
     hashes and verifies the new and changed files; this scan decides which files those are and writes
-    the manifest."""
+    the manifest. Then the videos' frames (`sampling`) and the boxes of `annotations` (default: the
+    annotations a previous scan read) become items, their ids kept from the last scan."""
     engine = engine or create_engine(DEFAULT_ENGINE)
     ws = Workspace.create(ws_path, images)
     with locked(ws.locks_dir, "manifest", what="a scan or quality check"):  # read-modify-write of the manifest
         previous = ws.manifest() if ws.manifest_file.exists() else None
-        manifest, summary = scan_folder(ws.root, previous, progress=progress, inspect_files=engine.inspect_files)
+        files, derived = _split(previous)
+        first_new = int(previous["id"].max()) + 1 if previous is not None and len(previous) else 0
+        manifest, summary = scan_folder(ws.root, files, progress=progress, inspect_files=engine.inspect_files,
+                                        first_new_id=first_new)
         if summary.ok == 0:
-            raise ValueError(f"no readable images under {ws.root} ({summary.line()}); "
-                             "curate reads jpg, jpeg, png, webp, bmp, tif, tiff and gif")
+            raise ValueError(f"no readable images or videos under {ws.root} ({summary.line()}); curate reads jpg, "
+                             "jpeg, png, webp, bmp, tif, tiff, gif, and mp4, mkv, mov, avi, webm videos")
+        manifest = _with_kinds(manifest, derived)
+        manifest, items = _derive(ws, manifest, annotations, sampling or FrameSampling(), progress)
         ws.save_manifest(manifest)
-    return ws, summary
+    return ws, dataclasses.replace(summary, items=items)
+
+
+def _split(previous: pd.DataFrame | None) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """(file rows: images and videos, derived rows: frames and objects) of the last manifest."""
+    if previous is None or "kind" not in previous.columns:
+        return previous, None
+    derived = previous["kind"].isin(["frame", "object"]).fillna(False).to_numpy()
+    return previous[~derived], previous[derived]
+
+
+def _with_kinds(files: pd.DataFrame, derived: pd.DataFrame | None) -> pd.DataFrame:
+    """The scanned files (videos marked as such) and the derived rows of the last scan, by id."""
+    files = with_item_columns(files)
+    files["kind"] = np.where([is_video_path(p) for p in files["path"].astype(str)], "video", "image")
+    if derived is None or not len(derived):
+        return files
+    both = pd.concat([files, with_item_columns(derived).reindex(columns=files.columns)], ignore_index=True)
+    both = both.sort_values("id", ignore_index=True)
+    return with_item_columns(both.astype({c: files[c].dtype for c in ("id", "width", "height", "bytes")}))
+
+
+def _derive(ws: Workspace, manifest: pd.DataFrame, annotations, sampling: FrameSampling,
+            progress: Progress | None) -> tuple[pd.DataFrame, ItemCounts]:
+    """Frames of the videos, objects of the annotations; records what was read for the next scan."""
+    frames = objects = None
+    problems: list[tuple[str, str]] = []
+    if (kinds(manifest) == "video").any() or ws.frames_file.exists():
+        record = storage.read_json(ws.frames_file) if ws.frames_file.exists() else {}
+        manifest, frames, record = sample_videos(manifest, ws.root, ws.frame_store_dir, sampling, record, progress)
+        storage.write_json(ws.frames_file, record)
+    source = annotations or (storage.read_json(ws.annotations_file).get("path") if ws.annotations_file.exists()
+                             else None)
+    if source is not None:
+        found = manifest[(kinds(manifest) == "image") & (manifest["status"] == "ok").to_numpy()]
+        sizes = dict(zip(found["path"].astype(str), zip(found["width"].astype(int), found["height"].astype(int))))
+        annotation_set = read_annotations(Path(source), ws.root, sizes)
+        manifest, objects, orphans = merge_objects(manifest, annotation_set.boxes)
+        problems = list(zip(orphans["annotation"], orphans["problem"]))
+        bad = annotation_set.boxes["problem"].notna()
+        storage.write_json(ws.annotations_file, {
+            "path": str(Path(source).resolve()), "format": annotation_set.format, "classes": annotation_set.classes,
+            "images": annotation_set.images, "files": annotation_set.files, "boxes": int(len(annotation_set.boxes)),
+            "problems": [{"annotation": str(a), "image": i, "problem": str(p)} for a, i, p in zip(
+                annotation_set.boxes["annotation"][bad], annotation_set.boxes["image"][bad],
+                annotation_set.boxes["problem"][bad])], "created": now()})
+    return manifest, ItemCounts(frames, objects, tuple(problems))
 
 
 @dataclass(frozen=True)
@@ -37,6 +102,7 @@ class ScanStepSummary:
 
     def lines(self) -> list[str]:
         out = [f"scanned {self.root}: {self.counts.line()}"]
+        out += [f"  {line}" for line in self.counts.items.lines()]
         out += [f"  skipped {path}: {reason}" for path, reason in self.skipped]
         if self.counts.skipped > len(self.skipped):
             out.append(f"  ... and {self.counts.skipped - len(self.skipped)} more (see manifest.parquet, column status)")
@@ -49,7 +115,9 @@ SHOW_SKIPPED = 20
 def run(ws: Workspace, options: RunOptions, progress: Progress | None = None) -> ScanStepSummary:
     """The scan step: `options.images` into the workspace (its own image folder when not given)."""
     images = options.images if options.images is not None else ws.root
-    ws, counts = scan(images, ws.path, progress=progress, engine=create_engine(options.engine, options.engine_options))
+    sampling = FrameSampling(options.fps, options.max_frames, options.frame_change)
+    ws, counts = scan(images, ws.path, progress=progress, engine=create_engine(options.engine, options.engine_options),
+                      annotations=options.annotations, sampling=sampling)
     bad = ws.manifest()
     bad = bad[~bad["status"].isin(["ok", "removed"])].head(SHOW_SKIPPED)
     return ScanStepSummary(ws.root, counts, tuple(zip(bad["path"], bad["status"])))

@@ -10,6 +10,7 @@ import pandas as pd
 
 from curate import storage
 from curate.clock import now
+from curate.data.items import kinds
 from curate.data.tags import read_tags
 from curate.generations import inputs_of, load_checked, write_sidecar
 from curate.progress import Progress
@@ -27,8 +28,11 @@ def compute_scores(ws: Workspace, k: int = 10, progress: Progress | None = None)
 
     inputs = inputs_of(ws.path, [ws.embeddings_file.name])
     ids, sims, _ = knn_graph(ws, k, progress)
-    table = scores_from(sims)[SCORE_COLUMNS].assign(id=ids)
-    table = table[["id", *SCORE_COLUMNS]].reset_index(drop=True)
+    kind = kinds(ws.manifest())[ids]
+    # each kind on its own scale: an object's typical neighbour is not an image's (curate.data.items)
+    table = pd.concat([scores_from(sims[kind == k])[SCORE_COLUMNS].assign(id=ids[kind == k])
+                       for k in sorted(set(kind.tolist()))] or [pd.DataFrame(columns=[*SCORE_COLUMNS, "id"])])
+    table = table[["id", *SCORE_COLUMNS]].sort_values("id").reset_index(drop=True)
     storage.write_parquet(ws.scores_file, table)
     write_sidecar(ws.scores_file, {"k": k, "n": int(len(table)), "created": now(),
                                    "outliers": int(table["outlier"].sum())}, inputs)

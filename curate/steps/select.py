@@ -16,6 +16,7 @@ from curate.select.auto import resolve_strategy
 from curate.select.constraints import Constraints, constrained_select
 from curate.select.filters import Filters, filter_mask
 from curate.select.params import check_params
+from curate.data.items import of_kind
 from curate.steps.index import indexed_rows
 from curate.steps.options import RunOptions
 from curate.steps.scores import image_table
@@ -39,6 +40,7 @@ class SelectionRequest:
     include_ids: list[int] = field(default_factory=list)  # e.g. the app's basket
     balance: str | None = None  # "label" | "cluster"
     dedup: float | str | None = None  # cosine threshold, or "auto": one calibrated on the embeddings
+    kind: str | None = None  # which items: image, object, frame (default: curate.data.items.default_kind)
 
 
 def save_selection(ws: Workspace, name: str, ids: np.ndarray, strategy: str, params: dict, seed: int,
@@ -141,7 +143,7 @@ def compute_selection(ws: Workspace, req: SelectionRequest) -> SelectionResult:
     ids = indexed_rows(ws)
     vectors = np.asarray(ws.embeddings())[ids]
     tags = read_tags(ws)
-    eligible = filter_mask(manifest, req.filters, tags)[ids]
+    eligible = (filter_mask(manifest, req.filters, tags) & of_kind(manifest, req.kind))[ids]
     position = np.full(len(manifest), -1)
     position[ids] = np.arange(len(ids))
 
