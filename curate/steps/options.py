@@ -16,7 +16,8 @@ from curate.options import option
 
 DEFAULT_MINUTES = 10.0  # training budget when neither --minutes nor --epochs is given (nor a preset's)
 TRAIN_FLAGS = ("backbone", "image_size", "minutes", "epochs", "batch_size", "lr", "optimizer", "precision", "device",
-               "seed", "health_minutes", "stop_on_collapse", "checkpoint_minutes", "snapshot_minutes", "holdout")
+               "seed", "health_minutes", "stop_on_collapse", "checkpoint_minutes", "snapshot_minutes", "holdout",
+               "train_on")
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,9 @@ class RunOptions:
     holdout: float | None = option(None, "fraction held out of training for `curate eval` (default 0.1 when images "
                                          "are in class folders, else 0)", "train", type=float)
     device: str | None = option(None, "auto (default), cpu or cuda", "train")
+    train_on: str | None = option(None, "which items the encoder trains on: images (frames count as images), objects "
+                                        "(the crops of annotated boxes) or both (default: the recipe's, both)",
+                                  "train", choices=["images", "objects", "both"])
     health_minutes: float | None = option(None, "log embedding health (effective rank, alignment, uniformity) every "
                                                 "so many minutes (default 1; 0 = off)", "train", type=float)
     checkpoint_minutes: float | None = option(None, "save a resumable checkpoint every so many minutes (default 2); "

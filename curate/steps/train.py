@@ -14,6 +14,7 @@ import torch
 from curate import storage
 from curate.clock import now
 from curate.data.cache import DecodeFiles, image_cache
+from curate.data.items import kinds
 from curate.data.manifest import fingerprint, labels, ok_mask
 from curate.data.split import holdout_mask
 from curate.distributed import current as current_world
@@ -138,6 +139,16 @@ def run_config(ws: Workspace, cfg: TrainConfig, resume: bool) -> TrainConfig:
     return resolve_config(ws, cfg)
 
 
+TRAIN_ON = {"images": ("image", "frame"), "objects": ("object",), "both": ("image", "frame", "object")}
+
+
+def training_kinds_mask(manifest, train_on: str) -> np.ndarray:
+    """(N,) True for rows of the kinds `train_on` names (TRAIN_ON: frames count as images)."""
+    if train_on not in TRAIN_ON:
+        raise ValueError(f"train_on must be one of {', '.join(TRAIN_ON)}, not {train_on!r}")
+    return np.isin(kinds(manifest), TRAIN_ON[train_on])
+
+
 def build_image_cache(ws: Workspace, cfg: TrainConfig, progress: Progress | None = None,
                       decode_files: DecodeFiles | None = None) -> np.ndarray:
     """The decoded images a training with `cfg` reads ((N, S, S, 3) uint8, row = id), built if missing."""
@@ -150,10 +161,11 @@ def _train(ws: Workspace, cfg: TrainConfig, resume: bool, progress: Progress | N
     cfg = run_config(ws, cfg, resume)
     manifest = ws.manifest()
     images = build_image_cache(ws, cfg, progress, decode_files)
-    usable = ok_mask(manifest)
+    usable = ok_mask(manifest) & training_kinds_mask(manifest, cfg.train_on)
     train_ids = np.flatnonzero(usable & ~holdout_mask(manifest["id"].to_numpy(), cfg.holdout, cfg.seed))
     if len(train_ids) < 2:
-        raise ValueError(f"only {len(train_ids)} usable training images in {ws.root}: at least 2 are needed")
+        raise ValueError(f"only {len(train_ids)} usable training items ({cfg.train_on}) in {ws.root}: at least 2 "
+                         "are needed")
     world = current_world()
     if world.main:
         storage.write_json(ws.run_config_file, cfg.to_dict())
@@ -169,7 +181,7 @@ def _train(ws: Workspace, cfg: TrainConfig, resume: bool, progress: Progress | N
         "budget": {"minutes": cfg.minutes, "epochs": cfg.epochs},
         "trained": {"steps": result.steps, "images_seen": result.images_seen, "batch_size": result.batch_size, "elapsed_s": round(result.elapsed_s, 1),
                     "images_per_s": round(result.images_per_s, 1), "final_losses": result.last_losses,
-                    "train_images": int(len(train_ids)), "health": result.health,
+                    "train_images": int(len(train_ids)), "train_on": cfg.train_on, "health": result.health,
                     "cpu_share": result.cpu_share, "threads": torch.get_num_threads(),
                     "world_size": result.world_size, "nproc": world.local_size},
         "holdout": {"fraction": cfg.holdout, "seed": cfg.seed}, "data_fingerprint": fingerprint(manifest),

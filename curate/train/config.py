@@ -24,6 +24,7 @@ class TrainConfig:
     warmup: float = 0.05  # fraction of the budget spent warming up
     ema: float = 0.0  # > 0: export an exponential moving average of the weights (this momentum per step)
     precision: str = "auto"  # auto | bf16 | fp32
+    train_on: str = "both"  # images | objects | both: the item kinds trained on (frames count as images)
     holdout: float = 0.0  # fraction of images (by id hash) kept out of training for evaluation
     seed: int = 0
     checkpoint_minutes: float = 2.0
