@@ -182,6 +182,9 @@ def _label_issues(c: argparse.ArgumentParser) -> None:
     c.add_argument("--probabilities", choices=["knn+linear", "knn", "linear"], default="knn+linear",
                    help="where the out-of-sample class probabilities come from: the neighbours' vote, a 5-fold "
                         "cross-validated linear model on the embeddings, or (default) their mean")
+    c.add_argument("--target-precision", type=float, default=0.8, metavar="P",
+                   help="flag as many images as planted label flips estimate can be flagged at this precision "
+                        "(default 0.8; see curate/quality/label_trust.py)")
 
 
 def _export(c: argparse.ArgumentParser) -> None:

@@ -1,6 +1,10 @@
 """`curate label-issues`: images whose label disagrees with their embedding neighbourhood ->
-label_issues.parquet (id, label_issue, given, suggested, score), and the person's decisions on
-them -> label_fixes.parquet (id, label_fixed, decision, decided).
+label_issues.parquet (id, label_issue, given, suggested, score, cl_issue), and the person's decisions
+on them -> label_fixes.parquet (id, label_fixed, decision, decided).
+
+Every labelled image is ranked by its score; `label_issue` flags as many as an estimated precision
+allows (`curate.quality.label_trust`: planted flips), none when the encoder is too weak to judge
+single labels, and label_issues.json says which, with what would help.
 
 Labels come from the class folders (manifest column `label`) or from a CSV imported into
 labels.parquet (id, label), which then takes their place. A confirmed fix is stored beside the
@@ -20,6 +24,7 @@ from curate.data.manifest import ok_mask
 from curate.generations import inputs_of, load_checked, write_sidecar
 from curate.index import build_index
 from curate.locks import locked
+from curate.quality import label_trust
 from curate.quality.label_issues import (K, METHOD, PROBABILITIES, TEMPERATURE, class_probabilities,
                                          find_label_issues, self_confidence, suggest_labels)
 from curate.progress import Progress
@@ -88,12 +93,16 @@ def has_labels(ws: Workspace) -> bool:
 
 # --- detection ----------------------------------------------------------------------------------
 def label_issues(ws: Workspace, k: int = K, source: str = "auto", method: str = METHOD,
-                 probabilities: str = PROBABILITIES[0], seed: int = 0) -> pd.DataFrame:
+                 probabilities: str = PROBABILITIES[0], seed: int = 0,
+                 target: float = label_trust.TARGET_PRECISION) -> pd.DataFrame:
     """Flag labelled, embedded images whose label disagrees with their neighbours: out-of-sample
-    class probabilities (kNN vote + cross-validated linear model), then confident learning
-    (`curate.quality.label_issues`). Writes and returns label_issues.parquet: id, label_issue, given,
-    suggested, score (probability of the given label: low = likely wrong), one row per labelled
-    image with an embedding."""
+    class probabilities (kNN vote + cross-validated linear model), the images ranked by the
+    probability of their given label, and as many of the lowest flagged as planted label flips say
+    can be flagged at an expected precision of `target` (`curate.quality.label_trust`); none when
+    no cut reaches it. Writes and returns label_issues.parquet: id, label_issue, given, suggested,
+    score (probability of the given label: low = likely wrong), cl_issue (what confident learning's
+    `method` flags, the count before issue 29: a longer list to browse, not to trust), one row per
+    labelled image with an embedding."""
     if not ws.embeddings_file.exists():
         raise FileNotFoundError(f"no embeddings in {ws.path}: run `curate embed` (or `curate run`) first")
     inputs = inputs_of(ws.path, [ws.embeddings_file.name])
@@ -106,24 +115,44 @@ def label_issues(ws: Workspace, k: int = K, source: str = "auto", method: str = 
     given = np.searchsorted(classes, labels[ids].astype(str))
     vectors = np.ascontiguousarray(np.asarray(ws.embeddings())[ids], dtype=np.float32)
     index, _ = build_index(vectors, np.arange(len(ids)))  # exact up to 100k rows, IVF above
-    probs = class_probabilities(vectors, given, len(classes), probabilities, k=k, index=index, seed=seed)
-    flags = find_label_issues(given, probs, method)
+
+    def probs_of(y: np.ndarray) -> np.ndarray:
+        return class_probabilities(vectors, y, len(classes), probabilities, k=k, index=index, seed=seed)
+    probs = probs_of(given)
+    flags, trust = label_trust.estimate(given, probs, probs_of, seed=seed, target=target)
     names = np.asarray(classes, dtype=object)
     table = pd.DataFrame({"id": ids.astype(np.int64), "label_issue": flags, "given": names[given],
                           "suggested": names[suggest_labels(given, probs)],
-                          "score": self_confidence(given, probs)}).astype({"given": "string", "suggested": "string"})
+                          "score": self_confidence(given, probs),
+                          "cl_issue": find_label_issues(given, probs, method)}).astype(
+        {"given": "string", "suggested": "string"})
     storage.write_parquet(ws.label_issues_file, table)
     embedded = ws.sidecar(ws.embeddings_file)
     write_sidecar(ws.label_issues_file, {
         "k": k, "temperature": TEMPERATURE, "method": method, "probabilities": probabilities, "source": used, "seed": seed,
         "classes": classes,
-        "labelled": int(len(table)), "flagged": int(flags.sum()), "fixes_applied": int(len(confirmed_fixes(ws))),
+        "labelled": int(len(table)), "flagged": int(flags.sum()), "cl_flagged": int(table["cl_issue"].sum()),
+        "fixes_applied": int(len(confirmed_fixes(ws))),
         # share of images whose neighbours' vote is their own label: low means the embedding separates
         # these classes poorly, and then many correct labels are flagged too
         "agreement": float(np.mean(probs.argmax(1) == given)),
+        "trust": {**trust, "message": trust_message(ws, trust, int(flags.sum()))},
         "embeddings_created": storage.read_json(embedded).get("created") if embedded.exists() else None,
         "created": now()}, inputs)
     return table
+
+
+def trust_message(ws: Workspace, trust: dict, flagged: int) -> str:
+    """One sentence for a person: how far the flags can be trusted, and what would help when not at all."""
+    target = f"{trust['target']:.0%}"
+    if not trust["too_weak"]:
+        return (f"{flagged} flagged at an estimated precision of {trust['expected_precision'] or 1:.0%} "
+                f"(target {target}; {trust['planted_recall']:.0%} of planted wrong labels caught); the rest are "
+                "ranked by score")
+    return (f"the encoder is too weak to judge single labels: at best {trust['best_precision']:.0%} of the "
+            f"lowest-scored labels would be wrong (target {target}; labels agree with the embeddings' prediction "
+            f"{trust['agreement']:.0%} of the time), so nothing is flagged and the images are only ranked by score. "
+            f"Train longer: `curate run {ws.root} -w {ws.path} --minutes 30 --retrain`")
 
 
 def top_confusions(table: pd.DataFrame, n: int = 3) -> list[tuple[str, str, int]]:
@@ -220,6 +249,8 @@ class LabelIssuesSummary:
     confusions: tuple[tuple[str, str, int], ...] = ()  # the most frequent (given, suggested, count)
     file: Path | None = None
     skipped: str | None = None  # why nothing was checked (no labels)
+    expected_precision: float | None = None  # of the flagged set (None: nothing flagged)
+    trust: str = ""  # label_trust's verdict in a sentence (label_issues.json trust.message)
 
     def lines(self) -> list[str]:
         if self.skipped:
@@ -227,16 +258,19 @@ class LabelIssuesSummary:
         top = ", ".join(f"{given}->{suggested} {n}" for given, suggested, n in self.confusions)
         return [f"label issues: {self.flagged} flagged of {self.labelled} labelled images "
                 f"({'imported labels' if self.imported else 'class folders'}; {self.agreement:.0%} agree with their "
-                f"neighbours){'; most often ' + top if top else ''} -> {self.file}"]
+                f"neighbours){'; most often ' + top if top else ''} -> {self.file}",
+                *([f"label issues: {self.trust}"] if self.trust else [])]
 
 
 def run(ws: Workspace, options: RunOptions | None = None, progress: Progress | None = None, k: int = K,
-        source: str = "auto", probabilities: str = PROBABILITIES[0], required: bool = False) -> LabelIssuesSummary:
+        source: str = "auto", probabilities: str = PROBABILITIES[0], required: bool = False,
+        target: float = label_trust.TARGET_PRECISION) -> LabelIssuesSummary:
     """The label-issues step; in `curate run` (required False) skipped when the images carry no labels."""
     if not required and not has_labels(ws):
         return LabelIssuesSummary(skipped="the images carry fewer than 2 labels")
     seed = (options.seed or 0) if options else 0
-    table = label_issues(ws, k=k, source=source, probabilities=probabilities, seed=seed)
+    table = label_issues(ws, k=k, source=source, probabilities=probabilities, seed=seed, target=target)
     meta = storage.read_json(ws.sidecar(ws.label_issues_file))
     return LabelIssuesSummary(int(table["label_issue"].sum()), len(table), meta["source"] == "imported",
-                              meta["agreement"], tuple(top_confusions(table)), ws.label_issues_file)
+                              meta["agreement"], tuple(top_confusions(table)), ws.label_issues_file,
+                              expected_precision=meta["trust"]["expected_precision"], trust=meta["trust"]["message"])
