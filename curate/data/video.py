@@ -154,9 +154,7 @@ class Samples(Iterator[Frame]):
                 if next_tick is not None and ms < next_tick:
                     continue
                 if interval is not None:
-                    next_tick = (ms if next_tick is None else next_tick) + interval
-                    while next_tick <= ms:  # a gap longer than a tick (variable frame rate) skips ticks
-                        next_tick += interval
+                    next_tick = _next_tick(next_tick, ms, interval)
                 if change is not None:
                     thumb = scaler.reformat(frame, width=THUMB, height=THUMB, format="gray").to_ndarray()
                     if last_thumb is not None and difference(thumb, last_thumb) <= change:
@@ -193,6 +191,13 @@ def _tick_interval(fps: float | None, max_frames: int | None, duration_ms: int |
     if max_frames is not None and duration_ms and duration_ms / interval > max_frames:
         interval = Fraction(duration_ms, max_frames)
     return interval
+
+
+def _next_tick(tick: Fraction | None, ms: int, interval: Fraction) -> Fraction:
+    """The first tick after a frame at `ms` kept for `tick` (None: the first frame, where ticks start).
+    A gap longer than a tick (variable frame rate, a still scene) skips ticks, in one step."""
+    start = ms if tick is None else tick
+    return start + interval * (math.floor((ms - start) / interval) + 1)
 
 
 def _decode_to(container, stream, seek_to: int | None, time_ms: int) -> av.VideoFrame | None:

@@ -211,3 +211,9 @@ def test_frames_over_the_pixel_cap_are_refused(tmp_path, monkeypatch):
         probe(path)
     with pytest.raises(VideoError, match="^too large"):
         frame_at(path, 0)
+
+
+def test_next_tick_skips_a_long_gap_in_one_step():
+    assert video._next_tick(None, 33, Fraction(1000)) == 1033
+    assert video._next_tick(Fraction(1033), 1040, Fraction(1000)) == 2033
+    assert video._next_tick(Fraction(1033), 10**9, Fraction(1, 1000)) == 10**9 + Fraction(1, 1000)
