@@ -231,6 +231,13 @@ def cmd_export(args):
     from curate.workspace import Workspace
 
     ws = Workspace(args.workspace).require()
+    if args.format != "folder":
+        from curate.steps.export import export_formatted
+
+        with command_progress(f"export {args.format}", "file") as bar:
+            folder = export_formatted(ws, args.selection, args.to, args.format, progress=bar)
+        print(f"exported selection {args.selection!r} as {args.format} -> {folder}")
+        return
     if args.mode == "zip":
         from curate import storage
         from curate.steps.export import zip_selection

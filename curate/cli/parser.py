@@ -192,6 +192,10 @@ def _export(c: argparse.ArgumentParser) -> None:
     c.add_argument("--to", type=Path, required=True)
     c.add_argument("--mode", choices=["copy", "symlink", "hardlink", "list", "zip"], default="copy",
                    help="zip: --to is the .zip file to write")
+    c.add_argument("--format", default="folder", choices=["folder", "yolo", "coco", "voc", "labelstudio", "crops"],
+                   help="folder (default: the files in their class folders; frames as one image each, named by "
+                        "video and time), an annotation format with the boxes (a selection of objects: their "
+                        "images with only those boxes), or crops (object crops in class folders)")
 
 
 def _eval(c: argparse.ArgumentParser) -> None:

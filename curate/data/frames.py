@@ -20,7 +20,7 @@ import pandas as pd
 
 from curate import storage
 from curate.data.items import frame_key, kinds, merge_derived
-from curate.data.sources import FRAME_STORE_SIDE, frame_store_file
+from curate.data.sources import FRAME_STORE_SIDE, frame_store_file, shrink
 from curate.progress import Progress, report
 
 log = logging.getLogger(__name__)
@@ -74,11 +74,8 @@ def _sample_one(vid: int, path: Path, store_dir: Path, sampling: FrameSampling, 
     """Decode one video, keep its frames in the store; [(time_ms, width, height)] of the kept frames."""
     kept = []
     for frame in sample_frames(path, fps=sampling.fps, max_frames=sampling.max_frames, change=sampling.change):
-        img = frame.image
-        w, h = img.size
-        if max(w, h) > FRAME_STORE_SIDE:
-            scale = FRAME_STORE_SIDE / max(w, h)
-            img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))))
+        w, h = frame.image.size
+        img = shrink(frame.image, FRAME_STORE_SIDE)
         with storage.atomic_path(frame_store_file(store_dir, vid, frame.time_ms)) as tmp:
             img.save(tmp, format="PNG", compress_level=1)
         kept.append((int(frame.time_ms), w, h))

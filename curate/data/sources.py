@@ -83,6 +83,30 @@ def item_sources(root: Path, manifest: pd.DataFrame, store_dir: Path | None = No
     return out
 
 
+def item_source(root: Path, manifest: pd.DataFrame, item_id: int, store_dir: Path | None = None) -> Source:
+    """The Source of manifest row `item_id` alone (`item_sources(...)[item_id]` without building them all)."""
+    i = int(item_id)
+    kind = str(kinds(manifest.iloc[[i]])[0])
+    path = str(Path(root) / str(manifest["path"].iloc[i]))
+    if kind not in ("frame", "object"):
+        return Source(path, kind)
+    row = manifest.iloc[i]
+
+    def frame(j: int) -> Source:
+        time_ms = int(manifest["time_ms"].iloc[j])
+        store = frame_store_file(store_dir, int(manifest["parent"].iloc[j]), time_ms) if store_dir is not None else None
+        return Source(path, "frame", time_ms=time_ms, store=str(store) if store is not None else None)
+
+    if kind == "frame":
+        return frame(i)
+    if pd.isna(row["parent"]):
+        return Source(path, kind)
+    parent = int(row["parent"])
+    base = frame(parent) if str(kinds(manifest.iloc[[parent]])[0]) == "frame" else Source(path)
+    box = tuple(float(row[c]) for c in ("x0", "y0", "x1", "y1"))
+    return Source(base.path, "object", box, base.time_ms, base.store)
+
+
 def load_item(source: Source | str | Path, max_side: int | None = None) -> Image.Image:
     """The item's pixels as an upright RGB image: the file, the frame, or the object's crop with context.
     Raises ImageError (VideoError for videos) with the reason when it does not decode."""
@@ -92,7 +116,7 @@ def load_item(source: Source | str | Path, max_side: int | None = None) -> Image
     if source.kind == "object":
         return crop_with_context(_load_frame_or_image(source, full=True), source.box)
     img = _load_frame_or_image(source)
-    return _shrink(img, max_side)
+    return shrink(img, max_side)
 
 
 def decode_item(source: Source | str | Path, size: int) -> np.ndarray:
@@ -137,7 +161,7 @@ def _load_frame_or_image(source: Source, full: bool = False) -> Image.Image:
     from curate.data.video import frame_at
 
     img = frame_at(source.path, source.time_ms)
-    return img if full else _shrink(img, FRAME_STORE_SIDE)
+    return img if full else shrink(img, FRAME_STORE_SIDE)
 
 
 def _stored_frame(source: Source) -> Image.Image:
@@ -145,7 +169,8 @@ def _stored_frame(source: Source) -> Image.Image:
         return img.convert("RGB")
 
 
-def _shrink(img: Image.Image, max_side: int | None) -> Image.Image:
+def shrink(img: Image.Image, max_side: int | None) -> Image.Image:
+    """`img` scaled down to at most `max_side` a side (bilinear), or itself: the frame store keeps frames so."""
     if max_side is None or max(img.size) <= max_side:
         return img
     scale = max_side / max(img.size)

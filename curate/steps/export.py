@@ -10,7 +10,9 @@ import pandas as pd
 
 from curate.clock import now
 from curate.export import EXPORT_MODES, export_files, export_zip
+from curate.data.items import kinds
 from curate.export.folder import inside_target, zip_member
+from curate.export.items import ANNOTATION_FORMATS, export_annotations, export_crops, export_frames
 from curate.progress import Progress
 from curate.workspace import Workspace
 
@@ -39,9 +41,53 @@ def provenance(ws: Workspace, selection: str | None, n: int) -> dict:
             "selection_meta": meta, "n": n, "created": now()}
 
 
+EXPORT_FORMATS = ("folder", *ANNOTATION_FORMATS, "crops")
+
+
+def export_formatted(ws: Workspace, selection: str, target: str | Path, fmt: str,
+                     progress: Progress | None = None) -> Path:
+    """Export a saved selection as `fmt`: an annotation format (yolo, coco, voc, labelstudio: the selected images
+    with their boxes, or a selection of objects as their parent images with only those boxes) or `crops` (object
+    crops in class folders). Label Studio tasks carry curate's suggested classes from the label issues."""
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"--format must be one of {', '.join(EXPORT_FORMATS)}, not {fmt!r}")
+    ids = ws.selection(selection).sort_values("rank")["id"].to_numpy()
+    _check_target(ws, Path(target).expanduser().resolve())
+    if fmt == "crops":
+        return export_crops(ws, ids, Path(target), progress)
+    return export_annotations(ws, ids, Path(target), fmt, progress, suggested_classes(ws) if fmt == "labelstudio"
+                              else None)
+
+
+def suggested_classes(ws: Workspace) -> dict[str, str]:
+    """{annotation key: suggested class} of the objects flagged as label issues."""
+    if not ws.label_issues_file.exists():
+        return {}
+    issues = pd.read_parquet(ws.label_issues_file)
+    issues = issues[issues["label_issue"].astype(bool) & issues["suggested"].notna()]
+    manifest = ws.manifest()
+    if "annotation" not in manifest.columns:
+        return {}
+    keys = manifest["annotation"].iloc[issues["id"].to_numpy()]
+    return {str(k): str(v) for k, v in zip(keys, issues["suggested"]) if isinstance(k, str)}
+
+
+def _check_target(ws: Workspace, folder: Path) -> None:
+    for inside, what in ((ws.root, "the image folder"), (ws.path, "the workspace")):
+        if folder.is_relative_to(inside):
+            raise ValueError(f"refusing to export into {folder}: it lies inside {what} ({inside}). "
+                             "Choose a folder outside the image folder and the workspace.")
+
+
 def export_selection(ws: Workspace, selection: str, target: str | Path, mode: str = "copy",
                      progress: Progress | None = None) -> Path:
-    """Export a saved selection into `target`; returns the manifest CSV."""
+    """Export a saved selection into `target`; returns the manifest CSV. A selection of video frames
+    writes one image file per frame, named by video and time (curate.export.items.export_frames)."""
+    ids = ws.selection(selection)["id"].to_numpy()
+    if len(ids) and (kinds(ws.manifest())[ids] == "frame").all() and mode in ("copy", "hardlink", "symlink"):
+        _check_target(ws, Path(target).expanduser().resolve())
+        return export_frames(ws, ws.selection(selection).sort_values("rank")["id"], Path(target), progress) \
+            / "manifest.csv"
     rows = selection_rows(ws, selection)
     return export_files(ws.root, rows, Path(target), mode, progress, provenance(ws, selection, len(rows)))
 
