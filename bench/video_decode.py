@@ -9,20 +9,24 @@ For car-detection.mp4, bottle-detection.mp4 and the 16 asl_gestures clips (summe
 - `sample_frames` at fps=1 (the default), with `change=0.05` on every frame (fps=None; a 32x32 grey
   reduction per frame), and every frame converted to RGB (fps=None), each with its frames kept;
 - `probe` time.
-Each figure is the best of `--repeats` interleaved runs (a shared machine: the minimum is the least disturbed).
-`x ffmpeg` is ffmpeg's rtime / curate's time: 1.0 is as fast as the tool, the target is >= 0.8 for fps=1.
+Each figure is the best of `--repeats` interleaved runs (a shared machine: the minimum is the least disturbed),
+as wall time and as CPU time (user + system of every thread: ffmpeg's own utime + stime, this process's
+`os.times` for curate), the steadier of the two on a busy machine. `x ffmpeg` is ffmpeg's time / curate's:
+1.0 is as fast as the tool; the target is >= 0.8 for fps=1.
 Prints a markdown table and writes bench/results/video_decode-<timestamp>.json.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import time
 from pathlib import Path
 
 import av
+import numpy as np
 
 from bench.machine import load_average, machine_facts, summary_line
 from bench.report import markdown_table
@@ -33,70 +37,81 @@ REPO = Path(__file__).resolve().parent.parent
 VIDEOS = REPO.parent / "shared" / "data" / "videos"
 
 
-def ffmpeg_seconds(path: Path, threads: int) -> float:
-    """ffmpeg's own decode time (-benchmark rtime) of the video stream of `path`."""
+def ffmpeg_seconds(path: Path, threads: int) -> tuple[float, float]:
+    """ffmpeg's own decode time of the video stream of `path`: (-benchmark rtime, utime + stime)."""
     out = subprocess.run(["ffmpeg", "-hide_banner", "-nostats", "-benchmark", "-threads", str(threads), "-i", str(path),
                           "-an", "-f", "null", "-"], capture_output=True, text=True, check=True)
-    return float(re.search(r"rtime=([\d.]+)s", out.stderr).group(1))
+    times = dict(re.findall(r"(\w+)=([\d.]+)s", out.stderr))
+    return float(times["rtime"]), float(times["utime"]) + float(times["stime"])
 
 
-def decode_loop(path: Path) -> tuple[float, int]:
-    """Seconds and frames for curate's decode of every frame, none converted to RGB."""
-    t = time.perf_counter()
-    with video._open(path) as (container, stream):
-        n = sum(1 for _ in video._decoded(container, stream, None))
-    return time.perf_counter() - t, n
+def timed(fn, *args, **kw) -> tuple[float, float, object]:
+    """(wall seconds, CPU seconds of this process's threads, fn's result)."""
+    t, c = time.perf_counter(), os.times()
+    result = fn(*args, **kw)
+    d = os.times()
+    return time.perf_counter() - t, (d.user - c.user) + (d.system - c.system), result
 
 
-def sampled(path: Path, **kw) -> tuple[float, int, int]:
-    """Seconds, frames decoded and frames kept by `sample_frames(path, **kw)`."""
-    t = time.perf_counter()
+def decode_loop(path: Path) -> tuple[float, float, int, int]:
+    """Wall, CPU, frames for curate's decode of every frame, none converted to RGB."""
+    def run():
+        with video._open(path) as (container, stream):
+            return sum(1 for _ in video._decoded(container, stream, None))
+    wall, cpu, n = timed(run)
+    return wall, cpu, n, 0
+
+
+def sampled(path: Path, **kw) -> tuple[float, float, int, int]:
+    """Wall, CPU, frames decoded and frames kept by `sample_frames(path, **kw)`."""
     samples = video.sample_frames(path, **kw)
-    kept = sum(1 for _ in samples)
-    return time.perf_counter() - t, samples.decoded, kept
-
-
-def probe_ms(path: Path) -> float:
-    t = time.perf_counter()
-    video.probe(path)
-    return (time.perf_counter() - t) * 1000
+    wall, cpu, kept = timed(lambda: sum(1 for _ in samples))
+    return wall, cpu, samples.decoded, kept
 
 
 MEASURES = {
-    "ffmpeg_t0": lambda p: (ffmpeg_seconds(p, 0), 0, 0),
-    "ffmpeg_t2": lambda p: (ffmpeg_seconds(p, 2), 0, 0),
-    "decode": lambda p: (*decode_loop(p), 0),
+    "ffmpeg_t0": lambda p: (*ffmpeg_seconds(p, 0), 0, 0),
+    "ffmpeg_t2": lambda p: (*ffmpeg_seconds(p, 2), 0, 0),
+    "decode": decode_loop,
     "fps1": lambda p: sampled(p, fps=1.0),
     "change": lambda p: sampled(p, fps=None, change=0.05),
     "all_rgb": lambda p: sampled(p, fps=None),
-    "probe": lambda p: (probe_ms(p) / 1000, 0, 0),
+    "probe": lambda p: (*timed(video.probe, p)[:2], 0, 0),
 }
 
 
 def measure_group(paths: list[Path], repeats: int) -> dict:
-    """{measure: (best seconds summed over `paths`, frames decoded, frames kept)}, runs interleaved."""
+    """{measure: [best wall s, best CPU s (each summed over `paths`), frames decoded, frames kept]}; the
+    measures run interleaved, `repeats` times."""
     best: dict[str, list] = {}
     for _ in range(repeats):
         for name, fn in MEASURES.items():
-            total = [0.0, 0, 0]
+            total = np.zeros(4)
             for p in paths:
-                s, decoded, kept = fn(p)
-                total = [total[0] + s, total[1] + decoded, total[2] + kept]
-            if name not in best or total[0] < best[name][0]:
-                best[name] = total
+                total += fn(p)
+            if name not in best:
+                best[name] = total.tolist()
+            best[name][:2] = np.minimum(best[name][:2], total[:2]).tolist()
     return best
 
 
+def cell(m: dict, name: str) -> str:
+    """"wall s / CPU s (x ffmpeg wall / CPU)" for one measure."""
+    wall, cpu = m[name][:2]
+    base_wall, base_cpu = m["ffmpeg_t0"][:2]
+    return f"{wall:.3f} / {cpu:.3f} ({base_wall / wall:.2f} / {base_cpu / cpu:.2f})"
+
+
 def row(label: str, paths: list[Path], m: dict) -> dict:
-    base = m["ffmpeg_t0"][0]
-    frames = m["decode"][1]
+    frames = int(m["decode"][2])
     return {"video": label, "frames": frames, "probe ms": round(m["probe"][0] * 1000 / len(paths), 2),
-            "ffmpeg -threads 0 s": base, "ffmpeg -threads 2 s": m["ffmpeg_t2"][0],
-            "decode loop s (x ffmpeg)": f"{m['decode'][0]:.3f} ({base / m['decode'][0]:.2f})",
+            "ffmpeg -threads 0 s wall / CPU": f"{m['ffmpeg_t0'][0]:.3f} / {m['ffmpeg_t0'][1]:.3f}",
+            "ffmpeg -threads 2 s wall / CPU": f"{m['ffmpeg_t2'][0]:.3f} / {m['ffmpeg_t2'][1]:.3f}",
+            "decode loop s (x ffmpeg)": cell(m, "decode"),
             "decode loop frames/s": round(frames / m["decode"][0]),
-            "fps=1 s (x ffmpeg), kept": f"{m['fps1'][0]:.3f} ({base / m['fps1'][0]:.2f}), {m['fps1'][2]}",
-            "change=0.05 s (x ffmpeg), kept": f"{m['change'][0]:.3f} ({base / m['change'][0]:.2f}), {m['change'][2]}",
-            "every frame RGB frames/s": round(m["all_rgb"][1] / m["all_rgb"][0])}
+            "fps=1 s (x ffmpeg)": cell(m, "fps1") + f", {int(m['fps1'][3])} kept",
+            "change=0.05 s (x ffmpeg)": cell(m, "change") + f", {int(m['change'][3])} kept",
+            "every frame to RGB frames/s": round(m["all_rgb"][2] / m["all_rgb"][0])}
 
 
 def main(argv: list[str] | None = None) -> None:
