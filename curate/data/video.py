@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import av
-from av.video.reformatter import VideoReformatter
 import numpy as np
+from av.video.reformatter import VideoReformatter
 from PIL import Image
 
 from curate.data.images import DECODE_MEMORY, MAX_PIXELS_ENV, ImageError, decode_failure, pixel_limit
@@ -122,8 +122,12 @@ def frame_at(path: str | os.PathLike, time_ms: int) -> Image.Image:
 
 
 def difference(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean absolute difference of two (32, 32) uint8 grey thumbnails, in [0, 1]: 0 for identical frames,
-    about 0.01 for compression noise on a still scene, 0.1 and more for a cut or a large movement."""
+    """Mean absolute difference of two (32, 32) uint8 grey thumbnails, in [0, 1]; 0 for identical frames.
+
+    Measured on ../shared/data/videos: consecutive frames median 0.001-0.002 (p90 0.004 for a fixed camera
+    on bottles, 0.023 with cars passing, 0.006 for a signer), the first frames of different gesture clips
+    median 0.086 (the same room and signer), a cut between two unrelated scenes 0.15. So ~0.02-0.05
+    keeps movement and cuts, and drops a still scene."""
     return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean()) / 255.0
 
 
