@@ -73,12 +73,15 @@ def sample_videos(manifest: pd.DataFrame, root: Path, store_dir: Path, sampling:
 def _sample_one(vid: int, path: Path, store_dir: Path, sampling: FrameSampling, sample_frames) -> list[tuple]:
     """Decode one video, keep its frames in the store; [(time_ms, width, height)] of the kept frames."""
     kept = []
-    for frame in sample_frames(path, fps=sampling.fps, max_frames=sampling.max_frames, change=sampling.change):
+    samples = sample_frames(path, fps=sampling.fps, max_frames=sampling.max_frames, change=sampling.change)
+    for frame in samples:
         w, h = frame.image.size
         img = shrink(frame.image, FRAME_STORE_SIDE)
         with storage.atomic_path(frame_store_file(store_dir, vid, frame.time_ms)) as tmp:
             img.save(tmp, format="PNG", compress_level=1)
         kept.append((int(frame.time_ms), w, h))
+    if samples.problem:  # a damaged video still gives the frames before the damage
+        log.warning("video %s: %s (%d frames kept)", path, samples.problem, len(kept))
     return kept
 
 

@@ -22,7 +22,9 @@ from numpy.lib.format import open_memmap
 from curate import storage
 from curate.clock import now
 from curate.data.images import ImageError
-from curate.data.items import has_items
+from curate.data.items import has_items, kinds
+from curate.quality.box_checks import FLAG_COLUMNS as BOX_FLAG_COLUMNS, box_flags, box_metrics, image_box_flags
+from curate.quality.box_checks import BoxCheckConfig
 from curate.data.sources import Source, item_sources, load_item
 from curate.data.manifest import ok_mask
 from curate.locks import locked
@@ -160,13 +162,50 @@ def _path(root: Path, rel: str) -> Path | None:
 def _save(ws: Workspace, manifest: pd.DataFrame, cfg: QualityConfig) -> None:
     """Refresh shape metrics and flags of every row in place, then write the manifest atomically."""
     usable = ok_mask(manifest)
-    shape = shape_metrics(manifest["width"].to_numpy(), manifest["height"].to_numpy(), usable)
-    for col in shape:
-        manifest[col] = np.where(usable, shape[col].to_numpy(), np.nan).astype("float32")
+    found = kinds(manifest)
+    for kind in set(found[usable].tolist()) or {"image"}:  # sizes compare within a kind: a box is no odd image
+        mine = usable & (found == kind)
+        shape = shape_metrics(manifest["width"].to_numpy(), manifest["height"].to_numpy(), mine)
+        for col in shape:
+            values = manifest[col].to_numpy(np.float32, na_value=np.nan) if col in manifest else \
+                np.full(len(manifest), np.nan, np.float32)
+            manifest[col] = np.where(mine, shape[col].to_numpy(), np.where(usable, values, np.nan)).astype("float32")
     flagged = flags(manifest, cfg)
     for col in FLAG_COLUMNS:
         manifest[col] = flagged[col]
+    if (found == "object").any():
+        for col in ("odd_size", "odd_aspect_ratio"):  # a box's shape is the annotation checks' business
+            manifest.loc[found == "object", col] = False
+        for col, values in annotation_flags(ws, manifest).items():
+            manifest[col] = values
     ws.save_manifest(manifest)
+
+
+def annotation_flags(ws: Workspace, manifest: pd.DataFrame, cfg: BoxCheckConfig | None = None) -> dict[str, np.ndarray]:
+    """The annotation checks (curate.quality.box_checks) as (N,) manifest columns: per object the box flags
+    (annotated twice, overlapping another class, tiny, extreme aspect ratio, cut by the border), per image
+    of the annotated set `n_boxes` and the no-boxes / many-boxes flags. False elsewhere."""
+    found = kinds(manifest)
+    objects = manifest[(found == "object") & (manifest["status"] == "ok").to_numpy()]
+    boxes = pd.DataFrame({"image": objects["parent"].astype(int).to_numpy(), "label": objects["label"].to_numpy(),
+                          **{c: objects[c].to_numpy(np.float64) for c in ("x0", "y0", "x1", "y1")},
+                          "iscrowd": False, "problem": None}, index=objects["id"].to_numpy())
+    parents = manifest.iloc[np.unique(boxes["image"].to_numpy())]
+    sizes = pd.DataFrame({"width": parents["width"].to_numpy(), "height": parents["height"].to_numpy()},
+                         index=parents["id"].to_numpy())
+    box = box_flags(box_metrics(boxes, sizes), cfg)
+    out = {}
+    for col in BOX_FLAG_COLUMNS:
+        out[col] = np.zeros(len(manifest), bool)
+        out[col][box.index.to_numpy()] = box[col].fillna(False).to_numpy(bool)
+    annotated = storage.read_json(ws.annotations_file).get("images", []) if ws.annotations_file.exists() else []
+    ids = manifest.loc[manifest["path"].isin(annotated).to_numpy() & (found == "image"), "id"].to_numpy()
+    per_image = image_box_flags(ids, boxes, cfg)
+    out["n_boxes"] = np.zeros(len(manifest), np.int64)
+    for col in ("n_boxes", "no_boxes", "many_boxes"):
+        out.setdefault(col, np.zeros(len(manifest), bool))
+        out[col][per_image.index.to_numpy(np.int64)] = per_image[col].to_numpy()
+    return out
 
 
 @dataclass(frozen=True)
@@ -184,4 +223,5 @@ def run(ws: Workspace, options: RunOptions | None = None, progress: Progress | N
         cfg: QualityConfig | None = None) -> QualitySummary:
     """The quality step; `cfg` None keeps the thresholds the workspace has (a person's, or the defaults)."""
     manifest = quality(ws, cfg, progress=progress)
-    return QualitySummary({f: int(manifest[f].sum()) for f in FLAG_COLUMNS}, ws.manifest_file, ws.quality_file)
+    shown = [*FLAG_COLUMNS, *(c for c in (*BOX_FLAG_COLUMNS, "no_boxes", "many_boxes") if c in manifest.columns)]
+    return QualitySummary({f: int(manifest[f].sum()) for f in shown}, ws.manifest_file, ws.quality_file)
