@@ -71,6 +71,8 @@ class Workspace:
     @property
     def duplicate_search_file(self) -> Path: return self.path / "duplicate_search.json"
     @property
+    def leaks_file(self) -> Path: return self.path / "duplicates_across.parquet"  # copies across splits
+    @property
     def tags_file(self) -> Path: return self.path / "tags.parquet"
     @property
     def scores_file(self) -> Path: return self.path / "scores.parquet"

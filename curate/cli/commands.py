@@ -189,6 +189,17 @@ def cmd_dedup(args):
         raise ValueError(f"--target-precision must be between 0 and 1, not {args.target_precision}")
     _step("dedup", ws, RunOptions(workspace=ws.path, dedup_threshold=args.threshold, kind=args.kind),
           cfg=PairConfig(crops=args.crops, flips=args.flips, k=args.k), target=args.target_precision)
+    if args.across:
+        from curate.steps.dedup import across_splits
+
+        table = across_splits(ws, args.across)
+        by_split = table.groupby("split")["id"].count().to_dict() if len(table) else {}
+        print(f"copies across splits: {len(table)} items have a copy in train "
+              f"({', '.join(f'{n} {s}' for s, n in by_split.items()) or 'none'}) -> {ws.leaks_file}")
+        if len(table):
+            paths = ws.manifest()["path"]
+            for row in table.head(10).itertuples():
+                print(f"  {paths.iat[row.id]}  =  {paths.iat[row.copy_of]}  ({row.kind})")
 
 
 def cmd_quality(args):

@@ -149,6 +149,8 @@ def _tag(c: argparse.ArgumentParser) -> None:
 
 def _dedup(c: argparse.ArgumentParser) -> None:
     add_options(c, RunOptions, ["kind"])
+    c.add_argument("--across", metavar="COLUMN", help="also list the items of other splits that have a copy in the "
+                   "train split (splits: this manifest column, or for 'split' the train/ test/ val/ folders)")
     c.add_argument("--threshold", type=float, default=None,
                    help="pair score for near duplicates (default: calibrated for --target-precision, then moved by "
                         "pairs marked in the app; see duplicates.json)")

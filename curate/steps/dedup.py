@@ -27,6 +27,7 @@ import pandas as pd
 from curate import storage
 from curate.clock import now
 from curate.data.items import of_kind, resolve_kind
+from curate.quality.leaks import leaks, splits_of
 from curate.data.manifest import ok_mask
 from curate.generations import inputs_of, write_sidecar
 from curate.locks import locked
@@ -236,6 +237,22 @@ class DedupSummary:
         return [f"{self.exact_groups} exact and {self.near_groups} near-duplicate groups ({self.images} images): "
                 f"{self.pairs} pairs at score >= {self.threshold:.3f} ({self.how}; expected precision "
                 f"{self.expected_precision:.2f}){note} -> {self.file}"]
+
+
+def across_splits(ws: Workspace, column: str = "split", reference: str = "train") -> pd.DataFrame:
+    """Items of other splits with a copy in `reference` (curate.quality.leaks), from the saved duplicate groups;
+    written to duplicates_across.parquet. Splits: the manifest's `column`, or the split folders of the paths."""
+    if not ws.duplicates_file.exists():
+        raise FileNotFoundError(f"no duplicate groups in {ws.path}: run `curate dedup -w {ws.path}` first")
+    manifest = ws.manifest()
+    splits = splits_of(manifest, column)
+    found = set(s for s in splits if s is not None)
+    if reference not in found or len(found) < 2:
+        raise ValueError(f"--across {column}: the items need a {reference!r} split and another one (found "
+                         f"{', '.join(sorted(found)) or 'none'}); name them by folders (train/, test/) or a column")
+    table = leaks(ws.duplicates(), splits, reference)
+    storage.write_parquet(ws.leaks_file, table)
+    return table
 
 
 def summarize(ws: Workspace, table: pd.DataFrame) -> DedupSummary:
