@@ -138,7 +138,7 @@ def cmd_select(args):
     request = SelectionRequest(
         n=args.n, strategy=args.strategy, seed=args.seed, params=_key_values(args.param), balance=args.balance,
         dedup=args.dedup if args.dedup in (None, "auto") else float(args.dedup),
-        include=args.include, exclude=args.exclude, kind=args.kind,
+        include=args.include, exclude=args.exclude, kind=args.kind, by_objects=args.by_objects,
         filters=Filters(labels=args.label, skip_flags=args.skip_flag, tags=args.tag, min_side=args.min_side))
     table = run_selection(ws, args.n, name=args.name, request=request)
     name = table.attrs["name"]

@@ -137,6 +137,8 @@ def _select(c: argparse.ArgumentParser) -> None:
     c.add_argument("--tag", action="append", default=[], help="draw only from images with this tag")
     c.add_argument("--min-side", type=int, help="leave out images whose shorter side is smaller (px)")
     add_options(c, RunOptions, ["kind"])
+    c.add_argument("--by-objects", action="store_true", help="rank images by the diversity of their objects (the "
+                   "strategy, filters and --balance label act on the objects and their classes)")
 
 
 def _tag(c: argparse.ArgumentParser) -> None:

@@ -2,7 +2,7 @@
 strategy, parameters, seed and summary metrics next to it."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,8 @@ from curate.select.auto import resolve_strategy
 from curate.select.constraints import Constraints, constrained_select
 from curate.select.filters import Filters, filter_mask
 from curate.select.params import check_params
-from curate.data.items import of_kind
+from curate.data.items import kinds, of_kind
+from curate.data.manifest import ok_mask
 from curate.steps.index import indexed_rows
 from curate.steps.options import RunOptions
 from curate.steps.scores import image_table
@@ -41,6 +42,7 @@ class SelectionRequest:
     balance: str | None = None  # "label" | "cluster"
     dedup: float | str | None = None  # cosine threshold, or "auto": one calibrated on the embeddings
     kind: str | None = None  # which items: image, object, frame (default: curate.data.items.default_kind)
+    by_objects: bool = False  # rank images by the diversity of their objects (select_by_objects)
 
 
 def save_selection(ws: Workspace, name: str, ids: np.ndarray, strategy: str, params: dict, seed: int,
@@ -137,8 +139,34 @@ class SelectionResult:
     strategy: str  # the strategy that ranked it (`auto` resolved for the budget)
 
 
+def select_by_objects(ws: Workspace, req: SelectionRequest) -> SelectionResult:
+    """Images ranked by the diversity of their objects: the request's strategy (filters, balance: on the objects,
+    e.g. balanced over object classes) ranks the objects, and each image takes the rank of its first object
+    chosen. Objects are ranked until n images are covered (4 objects an image first, then all of them)."""
+    manifest = ws.manifest()
+    objects = int(((kinds(manifest) == "object") & ok_mask(manifest)).sum())
+    images = int(((kinds(manifest) == "image") & ok_mask(manifest)).sum())
+    if not objects:
+        raise ValueError("--by-objects needs object items: scan with --annotations first")
+    n = budget(req.n, images)
+    parents = manifest["parent"].to_numpy(dtype=float, na_value=-1)
+    for n_objects in dict.fromkeys((min(objects, 4 * n), objects)):
+        ranked = compute_selection(ws, replace(req, kind="object", by_objects=False, n=n_objects))
+        order = pd.unique(parents[ranked.ids].astype(np.int64))
+        if len(order) >= n:
+            break
+    chosen = order[:n]
+    vectors = np.asarray(ws.embeddings())
+    pool = np.flatnonzero((kinds(manifest) == "image") & ok_mask(manifest))
+    metrics = selection_metrics(vectors[pool], np.searchsorted(pool, chosen), seed=req.seed)
+    return SelectionResult(chosen, {**metrics, "objects_ranked": int(len(ranked.ids))},
+                           {**ranked.request, "kind": "image", "by_objects": True, "n": req.n}, ranked.strategy)
+
+
 def compute_selection(ws: Workspace, req: SelectionRequest) -> SelectionResult:
     """Rank images of the workspace with the request's strategy under its constraints (nothing saved)."""
+    if req.by_objects:
+        return select_by_objects(ws, req)
     manifest = image_table(ws)  # the manifest plus scores and duplicate flags, for the filters
     ids = indexed_rows(ws)
     vectors = np.asarray(ws.embeddings())[ids]

@@ -201,3 +201,16 @@ def test_videos_become_frames_at_exact_times_and_a_rescan_keeps_them(tmp_path, c
     kept = m1[(kinds(m1) == "frame") & (m1["status"] == "ok")]
     assert 0 < len(kept) < len(frames)
     assert set(kept["id"]) <= set(frames["id"]) | set(range(len(m), len(m1)))
+
+
+def test_images_ranked_by_the_diversity_of_their_objects(object_workspace):
+    from curate.steps.select import SelectionRequest, compute_selection
+
+    ws = Workspace(object_workspace)
+    m = ws.manifest()
+    result = compute_selection(ws, SelectionRequest(n=5, strategy="kcenter", by_objects=True))
+    objects = compute_selection(ws, SelectionRequest(n=40, strategy="kcenter", kind="object"))
+    assert len(result.ids) == 5 and (kinds(m)[result.ids] == "image").all()
+    # each image is the parent of an object chosen, in the order the objects were chosen
+    first_parents = list(dict.fromkeys(m["parent"].to_numpy(dtype=float)[objects.ids].astype(int)))[:5]
+    assert result.ids.tolist() == first_parents
