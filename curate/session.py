@@ -108,18 +108,26 @@ class OpenWorkspace:
             fetch = min(total, fetch * 4)
 
     def similar(self, positives: Sequence[int] = (), negatives: Sequence[int] = (), vector: np.ndarray | None = None,
-                mode: str = "mean", negative_weight: float = 1.0, k: int = 100) -> pd.DataFrame:
+                mode: str = "mean", negative_weight: float = 1.0, k: int = 100, kind: str | None = None
+                ) -> pd.DataFrame:
         """The k images most like the `positives` ids (plus an outside image's (D,) `vector`) and least like
         the `negatives`, best first, the query images left out: a `results` table, its similarity the
-        combined score of `curate.index.query.multi_search` (a plain cosine for a single positive)."""
+        combined score of `curate.index.query.multi_search` (a plain cosine for a single positive).
+        `kind`: which items to return; default the first positive's kind (an object finds objects), else
+        `curate.data.items.default_kind`."""
+        from curate.data.items import kinds, resolve_kind
         from curate.index.query import multi_search
 
-        query = self.query_vectors(positives)
+        query = self.query_vectors(positives)  # checks the ids first
+        found = kinds(self.manifest)
+        if kind is None and len(positives):
+            kind = str(found[int(positives[0])])
+        keep = found == resolve_kind(self.manifest, kind)
         if vector is not None:
             query = np.vstack([query, np.asarray(vector, np.float32)[None]])
         sims, ids = multi_search(self.index, self.embeddings, query,
                                  self.query_vectors(negatives) if len(negatives) else None, k, mode, negative_weight,
-                                 exclude=[*positives, *negatives])
+                                 exclude=[*positives, *negatives], keep=keep)
         return self.results(ids, sims)
 
     def query_vectors(self, ids: Sequence[int]) -> np.ndarray:
@@ -148,11 +156,16 @@ class OpenWorkspace:
         """(D,) embedding of an image file or file object outside (or inside) the workspace."""
         return self.embed_image(self.decode_for_embedding(image))
 
-    def decode_for_embedding(self, image):
-        """The image decoded (safely, reduced where the format allows) as large as embedding needs."""
+    def decode_for_embedding(self, image, box: tuple[float, float, float, float] | None = None):
+        """The image decoded (safely, reduced where the format allows) as large as embedding needs; with
+        `box` (x0, y0, x1, y1 in the image's pixels, EXIF orientation applied) the box's crop with context,
+        as an object of the workspace is seen (`curate.data.sources.crop_with_context`)."""
         from curate.data.images import load_rgb
+        from curate.data.sources import crop_with_context
 
-        return load_rgb(image, max_side=4 * self.encoder[1]["image_size"])
+        if box is None:
+            return load_rgb(image, max_side=4 * self.encoder[1]["image_size"])
+        return crop_with_context(load_rgb(image), box)  # whole: the box is in the full image's pixels
 
     def embed_image(self, img) -> np.ndarray:
         """(D,) embedding of a decoded PIL image (`decode_for_embedding`'s)."""

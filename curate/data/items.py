@@ -138,3 +138,14 @@ def resolve_kind(manifest: pd.DataFrame, kind: str | None) -> str:
 def of_kind(manifest: pd.DataFrame, kind: str | None) -> np.ndarray:
     """(N,) True for the rows of the kind a command acts on (`resolve_kind`)."""
     return kinds(manifest) == resolve_kind(manifest, kind)
+
+
+def video_frames(manifest: pd.DataFrame, video_id: int) -> np.ndarray:
+    """(F,) ids of the frame rows of video `video_id` (removed ones left out), in time order."""
+    if "parent" not in manifest.columns:
+        return np.empty(0, np.int64)
+    parent = manifest["parent"].to_numpy(dtype=float, na_value=np.nan)
+    rows = manifest[(kinds(manifest) == "frame") & (parent == int(video_id))
+                    & (manifest["status"].astype(str) != "removed").to_numpy()]
+    rows = rows.sort_values(["time_ms", "id"], kind="stable")
+    return rows["id"].to_numpy(np.int64)

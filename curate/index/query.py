@@ -50,7 +50,7 @@ def similarity_scores(candidates: np.ndarray, positives: np.ndarray, negatives: 
 
 def multi_search(index, embeddings: np.ndarray, positives: np.ndarray, negatives: np.ndarray | None = None,
                  k: int = 10, mode: str = "mean", negative_weight: float = 1.0,
-                 exclude: Sequence[int] = ()) -> tuple[np.ndarray, np.ndarray]:
+                 exclude: Sequence[int] = (), keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The k best-scoring images: (scores (k',), ids (k',)), best first, k' <= k.
 
     index: a FAISS inner-product index over ids (rows of `embeddings`, (N, D) with row i = id i);
@@ -59,6 +59,8 @@ def multi_search(index, embeddings: np.ndarray, positives: np.ndarray, negatives
     query's neighbours, or for `max` the best of each positive's neighbours. With negatives, the
     OVERSAMPLE * k best by the positives alone are rescored. When the index would propose a quarter of
     the corpus or more, every row with an embedding (not all zero) is scored instead: exact, and faster.
+    keep: (N,) bool, only these rows may be returned (one kind of item); the index is asked for as many
+    more as their share needs, and everything is scored when that still leaves fewer than k.
     """
     from curate.index import search
 
@@ -67,20 +69,28 @@ def multi_search(index, embeddings: np.ndarray, positives: np.ndarray, negatives
     has_negatives = negatives is not None and len(negatives) > 0 and bool(negative_weight)
     exclude = np.unique(np.asarray(list(exclude), dtype=np.int64))
     want = k * (OVERSAMPLE if has_negatives else 1) + len(exclude)
+    x = np.asarray(embeddings)
+    if keep is not None:
+        keep = np.asarray(keep, dtype=bool)
+        want = int(np.ceil(want / max(float(keep.mean()) if len(keep) else 1.0, 1e-4) * 1.25)) + 8
     queries = combine_queries(positives)[None] if mode == "mean" else _unit_rows(positives)
     negatives = negatives if has_negatives else None
-    x = np.asarray(embeddings)
-    if len(queries) * want >= len(x) // 4:  # the candidates would be much of the corpus: scoring it all is cheaper
-        candidates = np.flatnonzero(np.any(x != 0, axis=1))  # rows without an embedding are all zero
-        candidates = candidates[~np.isin(candidates, exclude)]
-        scores = similarity_scores(x, positives, negatives, mode, negative_weight)[candidates]
-    else:
+    candidates = None
+    if len(queries) * want < len(x) // 4:  # else the candidates would be much of the corpus: scoring it all is cheaper
         _, found = search(index, queries, want)
-        candidates = np.unique(found[found >= 0])
-        candidates = candidates[~np.isin(candidates, exclude)]
-        scores = similarity_scores(x[candidates], positives, negatives, mode, negative_weight)
+        candidates = _allowed(np.unique(found[found >= 0]), exclude, keep)
+        if keep is not None and len(candidates) < k:
+            candidates = None  # too few of the kept rows among the index's proposals: score them all
+    if candidates is None:
+        candidates = _allowed(np.flatnonzero(np.any(x != 0, axis=1)), exclude, keep)  # no embedding: all zero
+    scores = similarity_scores(x[candidates], positives, negatives, mode, negative_weight)
     order = np.lexsort((candidates, -scores))[:k]  # best first, ties by id: deterministic
     return scores[order], candidates[order]
+
+
+def _allowed(candidates: np.ndarray, exclude: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
+    candidates = candidates[~np.isin(candidates, exclude)]
+    return candidates if keep is None else candidates[keep[candidates]]
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:

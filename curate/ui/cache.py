@@ -23,6 +23,7 @@ import pandas as pd
 import streamlit as st
 
 from curate import storage
+from curate.data.sources import item_source
 from curate.data.tags import read_tags
 from curate.project.maps import project_rows
 from curate.select.filters import Filters
@@ -253,16 +254,29 @@ def file_bytes(file: Path) -> bytes | None:
 
 @cached(lambda ws, image_id, size: [ws.manifest_file], max_entries=5_000)  # a 96 px PNG is 3-20 kB
 def thumbnail(ws: Workspace, image_id: int, size: int = thumbnails.THUMB_SIZE) -> bytes:
-    """PNG thumbnail of manifest id `image_id`, read only from inside the image root."""
-    return thumbnails.thumbnail_inside(ws.root, str(manifest(ws)["path"].iloc[int(image_id)]), size)
+    """PNG thumbnail of manifest id `image_id` (an object: its crop; a frame: the frame), read only from
+    inside the image root."""
+    table = manifest(ws)
+    source = item_source(ws.root, table, int(image_id), ws.frame_store_dir)
+    return thumbnails.thumbnail_inside(ws.root, str(table["path"].iloc[int(image_id)]), size, source)
 
 
-@cached(lambda ws, data, size: [*_search_files(ws), ws.encoder_file], max_entries=16, spinner="Embedding the image…")
-def upload_query(ws: Workspace, data: bytes, size: int) -> tuple[np.ndarray, bytes]:
+@cached(lambda ws, item_id, size: [ws.manifest_file], max_entries=64)
+def boxed_parent(ws: Workspace, item_id: int, size: int) -> bytes:
+    """PNG of the image or frame object `item_id` belongs to, with its box drawn (inside the image root only)."""
+    table = manifest(ws)
+    source = item_source(ws.root, table, int(item_id), ws.frame_store_dir)
+    return thumbnails.boxed_parent_inside(ws.root, str(table["path"].iloc[int(item_id)]), source, size)
+
+
+@cached(lambda ws, data, size, box: [*_search_files(ws), ws.encoder_file], max_entries=16, spinner="Embedding the image…")
+def upload_query(ws: Workspace, data: bytes, size: int, box: tuple[float, ...] | None = None
+                 ) -> tuple[np.ndarray, bytes]:
     """((D,) embedding, PNG thumbnail fitted to `size`) of an uploaded image's bytes, from one decode
-    (curate's safe `load_rgb`, reduced to what the embedding needs)."""
+    (curate's safe `load_rgb`, reduced to what the embedding needs); with `box` (x0, y0, x1, y1 pixels)
+    of the box's crop with context, as objects are embedded."""
     session = searcher_with_encoder(ws)
-    img = session.decode_for_embedding(io.BytesIO(data))
+    img = session.decode_for_embedding(io.BytesIO(data), box)
     return session.embed_image(img), thumbnails.png(thumbnails.fit_box(img, size))
 
 
@@ -289,10 +303,10 @@ def _workspaces_in(folders: tuple[str, ...]) -> list[str]:
 @cached(_search_files, max_entries=32, spinner="Searching…")
 def similar(ws: Workspace, positives: tuple[int, ...] = (), negatives: tuple[int, ...] = (),
             vector: np.ndarray | None = None, mode: str = "mean", negative_weight: float = 1.0,
-            k: int = 100) -> pd.DataFrame:
-    """`OpenWorkspace.similar`: the k images most like the positives (and an uploaded image's `vector`),
-    least like the negatives: id, path, label, similarity, distance."""
-    return searcher(ws).similar(positives, negatives, vector, mode, negative_weight, k)
+            k: int = 100, kind: str | None = None) -> pd.DataFrame:
+    """`OpenWorkspace.similar`: the k items of `kind` most like the positives (and an uploaded image's
+    `vector`), least like the negatives: id, path, label, similarity, distance, kind."""
+    return searcher(ws).similar(positives, negatives, vector, mode, negative_weight, k, kind)
 
 
 def _preview_files(ws: Workspace, request: dict) -> list[Path]:

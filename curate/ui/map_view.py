@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from curate.data.items import kind_mask
 from curate.quality.checks import FLAG_COLUMNS
 from curate.select.filters import Filters, filter_mask
 from curate.steps.map import map_method
@@ -40,6 +41,7 @@ class MapView:
     tags: tuple[str, ...] = ()  # keep only images with one of these tags
     skip_tags: tuple[str, ...] = ()  # hide images with any of these tags
     ranges: tuple[tuple[str, float, float], ...] = ()  # (score column, low, high): keep values inside
+    kind: str | None = None  # show only items of this kind (image, object, frame); None: every embedded kind
 
 
 def map_choices(ws: Workspace) -> list[str]:
@@ -73,10 +75,10 @@ def has_scores(table: pd.DataFrame) -> bool:
 
 
 def keep_mask(table: pd.DataFrame, view: MapView, tags: pd.DataFrame) -> np.ndarray:
-    """(N,) bool: readable images that pass the view's filters (row i = id i)."""
+    """(N,) bool: readable items of the view's kind that pass its filters (row i = id i)."""
     f = Filters(labels=list(view.labels), skip_flags=list(view.skip_flags), tags=list(view.tags),
                 skip_tags=list(view.skip_tags))
-    keep = filter_mask(table, f, tags)
+    keep = filter_mask(table, f, tags) & kind_mask(table, view.kind)
     for column, low, high in view.ranges:
         values = table[column].to_numpy(np.float64, na_value=np.nan)
         keep &= (values >= low) & (values <= high)  # NaN (no score) fails both: hidden once a range is set

@@ -1,15 +1,18 @@
-"""Display thumbnails: decode safely with curate's `load_rgb`, upscale tiny images crisply.
+"""Display thumbnails: decode safely with curate's `load_rgb` (objects and frames through
+`curate.data.sources.load_item`, the one decode every step shares), upscale tiny images crisply.
 
-Pure image code (no streamlit): path in, encoded PNG bytes out.
+Pure image code (no streamlit): path or item Source in, encoded PNG bytes out.
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
 from curate.data.images import ImageError, load_rgb
+from curate.data.sources import Source, load_item, parent_image
 from curate.workspace import resolve_inside
 
 THUMB_SIZE = 96  # px: the long side of a thumbnail on screen
@@ -29,13 +32,40 @@ def thumbnail_png(source: Path | io.BytesIO, size: int = THUMB_SIZE) -> bytes:
     return png(fit_box(img, size))
 
 
-def thumbnail_inside(root: Path, rel: str, size: int = THUMB_SIZE) -> bytes:
-    """`thumbnail_png` of `root`/`rel`, opened only when it is a regular file inside `root` (else a placeholder)."""
+def thumbnail_inside(root: Path, rel: str, size: int = THUMB_SIZE, source: Source | None = None) -> bytes:
+    """`thumbnail_png` of `root`/`rel`, opened only when it is a regular file inside `root` (else a placeholder).
+
+    `source`: the item when it is not the whole file (an object: its crop with context; a frame: the frame,
+    from the frame store when the scan kept it). Its file is still `rel` (an object or frame has its
+    parent's path), so the same check applies before anything is decoded."""
     try:
         path = resolve_inside(Path(root), rel)
     except PermissionError as err:  # outside the root, or no longer a regular file: never opened
         return placeholder_png(str(err), size)
-    return thumbnail_png(path, size)
+    if source is None or source.kind == "image":
+        return thumbnail_png(path, size)
+    try:
+        img = load_item(dataclasses.replace(source, path=str(path)), max_side=2 * size)
+    except ImageError as err:  # VideoError too
+        return placeholder_png(str(err), size)
+    return png(fit_box(img, size))
+
+
+def boxed_parent_inside(root: Path, rel: str, source: Source, size: int) -> bytes:
+    """PNG of the image (or frame) an object belongs to, its box drawn, fitted to `size` x `size`;
+    opened only when `rel` is a regular file inside `root` (else a placeholder)."""
+    try:
+        path = resolve_inside(Path(root), rel)
+        img = parent_image(dataclasses.replace(source, path=str(path)))
+    except (PermissionError, ImageError) as err:
+        return placeholder_png(str(err), size)
+    scale = min(1.0, size / max(img.size))
+    img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.Resampling.BILINEAR)
+    if source.box is not None:
+        x0, y0, x1, y1 = (float(v) * scale for v in source.box)
+        width = max(2, round(max(img.size) / 150))  # visible on a large view, not a smear on a small one
+        ImageDraw.Draw(img).rectangle((x0, y0, x1, y1), outline=(255, 40, 40), width=width)
+    return png(img)
 
 
 def fit_box(img: Image.Image, size: int) -> Image.Image:

@@ -120,7 +120,7 @@ def test_open_workspace_similar_checks_its_query_ids_and_returns_the_search_tabl
     table = session.similar((3, 5), (9,), mode="max", k=10)
     scores, ids = multi_search(session.index, x, x[[3, 5]], x[[9]], 10, "max", exclude=[3, 5, 9])
     assert table.columns.tolist() == session.search(3, 4).columns.tolist() == [
-        "id", "path", "label", "similarity", "distance"]
+        "id", "path", "label", "similarity", "distance", "kind"]
     assert table["id"].tolist() == ids.tolist() and np.allclose(table["similarity"], scores)
     assert np.allclose(table["distance"], np.sqrt(np.clip(2 - 2 * scores, 0, None)))
     assert (table["path"] == session.manifest["path"].iloc[ids].to_numpy()).all()

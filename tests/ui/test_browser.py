@@ -344,3 +344,40 @@ def test_hovering_a_map_point_shows_its_image(app_url, app_ws):
         shoot(page, "explore_hover")
         page.mouse.move(5, 5)
         expect(preview).to_be_hidden(timeout=10_000)
+
+
+def test_objects_and_frames_in_chromium(object_workspace, frame_workspace):
+    """The kind switch in a real browser: Explore on objects draws their map, a search by an object shows
+    objects and the object's box, a search by a frame shows frames, its time and its video's strip."""
+    from playwright.sync_api import expect
+
+    from curate.data.items import kinds
+    from curate.ui.item_view import time_text
+    from curate.workspace import Workspace
+
+    for ws_path, kind, name in ((object_workspace, "object", "objects"), (frame_workspace, "frame", "video frames")):
+        manifest = Workspace(ws_path).manifest()
+        item = int((kinds(manifest) == kind).nonzero()[0][1])
+        for url in serve(ws_path):
+            with chromium_page(url, 1400) as page:
+                open_page(page, "Explore")
+                switch = page.locator('[data-testid="stButtonGroup"]').first
+                expect(switch).to_contain_text("images")
+                switch.get_by_text(name, exact=True).click()
+                wait_idle(page)
+                expect(page.locator(".js-plotly-plot canvas").first).to_be_attached(timeout=30_000)
+                expect(page.get_by_text(re.compile(rf"of \d+ {name} on the map"))).to_be_visible(timeout=30_000)
+
+                open_page(page, "Search")
+                id_input = page.locator('[data-testid="stNumberInput"] input').first
+                wait_idle(page)
+                id_input.fill(str(item))
+                id_input.press("Enter")
+                expect(page.get_by_text(f"nearest {name}")).to_be_visible(timeout=30_000)
+                if kind == "object":
+                    expect(page.get_by_text("Annotation:")).to_be_visible(timeout=30_000)
+                else:
+                    expect(page.get_by_text(time_text(int(manifest["time_ms"].iloc[item]))).first).to_be_visible(
+                        timeout=30_000)
+                shoot(page, f"search_{kind}")
+                assert not page.locator('[data-testid="stException"]').count()

@@ -12,7 +12,10 @@ from curate.steps.dedup import clear_marks, mark_pairs, read_marks
 from curate.steps.quality import saved_config
 from curate.ui import cache, charts, state
 from curate.ui.gallery import MAX_GRID, id_captions, show_grid, show_more_note
+from curate.data.items import kind_mask
+from curate.steps.options import RunOptions
 from curate.ui.guard import run_page
+from curate.ui.kinds import NAMES, kind_switch
 from curate.ui.progress import run_step
 from curate.workspace import Workspace
 
@@ -35,13 +38,32 @@ CHECKS = {
 
 def render(ws: Workspace) -> None:
     st.title("Duplicates & quality")
+    kind = kind_switch(ws)
     view = st.segmented_control("Show", VIEWS, default=VIEWS[0], key="dq_view") or VIEWS[0]
+    if view != VIEWS[2] and not same_kind(ws, kind):
+        return
     if view == VIEWS[0]:
         duplicates_view(ws)
     elif view == VIEWS[1]:
         review_view(ws)
     else:
-        quality_view(ws)
+        quality_view(ws, kind)
+
+
+def same_kind(ws: Workspace, kind: str) -> bool:
+    """Whether the saved duplicate scan is of `kind` (items are compared within one kind); if not, say so
+    and offer to scan that kind."""
+    meta = cache.json_file(ws.sidecar(ws.duplicates_file))
+    saved = (meta or {}).get("kind", "image")
+    if meta is None or saved == kind:
+        return True
+    left, right = st.columns([3, 1])
+    left.info(f"The saved duplicate groups are of {NAMES.get(saved, saved)}; {NAMES.get(kind, kind)} have not been "
+              f"compared yet (`curate dedup -w {ws.path} --kind {kind}`).", icon=":material/info:")
+    if right.button(f"Find duplicate {NAMES.get(kind, kind)}", key="dup_run_kind", type="primary"):
+        run_step(ws, "dedup", "Looking for duplicates…", options=RunOptions(workspace=ws.path, kind=kind))
+        st.rerun()
+    return False
 
 
 # --- duplicates ----------------------------------------------------------------------------------
@@ -190,12 +212,12 @@ def show_pair(ws: Workspace, a: int, b: int, score: float, pixel: float, embeddi
 
 
 # --- quality -------------------------------------------------------------------------------------
-def quality_view(ws: Workspace) -> None:
+def quality_view(ws: Workspace, kind: str = "image") -> None:
     table = cache.manifest(ws)
     if not all(col in table.columns for col in METRIC_COLUMNS):
         offer_to_compute(ws)
         return
-    thresholds(ws, table)
+    thresholds(ws, table, kind)
 
 
 def offer_to_compute(ws: Workspace) -> None:
@@ -209,7 +231,7 @@ def offer_to_compute(ws: Workspace) -> None:
 
 
 @st.fragment
-def thresholds(ws: Workspace, table: pd.DataFrame) -> None:
+def thresholds(ws: Workspace, table: pd.DataFrame, kind: str = "image") -> None:
     """Sliders per check; counts, chart and gallery follow them at once (a fragment: only this reruns)."""
     saved = saved_config(ws) or QualityConfig()
     st.caption("Move a threshold to see how many images it flags; nothing is written until you save.")
@@ -220,9 +242,11 @@ def thresholds(ws: Workspace, table: pd.DataFrame) -> None:
         values[flag] = cols[i % 4].slider(f"{flag}: {metric} {side}", low, high, default, step, key=f"quality_{flag}")
     cfg = QualityConfig(**values)
     metrics = table[list(METRIC_COLUMNS)]
+    others = ~kind_mask(table, kind)  # the switch's kind only
     flagged = flags(metrics, cfg)
+    flagged.loc[others, :] = False
     counts = {f: int(flagged[f].sum()) for f in FLAG_COLUMNS}
-    before = {f: int(v.sum()) for f, v in flags(metrics, saved).items()}
+    before = {f: int((v.fillna(False).to_numpy(bool) & ~others).sum()) for f, v in flags(metrics, saved).items()}
     cols = st.columns(len(FLAG_COLUMNS))
     for col, flag in zip(cols, FLAG_COLUMNS):
         col.metric(flag, f"{counts[flag]:,}", delta=counts[flag] - before[flag] or None, delta_color="off")

@@ -12,6 +12,8 @@ from curate.ui import cache, state, tagging
 from curate.ui.gallery import MAX_GRID, id_captions, show_grid, show_more_note
 from curate.ui.guard import errors_as_messages, run_page
 from curate.ui.hover import hover_previews
+from curate.ui.item_view import show_item
+from curate.ui.kinds import NAMES, kind_switch, of_kind_ids
 from curate.ui.map_figure import mapped_ids
 from curate.ui.map_view import (BASKET, CLUSTER, DUPLICATE, LABEL, QUALITY, RANGE_COLUMNS, SELECTIONS, TAG, MapView,
                                 has_scores, hideable_flags, map_choices, map_label, quality_flags, score_bounds)
@@ -27,6 +29,7 @@ FILTER_KEYS = ("explore_f_labels", "explore_f_flags", "explore_f_tags", "explore
 
 def render(ws: Workspace) -> None:
     st.title("Explore")
+    kind = kind_switch(ws)
     projections = map_choices(ws)
     if not projections:
         st.warning(f"No map yet: build one with `curate run IMAGES -w {ws.path}` (or start a run from Overview).")
@@ -51,10 +54,10 @@ def render(ws: Workspace) -> None:
     members = members_of(ws, colour)
     view = MapView(projection=projection, colour=colour, clusters=k, members=members,
                    member_name=describe_option(colour) if colour == BASKET or colour.startswith("selection:") else "",
-                   **filter_form(ws, table))
+                   kind=kind, **filter_form(ws, table))
     map_panel(ws, view)
     st.divider()
-    basket_panel(ws)
+    basket_panel(ws, kind)
 
 
 def colour_options(ws: Workspace) -> list[str]:
@@ -163,11 +166,12 @@ def map_panel(ws: Workspace, view: MapView) -> None:
     with errors_as_messages():
         chart = cache.explore_chart(ws, view)
         shown = chart.shown
-        total = len(mapped_ids(cache.map_xy(ws, view.projection)))
+        total = len(of_kind_ids(ws, mapped_ids(cache.map_xy(ws, view.projection)), view.kind))
         hidden = f" ({total - shown:,} hidden by the filters)" if shown < total else ""
         thinned = (f" {chart.drawn:,} of them are drawn, an even share of every group: filters draw the rest, and a "
                    "lasso or box takes every image inside it.") if chart.drawn < shown else ""
-        st.caption(f"{shown:,} of {total:,} images on the map{hidden}.{thinned} Drag a lasso (or pick box select in "
+        items = NAMES.get(view.kind, "images")
+        st.caption(f"{shown:,} of {total:,} {items} on the map{hidden}.{thinned} Drag a lasso (or pick box select in "
                    "the chart's toolbar) or click a point to select; double-click to reset.")
         key = f"explore_map_{zlib.crc32(repr(view).encode()):08x}"  # a new view starts with no stale selection
         event = st.plotly_chart(chart.figure, key=key, on_select="rerun", selection_mode=("points", "box", "lasso"),
@@ -201,11 +205,13 @@ def selected_panel(ws: Workspace, ids: list[int]) -> None:
     sample = np.asarray(ids)[np.linspace(0, len(ids) - 1, min(len(ids), MAX_GRID)).astype(int)]
     shown = show_grid(ws, sample, limit=MAX_GRID)  # evenly spread over the selection, not just its first trace
     show_more_note(shown, len(ids))
+    if len(ids) == 1:  # a clicked point: an object's parent and box, a frame's video strip
+        show_item(ws, ids[0])
     tagging.tag_box(ws, ids, key="explore_tag", what=f"the {len(ids):,} selected")
 
 
-def basket_panel(ws: Workspace) -> None:
-    ids = state.basket()
+def basket_panel(ws: Workspace, kind: str) -> None:
+    ids = of_kind_ids(ws, state.basket(), kind)
     left, right = st.columns([3, 1])
     left.subheader(f"Basket · {len(ids):,} images")
     if not ids:

@@ -14,6 +14,7 @@ from curate.export.folder import EXPORT_MODES
 from curate.steps.export import ExportPlan, export_ids, export_selection, plan_export, zip_selection
 from curate.ui import access, cache, state
 from curate.ui.guard import run_page
+from curate.ui.kinds import NAMES, kind_switch, of_kind_ids, selections_of_kind
 from curate.ui.progress import st_progress
 from curate.workspace import Workspace
 
@@ -29,13 +30,15 @@ GO_KEY = "export_go"  # set by the confirm button's callback: the next run write
 
 def render(ws: Workspace) -> None:
     st.title("Export")
-    choices = ws.selection_names() + ([] if not state.basket() else [BASKET_OPTION])
+    kind = kind_switch(ws)
+    basket = of_kind_ids(ws, state.basket(), kind)
+    choices = selections_of_kind(ws, kind) + ([] if not basket else [BASKET_OPTION])
     if not choices:
         st.info("Nothing to export yet: save a selection on the Select page, or fill the basket on Explore.")
         return
     source = st.selectbox("What to export", choices, format_func=describe, key="export_source")
-    ids = source_ids(ws, source)
-    st.caption(f"{len(ids):,} images.")
+    ids = of_kind_ids(ws, source_ids(ws, source), kind)  # the basket may hold several kinds
+    st.caption(f"{len(ids):,} {NAMES.get(kind, 'images')}.")
     table = cache.manifest(ws)
     st.download_button("Download manifest CSV", lambda: manifest_csv(table, ids), file_name=f"{source_name(source)}.csv",
                        mime="text/csv", key="export_csv", icon=":material/table:", on_click="ignore")  # built when clicked

@@ -10,6 +10,7 @@ from curate.quality.label_issues import K
 from curate.steps.label_issues import confirm_label_fix, has_labels, reject_label_issue
 from curate.ui import cache, state
 from curate.ui.guard import run_page
+from curate.ui.kinds import kind_rows
 from curate.ui.progress import run_step
 from curate.workspace import Workspace
 
@@ -21,7 +22,7 @@ THUMB = 128  # px: big enough to judge a label by
 
 def render(ws: Workspace) -> None:
     st.title("Label issues")
-    table = cache.label_review(ws)
+    table = kind_rows(ws, cache.label_review(ws))  # the kind switch: one kind of item at a time
     if table is None:
         offer_to_run(ws)
         return

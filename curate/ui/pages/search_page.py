@@ -14,6 +14,8 @@ from curate.index.query import MODES
 from curate.ui import cache, charts, state
 from curate.ui.gallery import SEARCH_GOTO_KEY, id_captions, show_grid
 from curate.ui.guard import run_page
+from curate.ui.item_view import show_item
+from curate.ui.kinds import NAMES, choose, kind_of, kind_switch
 from curate.workspace import Workspace
 
 SOURCES = ("Image id", "Several images", "Upload an image")
@@ -37,7 +39,8 @@ class Query:
 
 def render(ws: Workspace) -> None:
     st.title("Search")
-    take_goto()
+    take_goto(ws)
+    kind = kind_switch(ws)  # which items the results are: by default the query item's kind
     source = st.radio("Query", SOURCES, horizontal=True, key="search_source")
     query_col, results_col = st.columns([1, 4])
     with query_col:
@@ -55,18 +58,32 @@ def render(ws: Workspace) -> None:
         cols = st.columns(2)
         k = cols[0].slider("Neighbours shown", 4, 60, 12, step=4, key="search_k")
         depth = cols[1].select_slider("Results scored (histogram)", DEPTHS, 1_000, key="search_depth")
-        results = cache.similar(ws, query.positives, tuple(negatives), query.vector, mode, weight, max(k, depth))
+        results = cache.similar(ws, query.positives, tuple(negatives), query.vector, mode, weight, max(k, depth),
+                                kind)
         single = query.size == 1 and not negatives  # only then is the score a plain cosine to one image
-        show_results(ws, results.iloc[:k], single)
+        show_results(ws, results.iloc[:k], single, kind)
         cutoff_picker(results, k)
+    if source == SOURCES[0]:
+        show_item(ws, query.positives[0])  # an object's parent and box, a frame's video strip
 
 
-def take_goto() -> None:
-    """An image id sent by a grid's "Search similar" becomes the query (set before the widgets exist)."""
+def take_goto(ws: Workspace) -> None:
+    """An image id sent by a grid's "Search similar" becomes the query, and its kind the results' kind
+    (set before the widgets exist); a first visit follows the kind of the id shown."""
     image_id = st.session_state.pop(SEARCH_GOTO_KEY, None)
     if image_id is not None:
         st.session_state["search_source"] = SOURCES[0]
         st.session_state["search_id"] = int(image_id)
+    if image_id is not None or "search_kind_seen" not in st.session_state:
+        st.session_state["search_kind_seen"] = True
+        follow_query_kind(ws)
+
+
+def follow_query_kind(ws: Workspace) -> None:
+    """The id input's on_change: a search by an object returns objects, by a frame frames."""
+    image_id = int(st.session_state.get("search_id", 0) or 0)
+    if 0 <= image_id < len(cache.manifest(ws)) and (kind := kind_of(ws, image_id)) in NAMES:
+        choose(kind)
 
 
 def pick_query(ws: Workspace, source: str) -> Query | None:
@@ -79,11 +96,15 @@ def pick_query(ws: Workspace, source: str) -> Query | None:
 
 def query_by_id(ws: Workspace) -> Query | None:
     table = cache.manifest(ws)
-    image_id = int(st.number_input("Image id", 0, len(table) - 1, step=1, key="search_id"))  # starts at 0
+    image_id = int(st.number_input("Image id", 0, len(table) - 1, step=1, key="search_id",  # starts at 0
+                                   on_change=follow_query_kind, args=(ws,)))
     show_grid(ws, [image_id], size=160, search=False)
     status = str(table["status"].iloc[image_id])
     if status != "ok":
         st.warning(f"Image {image_id} was skipped ({status}), so it has no embedding: pick another id.")
+        return None
+    if kind_of(ws, image_id) not in NAMES:
+        st.warning(f"#{image_id} is a video, which is not embedded itself: pick one of its frames.")
         return None
     return Query((image_id,))
 
@@ -112,13 +133,25 @@ def query_from_upload(ws: Workspace) -> Query | None:
     if len(data) > MAX_UPLOAD_MB * 2**20:
         st.error(f"{upload.name} is larger than {MAX_UPLOAD_MB} MB: upload a smaller image.")
         return None
+    box = upload_box()
     try:
-        vector, thumb = cache.upload_query(ws, data, UPLOAD_THUMB)
+        vector, thumb = cache.upload_query(ws, data, UPLOAD_THUMB, box)
     except ImageError as err:
         st.error(f"Could not read {upload.name}: {err}. Upload a JPEG, PNG, WebP, BMP, TIFF or GIF image.")
         return None
-    st.image(thumb, caption=upload.name)
+    st.image(thumb, caption=upload.name if box is None else f"{upload.name}, box {', '.join(f'{v:.0f}' for v in box)}")
     return Query(vector=vector)
+
+
+def upload_box() -> tuple[float, float, float, float] | None:
+    """A box (x0, y0, x1, y1 in the uploaded image's pixels) to search by, or None for the whole image."""
+    with st.popover("Search by a box", icon=":material/crop:"):
+        st.caption("Pixels of the uploaded image; the box is cropped with a little context, as objects are.")
+        cols = st.columns(2)
+        values = [cols[i % 2].number_input(name, 0, 100_000, 0, key=f"search_box_{name}")
+                  for i, name in enumerate(("x0", "y0", "x1", "y1"))]
+    x0, y0, x1, y1 = (float(v) for v in values)
+    return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
 
 
 def pick_negatives(ws: Workspace) -> list[int]:
@@ -139,9 +172,9 @@ def ids_input(ws: Workspace, label: str, key: str, help_text: str | None = None)
     return list(dict.fromkeys(ids))
 
 
-def show_results(ws: Workspace, results: pd.DataFrame, single: bool) -> None:
+def show_results(ws: Workspace, results: pd.DataFrame, single: bool, kind: str = "image") -> None:
     left, right = st.columns([3, 1])
-    left.subheader(f"{len(results)} nearest images")
+    left.subheader(f"{len(results)} nearest {NAMES.get(kind, 'images')}")
     if right.button(f"Add {len(results)} to basket", key="search_add", icon=":material/add_shopping_cart:"):
         added = state.add_to_basket(results["id"])
         st.toast(f"Added {added} new image(s) to the basket.")

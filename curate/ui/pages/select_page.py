@@ -14,6 +14,7 @@ from curate.ui import cache, charts, state
 from curate.ui.gallery import show_grid, show_more_note
 from curate.ui.map_view import hideable_flags
 from curate.ui.guard import run_page
+from curate.ui.kinds import NAMES, kind_switch
 from curate.workspace import Workspace, safe_name
 
 PREVIEW_KEY = "select_preview"  # the request (small parameters); the ranking itself is cached
@@ -24,7 +25,8 @@ DEDUP = {"off": "off", "auto": "the workspace's duplicate threshold", "custom": 
 
 def render(ws: Workspace) -> None:
     st.title("Select")
-    request = request_form(ws)
+    kind = kind_switch(ws)
+    request = request_form(ws, kind)
     if request is not None:
         st.session_state[PREVIEW_KEY] = request
     request = st.session_state.get(PREVIEW_KEY)
@@ -34,7 +36,7 @@ def render(ws: Workspace) -> None:
     list_selections(ws)
 
 
-def request_form(ws: Workspace) -> dict | None:
+def request_form(ws: Workspace, kind: str = "image") -> dict | None:
     """The selection request the user submitted this run (SelectionRequest fields), else None."""
     table = cache.manifest(ws)
     names = STRATEGIES.names()
@@ -47,7 +49,7 @@ def request_form(ws: Workspace) -> dict | None:
     flags = hideable_flags(cache.image_table(ws))  # quality flags, outlier, duplicate, label_issue
     with st.form("select_form"):
         cols = st.columns(3)
-        n = cols[0].number_input("Images (n)", 1, max(1, len(table)), min(100, len(table)), step=10, key="select_n")
+        n = cols[0].number_input(f"{NAMES.get(kind, 'images').capitalize()} (n)", 1, max(1, len(table)), min(100, len(table)), step=10, key="select_n")
         fraction = cols[1].number_input("…or a fraction of the eligible pool", 0.0, 0.99, 0.0, step=0.05,
                                         key="select_fraction", help="Above 0, this replaces n.")
         seed = cols[2].number_input("Seed", 0, 2**31 - 1, 0, key="select_seed")
@@ -80,7 +82,7 @@ def request_form(ws: Workspace) -> dict | None:
             "params": params, "filters": {"labels": keep_labels, "skip_flags": skip_flags},
             "include": include, "exclude": exclude, "include_ids": state.basket() if use_basket else [],
             "balance": None if balance == "none" else balance,
-            "dedup": {"off": None, "auto": "auto", "custom": float(threshold)}[dedup]}
+            "dedup": {"off": None, "auto": "auto", "custom": float(threshold)}[dedup], "kind": kind}
 
 
 def strategy_params(strategy: str) -> dict:
@@ -107,7 +109,7 @@ def preview(ws: Workspace, request: dict) -> None:
     result = cache.selection_preview(ws, request)
     ids, m = result["ids"], result["metrics"]
     st.subheader(f"Preview: {ranked_by(request['strategy'], result['strategy'])}, {len(ids):,} of {m['pool']:,} "
-                 "eligible images")
+                 f"eligible {NAMES.get(request.get('kind') or 'image', 'images')}")
     cols = st.columns(4)
     cols[0].metric("Coverage radius", f"{m['coverage_radius']:.3f}",
                    help="Largest distance from any eligible image to its nearest selected image (lower covers better).")
