@@ -44,14 +44,16 @@ def provenance(ws: Workspace, selection: str | None, n: int) -> dict:
 EXPORT_FORMATS = ("folder", *ANNOTATION_FORMATS, "crops")
 
 
-def export_formatted(ws: Workspace, selection: str, target: str | Path, fmt: str,
-                     progress: Progress | None = None) -> Path:
+def export_formatted(ws: Workspace, selection: str | None, target: str | Path, fmt: str,
+                     progress: Progress | None = None, ids=None) -> Path:
     """Export a saved selection as `fmt`: an annotation format (yolo, coco, voc, labelstudio: the selected images
     with their boxes, or a selection of objects as their parent images with only those boxes) or `crops` (object
-    crops in class folders). Label Studio tasks carry curate's suggested classes from the label issues."""
-    if fmt not in EXPORT_FORMATS:
-        raise ValueError(f"--format must be one of {', '.join(EXPORT_FORMATS)}, not {fmt!r}")
-    ids = ws.selection(selection).sort_values("rank")["id"].to_numpy()
+    crops in class folders). Label Studio tasks carry curate's suggested classes from the label issues. `ids`
+    (e.g. the app's basket) instead of a selection."""
+    if fmt not in EXPORT_FORMATS or fmt == "folder":
+        raise ValueError(f"--format must be one of {', '.join(EXPORT_FORMATS[1:])}, not {fmt!r}")
+    if ids is None:
+        ids = ws.selection(selection).sort_values("rank")["id"].to_numpy()
     _check_target(ws, Path(target).expanduser().resolve())
     if fmt == "crops":
         return export_crops(ws, ids, Path(target), progress)

@@ -104,3 +104,24 @@ def test_search_by_a_box_of_an_uploaded_image_finds_that_object(monkeypatch, obj
     assert any("box" in c for img in at.image for c in img.captions)
     results = at.dataframe[0].value
     assert set(results["kind"]) == {"object"} and int(results["id"].iloc[0]) == obj  # the box is that object
+
+
+def test_export_page_writes_the_basket_with_its_boxes_in_an_annotation_format(monkeypatch, object_workspace, tmp_path):
+    from pycocotools.coco import COCO
+
+    manifest = Workspace(object_workspace).manifest()
+    objects = np.flatnonzero(kinds(manifest) == "object")[:3].tolist()
+    monkeypatch.setenv("CURATE_ROOTS", str(tmp_path))  # the browser writes only inside the app's roots
+    at = start(monkeypatch, object_workspace)
+    at.session_state["basket"] = objects
+    open_page(at, "Export")
+    switch(at).set_value("object").run()
+    at.get("button_group")[-1].set_value("With annotations").run()
+    assert_clean(at)
+    at.selectbox(key="export_format").set_value("coco")
+    at.text_input(key="export_annotated_target").set_value(str(tmp_path / "out"))
+    at.button(key="FormSubmitter:export_annotated-Export").click().run()
+    assert_clean(at)
+    assert any("as coco" in s.value for s in at.success)
+    coco = COCO(str(tmp_path / "out" / "annotations" / "instances.json"))
+    assert len(coco.getAnnIds()) == 3

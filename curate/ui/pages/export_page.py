@@ -11,7 +11,9 @@ import pandas as pd
 import streamlit as st
 
 from curate.export.folder import EXPORT_MODES
-from curate.steps.export import ExportPlan, export_ids, export_selection, plan_export, zip_selection
+from curate.data.items import present_kinds
+from curate.steps.export import (ExportPlan, export_formatted, export_ids, export_selection, plan_export,
+                                 zip_selection)
 from curate.ui import access, cache, state
 from curate.ui.guard import run_page
 from curate.ui.kinds import NAMES, kind_switch, of_kind_ids, selections_of_kind
@@ -20,6 +22,10 @@ from curate.workspace import Workspace
 
 BASKET_OPTION = "\x00basket"  # cannot collide with a selection name (those are safe file names)
 DESTINATIONS = ("Folder", "Zip download")
+ANNOTATED = "With annotations"  # a third destination when the workspace holds objects
+FORMAT_HELP = {"yolo": "YOLO (data.yaml, images/, labels/)", "coco": "COCO instances JSON",
+               "voc": "Pascal VOC XML", "labelstudio": "Label Studio tasks (boxes as pre-annotations, curate's "
+               "suggested classes)", "crops": "object crops in class folders"}
 MODE_HELP = {"copy": "copy the image files", "symlink": "link to the originals (no extra space)",
              "hardlink": "hard-link the originals (same file system only; no extra space)",
              "list": "only write the manifest files"}
@@ -42,11 +48,34 @@ def render(ws: Workspace) -> None:
     table = cache.manifest(ws)
     st.download_button("Download manifest CSV", lambda: manifest_csv(table, ids), file_name=f"{source_name(source)}.csv",
                        mime="text/csv", key="export_csv", icon=":material/table:", on_click="ignore")  # built when clicked
-    destination = st.segmented_control("Destination", DESTINATIONS, default=DESTINATIONS[0], key="export_dest")
+    annotated = "object" in present_kinds(table)
+    destinations = DESTINATIONS + ((ANNOTATED,) if annotated else ())
+    destination = st.segmented_control("Destination", destinations, default=DESTINATIONS[0], key="export_dest")
     if destination == DESTINATIONS[1]:
         zip_download(ws, source, ids)
+    elif destination == ANNOTATED:
+        annotated_export(ws, source, ids)
     else:
         folder_export(ws, source, ids)
+
+
+# --- with annotations ----------------------------------------------------------------------------
+def annotated_export(ws: Workspace, source: str, ids: list[int]) -> None:
+    """The items with their boxes in an annotation format (or object crops): `curate export --format`."""
+    with st.form("export_annotated"):
+        fmt = st.selectbox("Format", list(FORMAT_HELP), format_func=FORMAT_HELP.get, key="export_format")
+        target = st.text_input("Target folder", key="export_annotated_target", placeholder="/path/to/export")
+        go = st.form_submit_button("Export", type="primary", icon=":material/download:")
+    if not go:
+        return
+    try:
+        with st_progress("Exporting…") as report:
+            folder = export_formatted(ws, None if source == BASKET_OPTION else source,
+                                      access.allowed(target.strip()), fmt, progress=report, ids=ids)
+    except (ValueError, PermissionError, OSError) as err:
+        st.error(f"Nothing exported: {err}", icon=":material/error:")
+        return
+    st.success(f"Exported {len(ids):,} items of {describe(source)} as {fmt} to {folder}", icon=":material/check_circle:")
 
 
 def describe(option: str) -> str:
