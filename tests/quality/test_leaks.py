@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 from PIL import Image
 
 from conftest import REPO
@@ -28,7 +29,11 @@ def test_leaks_are_the_other_splits_members_of_groups_with_a_train_member():
     assert found[["id", "split", "copy_of"]].values.tolist() == [[1, "test", 0], [5, "val", 4]]  # group 8: no train
 
 
-def test_curate_dedup_across_split_lists_the_test_images_copied_from_train(tmp_path, bundled_images):
+@pytest.fixture(scope="module")
+def leaky(tmp_path_factory, bundled_images):
+    """A scanned and deduplicated folder with train/ and test/, five train images re-encoded into test:
+    (workspace, {test path: train path} planted)."""
+    tmp_path = tmp_path_factory.mktemp("leaky")
     sources = sorted(bundled_images.glob("*/*.jpg"))[::19]  # every class, not 130 airplanes on blue sky
     root = tmp_path / "images"
     for i, src in enumerate(sources[:60]):
@@ -50,6 +55,21 @@ def test_curate_dedup_across_split_lists_the_test_images_copied_from_train(tmp_p
                               text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-2000:]
     assert f"{len(planted)} items have a copy in train" in done.stdout
+    return ws, planted
+
+
+def test_curate_dedup_across_split_lists_the_test_images_copied_from_train(leaky):
+    ws, planted = leaky
     table = pd.read_parquet(ws / "duplicates_across.parquet")
     paths = pd.read_parquet(ws / "manifest.parquet")["path"]
     assert {paths[i]: paths[c] for i, c in zip(table["id"], table["copy_of"])} == planted
+
+
+def test_the_duplicates_page_shows_the_copies_across_splits(monkeypatch, leaky):
+    from tests.apptest_helpers import assert_clean, open_page, start
+
+    ws, planted = leaky
+    at = start(monkeypatch, ws)
+    open_page(at, "Duplicates & quality")
+    assert_clean(at)
+    assert any(f"{len(planted)} items have a copy in train" in e.label for e in at.expander)

@@ -13,6 +13,7 @@ from curate.steps.quality import saved_config
 from curate.ui import cache, charts, state
 from curate.ui.gallery import MAX_GRID, id_captions, show_grid, show_more_note
 from curate.data.items import kind_mask
+from curate.quality.leaks import leaks, splits_of
 from curate.steps.options import RunOptions
 from curate.ui.guard import run_page
 from curate.ui.kinds import NAMES, kind_switch
@@ -80,12 +81,33 @@ def duplicates_view(ws: Workspace) -> None:
         st.success("No duplicates found.", icon=":material/check_circle:")
         return
     bulk_actions(ws, table, tagged)
+    across_splits(ws, table)
     kind = st.segmented_control("Kind", ["all", "exact", "near"], default="all", key="dup_kind") or "all"
     groups = group_sizes(table, kind)
     pages = max(1, -(-len(groups) // GROUPS_PER_PAGE))
     page = int(st.number_input(f"Page (of {pages})", 1, pages, 1, key="dup_page")) if pages > 1 else 1
     for group in groups.index[(page - 1) * GROUPS_PER_PAGE:page * GROUPS_PER_PAGE]:
         show_group(ws, table[table["group"] == group], tagged)
+
+
+def across_splits(ws: Workspace, table: pd.DataFrame) -> None:
+    """Items of other splits (test, val) with a copy in train: the duplicates that inflate test scores
+    (`curate dedup --across split`). Shown when the items' folders or a `split` column name a train split."""
+    splits = splits_of(cache.manifest(ws))
+    if "train" not in set(splits) or len({s for s in splits if s}) < 2:
+        return
+    found = leaks(table, splits)
+    with st.expander(f"Copies across splits: {len(found):,} items have a copy in train", icon=":material/call_split:",
+                     expanded=bool(len(found))):
+        if not len(found):
+            st.success("No test or validation item has a copy in train.", icon=":material/check_circle:")
+            return
+        st.caption("Each leaked item, then the train item it copies. Remove or move them before measuring on "
+                   "the test split.")
+        shown = found.head(MAX_GRID // 2)
+        ids = [int(i) for pair in zip(shown["id"], shown["copy_of"]) for i in pair]
+        captions = [f"{s} #{i}" for i, s in zip(ids, [x for sp in shown["split"] for x in (sp, "train")])]
+        show_grid(ws, ids, captions, key="dup_across")
 
 
 def show_summary(table: pd.DataFrame, meta: dict, tagged: set[int]) -> None:
