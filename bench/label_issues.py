@@ -20,7 +20,11 @@ default, flags as many images as prune-by-noise-rate does, those with the lowest
 given label; `curate prune_by_noise_rate`, plain confident learning as in the paper; `cleanlab`
 (`cleanlab.filter.find_label_issues(labels, pred_probs)`, defaults: also prune by noise rate, so it
 should match the row above but for rounding); `curate confident_learning` (the off-diagonals of the
-confident joint); `knn disagreement` (argmax != given).
+confident joint); `knn disagreement` (argmax != given); `curate planted-flip estimate` (the
+`label_issue` flag since issue 29: as many of the lowest-scored as planted label flips estimate can be
+flagged at 80% precision, none when the encoder is too weak; curate.quality.label_trust), reported with
+its estimated precision next to the measured one. `--columns clean` checks the correct labels (every
+flag is wrong there).
 cleanlab is a benchmark-only dependency (bench/requirements.txt). --limit N scores a random subset
 of N images (neighbours are then searched within the subset only): a quick smoke run.
 Prints markdown tables and writes bench/results/label_issues-<timestamp>.json.
@@ -40,6 +44,7 @@ import pandas as pd
 from bench.machine import load_average, machine_facts, summary_line
 from bench.report import markdown_table
 from curate.index import build_index
+from curate.quality import label_trust
 from curate.quality.label_issues import (K, METHOD, PROBABILITIES, TEMPERATURE, class_probabilities,
                                          find_label_issues, knn_class_probabilities, knn_disagreement,
                                          self_confidence)
@@ -115,12 +120,26 @@ def run_column(column: str, table: pd.DataFrame, vectors: np.ndarray, index, k: 
         flags = np.asarray(rule(noisy, probs), dtype=bool)
         rows.append({"labels": column, "probabilities": PROBABILITIES[0], "rule": name, **score(flags, truth),
                      "seconds": time.perf_counter() - t})
+    planted = {}  # the planted copy's probabilities, computed once for both rows
+
+    def probs_of(y: np.ndarray) -> np.ndarray:
+        if y.tobytes() not in planted:
+            planted[y.tobytes()] = class_probabilities(vectors, y, len(classes), PROBABILITIES[0], k=k, index=index)
+        return planted[y.tobytes()]
+    for name, gate in (("curate planted-flip estimate", label_trust.AGREEMENT_MIN),
+                       ("the same without the agreement gate", 0.0)):
+        t = time.perf_counter()
+        flags, info = label_trust.estimate(noisy, probs, probs_of, agreement_min=gate)
+        trust = trust if gate == 0.0 else info
+        rows.append({"labels": column, "probabilities": PROBABILITIES[0], "rule": name, **score(flags, truth),
+                     "estimated precision": info["expected_precision"], "seconds": time.perf_counter() - t})
     for name, rule in ((f"curate ({METHOD})", RULES[f"curate ({METHOD})"]), ("knn disagreement", knn_disagreement)):
         rows.append({"labels": column, "probabilities": "knn", "rule": name,
                      **score(np.asarray(rule(noisy, votes), dtype=bool), truth), "seconds": None})
     info = {"knn_vote_accuracy_vs_clean": float(np.mean(votes.argmax(1) == clean)),"noise_rate": float(truth.mean()), "knn_accuracy_vs_clean": float(np.mean(probs.argmax(1) == clean)),
             "agreement_with_noisy": float(np.mean(probs.argmax(1) == noisy)), "probabilities_s": prob_s,
-            "self_confidence_ranking": ranking(-self_confidence(noisy, probs), truth)}
+            "self_confidence_ranking": ranking(-self_confidence(noisy, probs), truth) if 0 < truth.sum() < len(truth)
+            else None, "trust": trust}
     return {"rows": rows, **info}
 
 
@@ -152,8 +171,11 @@ def main(argv=None) -> None:
                                   "accuracy (clean)": r["knn_accuracy_vs_clean"],
                                   "kNN vote alone": r["knn_vote_accuracy_vs_clean"],
                                   "agreement (noisy)": r["agreement_with_noisy"],
-                                  "self-confidence AUROC": r["self_confidence_ranking"]["AUROC"],
-                                  "self-confidence AP": r["self_confidence_ranking"]["AP"],
+                                  "self-confidence AUROC": (r["self_confidence_ranking"] or {}).get("AUROC"),
+                                  "self-confidence AP": (r["self_confidence_ranking"] or {}).get("AP"),
+                                  "trust": r["trust"]["too_weak"] and "too weak" or "flags",
+                                  "noise estimate": r["trust"]["noise_rate"],
+                                  "planted AUROC": r["trust"]["planted_auroc"],
                                   "probabilities s": r["probabilities_s"]} for c, r in results.items()]))
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")

@@ -11,15 +11,16 @@ training):
    cat becomes a dog more often than a ship, as people's mistakes do), and the out-of-sample
    probabilities recomputed on the copy (vectors unchanged). W(t): share of planted flips scoring
    <= t; U(t): share of the unflipped labels scoring <= t, in the same copy.
-2. The share of wrong labels, rho: among each class's most confident out-of-sample calls (the top
-   `ANCHOR_SHARE`), the share labelled otherwise (the anchor-point estimate of Patrini et al.,
-   "Making deep neural networks robust to label noise", CVPR 2017). A weak encoder's confident calls
-   are themselves often wrong, which reads as noise (25% on a correctly labelled folder at 40%
-   agreement), so rho is capped at `NOISE_MAX`: a weak encoder and noisy labels cannot be told
-   apart from the labels alone, and the cap makes that case err towards flagging less.
+2. The share of wrong labels, rho: confident learning's estimate (`label_issues.find_label_issues`,
+   the count of the calibrated confident joint's off-diagonal). It takes every confident
+   disagreement for a wrong label, so it only holds where the encoder mostly agrees with the labels:
+   below `AGREEMENT_MIN` the encoder is declared too weak to judge single labels (on the correctly
+   labelled bundled sample, at 40% agreement, it reads 49% wrong labels and flags would be estimated
+   at 81% precision, all of them wrong: docs/benchmarks.md "trust figures"). A weak encoder and very
+   noisy labels cannot be told apart from the labels alone; both stop here.
 3. Expected precision of flagging every label scoring <= t:
-   rho W(t) / (rho W(t) + (1 - rho) U(t)). U holds the real wrong labels too, so this errs low.
-   The cut is the highest t whose precision, and that of every lower t with at least `MIN_PLANTED`
+   min(1, rho W(t) / U(t)): of the labels scoring <= t, rho W(t) are expected to be wrong (the
+   unflipped labels are (1 - rho) right ones and rho wrong ones, scoring as planted flips do). The cut is the highest t whose precision, and that of every lower t with at least `MIN_PLANTED`
    flips under it, reaches the target; none reaches it: the encoder is too weak to judge single
    labels, and nothing is flagged.
 
@@ -39,16 +40,18 @@ from typing import Callable
 
 import numpy as np
 
+from curate.quality.label_issues import find_label_issues
+
 TARGET_PRECISION = 0.8  # 4 of 5 flagged labels wrong: a review list worth a person's time (duplicates: 0.95)
 PLANTED_SHARE = 0.05  # flips planted in the copy: enough to measure W, few enough to leave the classifier as it was
 MIN_PLANTED = 5  # planted flips a threshold must have under it before its precision counts (fewer: noise)
-ANCHOR_SHARE = 0.05  # each class's most confident calls whose labels estimate the noise rate
-# Cap on the estimated share of wrong labels. 10% is above what curated sets carry (3.4% on average over
-# ten benchmark test sets, Northcutt, Athalye, Mueller, NeurIPS 2021; CIFAR-10N's majority vote 9%), and
-# below the 22-25% a weak encoder's anchors read on correct labels (CIFAR-10 at 40-46% agreement,
-# docs/benchmarks.md "trust figures"), where flags would otherwise be estimated at 80-90% precision.
-NOISE_MAX = 0.10
-METHOD = "planted flips"
+# Agreement (argmax == given label) below which the encoder is too weak to judge single labels: a third
+# or more of the labels disagree with it, many times the 3-10% wrong labels curated sets carry (3.4% on
+# average over ten benchmark test sets, Northcutt, Athalye, Mueller, NeurIPS 2021; CIFAR-10N's majority
+# vote 9%), so most disagreement is the encoder's. The CIFAR-10 encoders of docs/benchmarks.md (37-59%)
+# are below it; synthetic clusters at 90-97% with 3-10% planted errors are flagged at precision 1.0.
+AGREEMENT_MIN = 0.7
+METHOD = "planted label flips; noise rate from confident learning"
 
 
 def plant_flips(labels: np.ndarray, probs: np.ndarray, share: float = PLANTED_SHARE,
@@ -69,31 +72,15 @@ def plant_flips(labels: np.ndarray, probs: np.ndarray, share: float = PLANTED_SH
     return flipped, rows
 
 
-def noise_rate(labels: np.ndarray, probs: np.ndarray, share: float = ANCHOR_SHARE) -> float:
-    """Share of wrong labels, as read at the anchors: for each class c, the images predicted c with the
-    highest probability of c (`share` of the images labelled c, at least one); the share of those
-    anchors whose given label is not c. Out-of-sample probabilities leave each image's own label out,
-    so at anchors that are truly c the given labels are a fair sample of how class c was labelled."""
-    labels = np.asarray(labels, dtype=np.int64)
-    pred = probs.argmax(1)
-    wrong = total = 0
-    for c in range(probs.shape[1]):
-        rows = np.flatnonzero(pred == c)
-        top = rows[np.argsort(-probs[rows, c], kind="stable")[:max(1, int(round(share * np.sum(labels == c))))]]
-        wrong, total = wrong + int(np.sum(labels[top] != c)), total + len(top)
-    return wrong / total if total else 0.0
-
-
 def precision_curve(planted: np.ndarray, unflipped: np.ndarray, noise: float) -> tuple[np.ndarray, ...]:
     """(thresholds (M,), expected precision (M,), planted recall (M,)) at each planted-flip score,
-    lowest first: flagging every label scoring <= t is expected to be right
-    noise W(t) / (noise W(t) + (1 - noise) U(t)) of the time, W and U the shares of planted and
-    unflipped scores <= t."""
+    lowest first: flagging every label scoring <= t is expected to be right min(1, noise W(t) / U(t))
+    of the time, W and U the shares of planted and unflipped scores <= t."""
     t = np.sort(np.asarray(planted, np.float64))
     w = np.searchsorted(t, t, side="right") / max(len(t), 1)
     u = np.searchsorted(np.sort(np.asarray(unflipped, np.float64)), t, side="right") / max(len(unflipped), 1)
     hit = noise * w
-    return t, np.divide(hit, hit + (1 - noise) * u, out=np.zeros_like(hit), where=hit > 0), w
+    return t, np.minimum(1.0, np.divide(hit, u, out=np.where(hit > 0, 1.0, 0.0), where=u > 0)), w
 
 
 def choose_threshold(precision: np.ndarray, target: float, min_planted: int = MIN_PLANTED) -> int:
@@ -105,16 +92,17 @@ def choose_threshold(precision: np.ndarray, target: float, min_planted: int = MI
 
 def estimate(labels: np.ndarray, probs: np.ndarray, probabilities: Callable[[np.ndarray], np.ndarray],
              seed: int = 0, target: float = TARGET_PRECISION, share: float = PLANTED_SHARE,
-             noise_max: float = NOISE_MAX) -> tuple[np.ndarray, dict]:
+             agreement_min: float = AGREEMENT_MIN) -> tuple[np.ndarray, dict]:
     """((N,) bool flags, the evidence as a dict): the labels to flag for an expected precision of
     `target`, among those whose most probable class is not the given one.
 
     labels (N,) int, probs (N, C) their out-of-sample probabilities; `probabilities(flipped)` must
     compute the same probabilities for another labelling of the same items. The dict holds
-    threshold, expected_precision (of the flagged set; None when nothing is flagged), target,
-    method, noise_rate (used) and noise_rate_anchors (measured), planted, planted_recall (share of
+    threshold, expected_precision (of the flagged set; None when nothing is flagged), best_precision
+    (the highest estimate of any cut), target, method, noise_rate, planted, planted_recall (share of
     planted flips under the threshold), planted_auroc (how well the score separates planted flips
-    from the other labels: 0.5 chance, 1 perfect), agreement (argmax == label), seed, too_weak.
+    from the other labels: 0.5 chance, 1 perfect), agreement (argmax == label), agreement_min, seed,
+    too_weak (agreement below agreement_min, or no cut reaches the target).
     """
     labels = np.asarray(labels, dtype=np.int64)
     rng = np.random.default_rng(seed)
@@ -122,19 +110,19 @@ def estimate(labels: np.ndarray, probs: np.ndarray, probabilities: Callable[[np.
     scores2 = probabilities(flipped)[np.arange(len(labels)), flipped]
     planted = np.zeros(len(labels), bool)
     planted[rows] = True
-    anchors = noise_rate(labels, probs)
-    noise = min(anchors, noise_max)
+    noise = float(find_label_issues(labels, probs).mean())
+    agreement = float(np.mean(probs.argmax(1) == labels))
     t, precision, recall = precision_curve(scores2[planted], scores2[~planted], noise)
-    best = choose_threshold(precision, target)
+    best = choose_threshold(precision, target) if agreement >= agreement_min else -1
     score = probs[np.arange(len(labels)), labels]
     flags = (score <= t[best]) & (probs.argmax(1) != labels) if best >= 0 else np.zeros(len(labels), bool)
     info = {"threshold": float(t[best]) if best >= 0 else None,
             "expected_precision": float(precision[best]) if flags.any() else None,
             "best_precision": float(precision[MIN_PLANTED - 1:].max()) if len(precision) >= MIN_PLANTED else 0.0,
-            "target": target, "method": METHOD, "noise_rate": noise, "noise_rate_anchors": anchors,
+            "target": target, "method": METHOD, "noise_rate": noise,
             "planted": int(len(rows)), "planted_recall": float(recall[best]) if best >= 0 else 0.0,
             "planted_auroc": auroc(scores2[~planted], scores2[planted]),
-            "agreement": float(np.mean(probs.argmax(1) == labels)), "seed": seed, "too_weak": best < 0}
+            "agreement": agreement, "agreement_min": agreement_min, "seed": seed, "too_weak": best < 0}
     return flags, info
 
 

@@ -93,13 +93,13 @@ def has_labels(ws: Workspace) -> bool:
 
 # --- detection ----------------------------------------------------------------------------------
 def label_issues(ws: Workspace, k: int = K, source: str = "auto", method: str = METHOD,
-                 probabilities: str = PROBABILITIES[0], seed: int = 0,
-                 target: float = label_trust.TARGET_PRECISION) -> pd.DataFrame:
+                 probabilities: str = PROBABILITIES[0], seed: int = 0, target: float = label_trust.TARGET_PRECISION,
+                 agreement_min: float = label_trust.AGREEMENT_MIN) -> pd.DataFrame:
     """Flag labelled, embedded images whose label disagrees with their neighbours: out-of-sample
     class probabilities (kNN vote + cross-validated linear model), the images ranked by the
     probability of their given label, and as many of the lowest flagged as planted label flips say
     can be flagged at an expected precision of `target` (`curate.quality.label_trust`); none when
-    no cut reaches it. Writes and returns label_issues.parquet: id, label_issue, given, suggested,
+    no cut reaches it or the labels agree with the encoder less than `agreement_min` of the time. Writes and returns label_issues.parquet: id, label_issue, given, suggested,
     score (probability of the given label: low = likely wrong), cl_issue (what confident learning's
     `method` flags, the count before issue 29: a longer list to browse, not to trust), one row per
     labelled image with an embedding."""
@@ -119,7 +119,8 @@ def label_issues(ws: Workspace, k: int = K, source: str = "auto", method: str = 
     def probs_of(y: np.ndarray) -> np.ndarray:
         return class_probabilities(vectors, y, len(classes), probabilities, k=k, index=index, seed=seed)
     probs = probs_of(given)
-    flags, trust = label_trust.estimate(given, probs, probs_of, seed=seed, target=target)
+    flags, trust = label_trust.estimate(given, probs, probs_of, seed=seed, target=target,
+                                        agreement_min=agreement_min)
     names = np.asarray(classes, dtype=object)
     table = pd.DataFrame({"id": ids.astype(np.int64), "label_issue": flags, "given": names[given],
                           "suggested": names[suggest_labels(given, probs)],
@@ -149,10 +150,13 @@ def trust_message(ws: Workspace, trust: dict, flagged: int) -> str:
         return (f"{flagged} flagged at an estimated precision of {trust['expected_precision'] or 1:.0%} "
                 f"(target {target}; {trust['planted_recall']:.0%} of planted wrong labels caught); the rest are "
                 "ranked by score")
-    return (f"the encoder is too weak to judge single labels: at best {trust['best_precision']:.0%} of the "
-            f"lowest-scored labels would be wrong (target {target}; labels agree with the embeddings' prediction "
-            f"{trust['agreement']:.0%} of the time), so nothing is flagged and the images are only ranked by score. "
-            f"Train longer: `curate run {ws.root} -w {ws.path} --minutes 30 --retrain`")
+    if trust["agreement"] < trust["agreement_min"]:
+        why = (f"the labels agree with its prediction {trust['agreement']:.0%} of the time, it takes "
+               f"{trust['agreement_min']:.0%} (or the labels are very noisy)")
+    else:
+        why = f"at best {trust['best_precision']:.0%} of the lowest-scored labels would be wrong, the target is {target}"
+    return (f"the encoder is too weak to judge single labels: {why}; nothing is flagged, the images are only "
+            f"ranked by score. Train longer: `curate run {ws.root} -w {ws.path} --minutes 30 --retrain`")
 
 
 def top_confusions(table: pd.DataFrame, n: int = 3) -> list[tuple[str, str, int]]:

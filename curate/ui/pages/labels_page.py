@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from curate.quality.label_issues import K
+from curate.quality.label_trust import TARGET_PRECISION
 from curate.steps.label_issues import confirm_label_fix, has_labels, reject_label_issue
 from curate.ui import cache, state
 from curate.ui.guard import run_page
@@ -28,8 +29,12 @@ def render(ws: Workspace) -> None:
         return
     meta = cache.json_file(ws.sidecar(ws.label_issues_file)) or {}
     summary(ws, table, meta)
+    trust = meta.get("trust") or {}
+    if trust.get("too_weak"):
+        st.warning(trust["message"][:1].upper() + trust["message"][1:], icon=":material/warning:")
     if table.empty:
-        st.success("No label issue found: every label agrees with its neighbours.", icon=":material/check_circle:")
+        if not trust.get("too_weak"):
+            st.success("No label issue found at the target precision.", icon=":material/check_circle:")
         return
     cols = st.columns(2)
     show = cols[0].segmented_control("Show", SHOW, default=SHOW[0], key="labels_show") or SHOW[0]
@@ -72,7 +77,7 @@ def offer_to_run(ws: Workspace) -> None:
 
 def summary(ws: Workspace, table: pd.DataFrame, meta: dict) -> None:
     decided = table["decision"].fillna("undecided").value_counts()
-    cols = st.columns(5)
+    cols = st.columns(6)
     cols[0].metric("Flagged", f"{len(table):,}", help=f"Of {meta.get('labelled', 0):,} labelled images.")
     cols[1].metric("Undecided", f"{int(decided.get('undecided', 0)):,}")
     cols[2].metric("Confirmed", f"{int(decided.get('confirmed', 0)):,}", help="Fixed: the new label is kept in "
@@ -82,15 +87,22 @@ def summary(ws: Workspace, table: pd.DataFrame, meta: dict) -> None:
     cols[4].metric("Agree with neighbours", f"{meta['agreement']:.0%}" if "agreement" in meta else "?",
                    help="Share of labelled images whose neighbours mostly carry the same label. When it is low the "
                         "embedding separates these classes poorly, and correct labels get flagged too.")
+    trust = meta.get("trust") or {}
+    precision = trust.get("expected_precision")
+    cols[5].metric("Estimated precision", "—" if precision is None else f"{precision:.0%}",
+                   help=f"Share of the flagged labels expected to be wrong, measured by planting label flips in a "
+                        f"copy of the labels (target {trust.get('target', 0.8):.0%}; "
+                        "curate label-issues --target-precision). — : nothing flagged.")
     source = "imported labels (labels.parquet)" if meta.get("source") == "imported" else "the class folders"
     st.caption(f"Labels from {source}. Each image's label is compared with those of its {meta.get('k', '?')} "
-               "nearest neighbours (similarity-weighted votes, the image itself left out); confident learning "
-               "estimates how many labels are wrong, and that many images are flagged, those whose label the "
-               "neighbours find least likely. Score: the neighbours' probability for the given label (low: "
-               f"likely wrong). Computed {meta.get('created', '?')}.")
+               "nearest neighbours (similarity-weighted votes, the image itself left out) and a cross-validated "
+               "linear model; the images whose label they find least likely are flagged, as many as label flips "
+               "planted in a copy of the labels say can be flagged at the target precision. Score: the "
+               f"probability of the given label (low: likely wrong). Computed {meta.get('created', '?')}.")
     if st.button("Look again", key="labels_rerun", icon=":material/refresh:",
                  help="Recompute, e.g. after new embeddings; confirmed fixes count as the images' labels."):
-        run_step(ws, "label-issues", "Comparing labels with their neighbours…", k=int(meta.get("k", K)))
+        run_step(ws, "label-issues", "Comparing labels with their neighbours…", k=int(meta.get("k", K)),
+                 target=float((meta.get("trust") or {}).get("target", TARGET_PRECISION)))
         st.rerun()
 
 
