@@ -155,8 +155,9 @@ def trust_message(ws: Workspace, trust: dict, flagged: int) -> str:
                f"{trust['agreement_min']:.0%} (or the labels are very noisy)")
     else:
         why = f"at best {trust['best_precision']:.0%} of the lowest-scored labels would be wrong, the target is {target}"
+    images = ws.root if ws.meta_file.exists() else "IMAGES"  # the step reads only its inputs; the root is a nicety
     return (f"the encoder is too weak to judge single labels: {why}; nothing is flagged, the images are only "
-            f"ranked by score. Train longer: `curate run {ws.root} -w {ws.path} --minutes 30 --retrain`")
+            f"ranked by score. Train longer: `curate run {images} -w {ws.path} --minutes 30 --retrain`")
 
 
 def top_confusions(table: pd.DataFrame, n: int = 3) -> list[tuple[str, str, int]]:
