@@ -3,7 +3,7 @@
 The score of a label is its out-of-sample probability (`label_issues.self_confidence`; low: likely
 wrong). Where to cut that ranking is estimated, as the near-duplicate threshold is
 (`calibration.calibrate`), instead of taken from confident learning's count, which on a weak encoder
-flags half of a correctly labelled folder (44% of the bundled CIFAR-10 sample at 3 minutes of
+flags half of a correctly labelled folder (44-49% of the bundled CIFAR-10 sample at 3 minutes of
 training):
 
 1. Planted flips: a copy of the labels with `PLANTED_SHARE` of them moved to another class, drawn
@@ -20,9 +20,10 @@ training):
    noisy labels cannot be told apart from the labels alone; both stop here.
 3. Expected precision of flagging every label scoring <= t:
    min(1, rho W(t) / U(t)): of the labels scoring <= t, rho W(t) are expected to be wrong (the
-   unflipped labels are (1 - rho) right ones and rho wrong ones, scoring as planted flips do). The cut is the highest t whose precision, and that of every lower t with at least `MIN_PLANTED`
-   flips under it, reaches the target; none reaches it: the encoder is too weak to judge single
-   labels, and nothing is flagged.
+   unflipped labels are (1 - rho) right ones and rho wrong ones, scoring as planted flips do). The
+   cut is the highest t whose precision, and that of every lower t with at least `MIN_PLANTED` flips
+   under it, reaches the target; none reaches it: the encoder is too weak to judge single labels,
+   and nothing is flagged.
 
 Numpy in, numpy out; labels are ints 0..C-1 (image classes or the class names of boxes alike);
 `probabilities` is any function labels (N,) -> out-of-sample probabilities (N, C).
