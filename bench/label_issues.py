@@ -126,11 +126,12 @@ def run_column(column: str, table: pd.DataFrame, vectors: np.ndarray, index, k: 
         if y.tobytes() not in planted:
             planted[y.tobytes()] = class_probabilities(vectors, y, len(classes), PROBABILITIES[0], k=k, index=index)
         return planted[y.tobytes()]
+    trust = {}  # the estimate's evidence, with the agreement gate (the default) and without
     for name, gate in (("curate planted-flip estimate", label_trust.AGREEMENT_MIN),
                        ("the same without the agreement gate", 0.0)):
         t = time.perf_counter()
         flags, info = label_trust.estimate(noisy, probs, probs_of, agreement_min=gate)
-        trust = trust if gate == 0.0 else info
+        trust = trust or info
         rows.append({"labels": column, "probabilities": PROBABILITIES[0], "rule": name, **score(flags, truth),
                      "estimated precision": info["expected_precision"], "seconds": time.perf_counter() - t})
     for name, rule in ((f"curate ({METHOD})", RULES[f"curate ({METHOD})"]), ("knn disagreement", knn_disagreement)):

@@ -20,6 +20,7 @@ import pandas as pd
 
 from curate import storage
 from curate.clock import now
+from curate.data.items import kinds, of_kind, resolve_kind
 from curate.data.manifest import ok_mask
 from curate.generations import inputs_of, load_checked, write_sidecar
 from curate.index import build_index
@@ -85,21 +86,31 @@ def current_labels(ws: Workspace, source: str = "auto") -> tuple[np.ndarray, str
     return labels, source
 
 
-def has_labels(ws: Workspace) -> bool:
-    """At least two classes among the usable images (what label-issue detection needs)."""
+def has_labels(ws: Workspace, kind: str | None = None) -> bool:
+    """At least two classes among the usable items of `kind` (what label-issue detection needs)."""
     labels, _ = current_labels(ws)
+    labels = labels[of_kind(ws.manifest(), label_kind(ws.manifest(), kind))]
     return len({lab for lab in labels if lab is not None}) >= 2
+
+
+def label_kind(manifest: pd.DataFrame, kind: str | None) -> str:
+    """The items whose labels are judged: the kind asked for, else objects when there are annotations (their
+    classes are the labels a person gave; an annotated image's folder is usually a split), else images."""
+    if kind is None and (kinds(manifest) == "object").any():
+        return "object"
+    return resolve_kind(manifest, kind)
 
 
 # --- detection ----------------------------------------------------------------------------------
 def label_issues(ws: Workspace, k: int = K, source: str = "auto", method: str = METHOD,
                  probabilities: str = PROBABILITIES[0], seed: int = 0, target: float = label_trust.TARGET_PRECISION,
-                 agreement_min: float = label_trust.AGREEMENT_MIN) -> pd.DataFrame:
+                 agreement_min: float = label_trust.AGREEMENT_MIN, kind: str | None = None) -> pd.DataFrame:
     """Flag labelled, embedded images whose label disagrees with their neighbours: out-of-sample
     class probabilities (kNN vote + cross-validated linear model), the images ranked by the
     probability of their given label, and as many of the lowest flagged as planted label flips say
     can be flagged at an expected precision of `target` (`curate.quality.label_trust`); none when
-    no cut reaches it or the labels agree with the encoder less than `agreement_min` of the time. Writes and returns label_issues.parquet: id, label_issue, given, suggested,
+    no cut reaches it or the labels agree with the encoder less than `agreement_min` of the time.
+    Writes and returns label_issues.parquet: id, label_issue, given, suggested,
     score (probability of the given label: low = likely wrong), cl_issue (what confident learning's
     `method` flags, the count before issue 29: a longer list to browse, not to trust), one row per
     labelled image with an embedding."""
@@ -107,7 +118,9 @@ def label_issues(ws: Workspace, k: int = K, source: str = "auto", method: str = 
         raise FileNotFoundError(f"no embeddings in {ws.path}: run `curate embed` (or `curate run`) first")
     inputs = inputs_of(ws.path, [ws.embeddings_file.name])
     labels, used = current_labels(ws, source)
-    ids = np.intersect1d(indexed_rows(ws), np.flatnonzero(labels != None))  # noqa: E711 - elementwise
+    manifest = ws.manifest()
+    kind = label_kind(manifest, kind)  # objects and images are judged apart: their labels are different things
+    ids = np.intersect1d(indexed_rows(ws), np.flatnonzero((labels != None) & of_kind(manifest, kind)))  # noqa: E711
     classes = sorted(set(labels[ids]))
     if len(classes) < 2:
         raise ValueError(f"label issues need at least 2 labels among the embedded images, found {len(classes)}: "
@@ -131,6 +144,7 @@ def label_issues(ws: Workspace, k: int = K, source: str = "auto", method: str = 
     embedded = ws.sidecar(ws.embeddings_file)
     write_sidecar(ws.label_issues_file, {
         "k": k, "temperature": TEMPERATURE, "method": method, "probabilities": probabilities, "source": used, "seed": seed,
+        "kind": kind,
         "classes": classes,
         "labelled": int(len(table)), "flagged": int(flags.sum()), "cl_flagged": int(table["cl_issue"].sum()),
         "fixes_applied": int(len(confirmed_fixes(ws))),
@@ -154,7 +168,8 @@ def trust_message(ws: Workspace, trust: dict, flagged: int) -> str:
         why = (f"the labels agree with its prediction {trust['agreement']:.0%} of the time, it takes "
                f"{trust['agreement_min']:.0%} (or the labels are very noisy)")
     else:
-        why = f"at best {trust['best_precision']:.0%} of the lowest-scored labels would be wrong, the target is {target}"
+        why = (f"at best {trust['best_precision']:.0%} of the lowest-scored labels would be wrong, "
+               f"the target is {target}")
     images = ws.root if ws.meta_file.exists() else "IMAGES"  # the step reads only its inputs; the root is a nicety
     return (f"the encoder is too weak to judge single labels: {why}; nothing is flagged, the images are only "
             f"ranked by score. Train longer: `curate run {images} -w {ws.path} --minutes 30 --retrain`")
@@ -271,10 +286,11 @@ def run(ws: Workspace, options: RunOptions | None = None, progress: Progress | N
         source: str = "auto", probabilities: str = PROBABILITIES[0], required: bool = False,
         target: float = label_trust.TARGET_PRECISION) -> LabelIssuesSummary:
     """The label-issues step; in `curate run` (required False) skipped when the images carry no labels."""
-    if not required and not has_labels(ws):
+    kind = options.kind if options else None
+    if not required and not has_labels(ws, kind):
         return LabelIssuesSummary(skipped="the images carry fewer than 2 labels")
     seed = (options.seed or 0) if options else 0
-    table = label_issues(ws, k=k, source=source, probabilities=probabilities, seed=seed, target=target)
+    table = label_issues(ws, k=k, source=source, probabilities=probabilities, seed=seed, target=target, kind=kind)
     meta = storage.read_json(ws.sidecar(ws.label_issues_file))
     return LabelIssuesSummary(int(table["label_issue"].sum()), len(table), meta["source"] == "imported",
                               meta["agreement"], tuple(top_confusions(table)), ws.label_issues_file,
