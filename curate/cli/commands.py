@@ -233,8 +233,8 @@ def cmd_label_issues(args):
         unmatched = storage.read_json(ws.sidecar(ws.labels_file))["unmatched"]
         print(f"imported {len(imported)} labels from {args.labels}"
               f"{f' ({unmatched} rows matched no image)' if unmatched else ''} -> {ws.labels_file}")
-    _step("label-issues", ws, k=args.k, source=args.source, probabilities=args.probabilities, required=True,
-          target=args.target_precision)
+    _step("label-issues", ws, RunOptions(workspace=ws.path, kind=args.kind), k=args.k, source=args.source,
+          probabilities=args.probabilities, required=True, target=args.target_precision)
 
 
 def cmd_export(args):

@@ -189,6 +189,7 @@ def _label_issues(c: argparse.ArgumentParser) -> None:
     c.add_argument("--target-precision", type=float, default=0.8, metavar="P",
                    help="flag as many images as planted label flips estimate can be flagged at this precision "
                         "(default 0.8; see curate/quality/label_trust.py)")
+    add_options(c, RunOptions, ["kind"])
 
 
 def _export(c: argparse.ArgumentParser) -> None:

@@ -214,3 +214,20 @@ def test_images_ranked_by_the_diversity_of_their_objects(object_workspace):
     # each image is the parent of an object chosen, in the order the objects were chosen
     first_parents = list(dict.fromkeys(m["parent"].to_numpy(dtype=float)[objects.ids].astype(int)))[:5]
     assert result.ids.tolist() == first_parents
+
+
+def test_label_issues_judge_the_boxes_classes_when_there_are_annotations(object_workspace):
+    import json
+
+    ws = Workspace(object_workspace)
+    _curate("label-issues", "-w", object_workspace)
+    table = pd.read_parquet(ws.label_issues_file)
+    m = ws.manifest()
+    assert len(table) and (kinds(m)[table["id"].to_numpy()] == "object").all()  # not the images' split folder
+    assert set(table["given"]) <= set(m.loc[kinds(m) == "object", "label"])
+    meta = json.loads(ws.sidecar(ws.label_issues_file).read_text())
+    assert meta["kind"] == "object" and meta["trust"]["message"]
+    # the images' only "label" is their split folder: judged as images, that is one class, said plainly
+    done = subprocess.run([sys.executable, "-m", "curate", "label-issues", "-w", str(object_workspace), "--kind",
+                           "image"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and "need at least 2 labels" in done.stderr and "Traceback" not in done.stderr
