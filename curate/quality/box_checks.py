@@ -23,10 +23,12 @@ take 3-6 s on a shared, busy 2-core CPU (bench/box_checks.py, docs/benchmarks.md
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from curate.quality.checks import Thresholds
 
 PAIR_CHUNK = 2_000_000  # pairs per numpy batch: ~100 MB of temporaries, whatever the number of boxes
 METRIC_COLUMNS = ("area_ratio", "min_side_px", "aspect_ratio", "border_gap_px", "max_iou_same", "same_partner",
@@ -36,7 +38,7 @@ IMAGE_FLAG_COLUMNS = ("n_boxes", "no_boxes", "many_boxes")
 
 
 @dataclass
-class BoxCheckConfig:
+class BoxCheckConfig(Thresholds):
     """Thresholds of every flag. Chosen on real annotations: the 929 boxes of coco128-detect whose image
     is there (126 COCO photos with boxes, 2 without; ../shared/data), clean and with planted problems, each
     applied to every box (`python -m bench.box_checks`, docs/benchmarks.md); each comment gives the share
@@ -68,17 +70,7 @@ class BoxCheckConfig:
     # n_boxes above (per image). Clean: none (median 4, max 42); COCO's evaluation keeps at most 100
     # detections per image. An image with more is a crowd scene or an annotation gone wrong.
     many_boxes: int = 50
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "BoxCheckConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown box check thresholds {sorted(unknown)}; known: {sorted(names)}")
-        return cls(**d)
+    what = "box check thresholds"  # a class attribute (no annotation): not a field
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -41,8 +41,24 @@ METRIC_COLUMNS = IMAGE_METRICS + SHAPE_METRICS
 FLAG_COLUMNS = ("dark", "bright", "blurry", "low_information", "odd_aspect_ratio", "odd_size", "grayscale")
 
 
+class Thresholds:
+    """A dataclass of flag thresholds that saves to and loads from a dict (the workspace's JSON)."""
+    what = "thresholds"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown {cls.what} {sorted(unknown)}; known: {sorted(names)}")
+        return cls(**d)
+
+
 @dataclass
-class QualityConfig:
+class QualityConfig(Thresholds):
     """Thresholds of every flag. Chosen on real images: 3,000 of CIFAR-10 train (32 px) and the
     2,603 Caltech-101 photos (100-700 px), clean and with planted problems; each comment gives the
     share of clean images flagged (CIFAR / Caltech) and what a planted problem scores."""
@@ -75,17 +91,7 @@ class QualityConfig:
     # (CIFAR holds ~1.3% grey photos, Caltech 129 mode-L ones and its greyscale car_side class);
     # colour images under it: 0.13% / 0.08%; colour images darkened to 35%: 1.7% (chroma shrinks too).
     grayscale: float = 0.02
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "QualityConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown quality thresholds {sorted(unknown)}; known: {sorted(names)}")
-        return cls(**d)
+    what = "quality thresholds"  # a class attribute (no annotation): not a field
 
 
 def luminance(rgb: np.ndarray) -> np.ndarray:
