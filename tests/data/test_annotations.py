@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import SHARED
+from tests.conftest import SHARED
 from curate.data.annotations import AnnotationSet, detect_format, read_annotations
 from curate.data.images import image_size
 from curate.data.items import BOX_COLUMNS

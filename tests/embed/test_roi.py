@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from conftest import SHARED
+from tests.conftest import SHARED
 from curate.embed.roi import embed_boxes_roi, roi_input
 from curate.models import BackboneSpec, build_backbone, feature_dim
 from curate.transforms import normalize, to_float

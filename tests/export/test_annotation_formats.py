@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import SHARED
+from tests.conftest import SHARED
 from curate.data.annotations import AnnotationSet, read_annotations
 from curate.data.annotations.base import box_frame, box_row
 from curate.data.annotations.yolo import label_path

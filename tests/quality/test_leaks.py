@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from conftest import REPO
+from tests.conftest import REPO
 from curate.quality.leaks import leaks, split_from_path, splits_of
 
 

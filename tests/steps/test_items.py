@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, SHARED
+from tests.conftest import REPO, SHARED
 from curate.data.annotations import read_annotations
 from curate.data.items import kinds
 from curate.data.sources import FRAME_STORE_SIDE, item_sources, load_item, shrink

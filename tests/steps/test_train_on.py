@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import curate.steps.train as train_step
-from conftest import SHARED
+from tests.conftest import SHARED
 from curate.data.items import kinds
 from curate.steps.options import RunOptions
 from curate.steps.scan import scan
