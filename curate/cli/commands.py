@@ -125,7 +125,8 @@ def cmd_search(args):
     ows = open_workspace(args.workspace)
     query = args.image if args.image is not None else args.id
     table = ows.search(query, k=args.k, kind=args.kind)
-    print(table[["id", "kind", "path", "label", "distance"]].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    columns = ["id", "path", "label", "distance"] + (["kind"] if table["kind"].ne("image").any() else [])
+    print(table[columns].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
 
 
 def cmd_select(args):
