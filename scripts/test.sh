@@ -4,10 +4,11 @@
 set -euo pipefail
 source "$(dirname "$0")/setup_env.sh"
 # The browser test drives Debian's Chromium (never a downloaded browser).
-if [ ! -x /usr/bin/chromium ]; then
+# The video tests cross-check rotation against Debian's ffmpeg (curate itself decodes with PyAV).
+if [ ! -x /usr/bin/chromium ] || ! command -v ffmpeg >/dev/null; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo -n"; fi
-  echo "installing Debian's chromium for the browser test"
-  ($SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null) \
-    || echo "warning: could not install chromium; the browser test will be skipped"
+  echo "installing Debian's chromium (browser test) and ffmpeg (video cross-check)"
+  ($SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium chromium-driver ffmpeg >/dev/null) \
+    || echo "warning: could not install chromium or ffmpeg; the browser test or the ffmpeg cross-check will be skipped"
 fi
 exec .venv/bin/python -m pytest "$@"
