@@ -12,6 +12,13 @@ BUNDLED = REPO / "data" / "cifar10-sample"
 SHARED = REPO.parent / "shared" / "data"
 
 
+def need_shared(path: Path) -> Path:
+    """`path` (under ../shared/data), or skip the test with the reason when the shared data is absent."""
+    if not path.exists():
+        pytest.skip(f"needs {path} (../shared/data beside the checkout); it is present in CI")
+    return path
+
+
 @pytest.fixture(scope="session")
 def bundled_images() -> Path:
     """2,000 real 32x32 CIFAR-10 JPEGs in 10 class folders (shipped with the repo)."""
@@ -21,10 +28,7 @@ def bundled_images() -> Path:
 
 @pytest.fixture(scope="session")
 def caltech_images() -> Path:
-    path = SHARED / "caltech101"
-    if not path.is_dir():
-        pytest.skip(f"needs ../shared/data/caltech101 (absent at {path}); it is present in CI")
-    return path
+    return need_shared(SHARED / "caltech101")
 
 
 def copy_sample(source: Path, root: Path, classes, per_class: int) -> Path:

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import REPO, SHARED
+from tests.conftest import REPO, SHARED, need_shared
 from curate.data.annotations import read_annotations
 from curate.data.items import kinds
 from curate.data.sources import FRAME_STORE_SIDE, item_sources, load_item, shrink
@@ -21,11 +21,6 @@ from curate.workspace import Workspace
 
 COCO128 = SHARED / "coco128-detect"
 CLIPS = SHARED / "videos" / "asl_gestures"
-
-
-def _needs(path: Path) -> None:
-    if not path.exists():
-        pytest.skip(f"needs {path} (../shared beside the checkout; present in CI)")
 
 
 def _curate(*args) -> str:
@@ -38,7 +33,7 @@ def _curate(*args) -> str:
 @pytest.fixture(scope="module")
 def detection_folder(tmp_path_factory) -> Path:
     """16 coco128 photos with their YOLO label files and a data.yaml, as ultralytics lays them out."""
-    _needs(COCO128)
+    need_shared(COCO128)
     root = tmp_path_factory.mktemp("det") / "coco16"
     images = sorted((COCO128 / "images" / "train2017").glob("*.jpg"))[:16]
     for img in images:
@@ -170,7 +165,7 @@ def test_an_object_selection_exports_its_images_with_only_those_boxes_and_as_cro
 
 @pytest.fixture(scope="module")
 def clip_folder(tmp_path_factory) -> Path:
-    _needs(CLIPS)
+    need_shared(CLIPS)
     root = tmp_path_factory.mktemp("clips") / "videos"
     (root / "signs").mkdir(parents=True)
     for name in ("again.mkv", "bird.mkv"):

@@ -7,16 +7,10 @@ from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"  # as tests/conftest.py finds it
+from tests.conftest import SHARED, need_shared
 COCO128 = SHARED / "coco128-detect"
 ASL = SHARED / "videos" / "asl_gestures"
 CLIPS = ("again", "bird", "book")
-
-
-def _need(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"needs {path} (../shared/data); it is present in CI")
-    return path
 
 
 def _embed_and_map(ws, model=None) -> None:
@@ -37,7 +31,7 @@ def object_workspace(tmp_path_factory) -> Path:
     from curate.steps.train import train_workspace
     from curate.train import TrainConfig
 
-    source = _need(COCO128)
+    source = need_shared(COCO128)
     base = tmp_path_factory.mktemp("objects")
     images, labels = base / "coco" / "images" / "train2017", base / "coco" / "labels" / "train2017"
     images.mkdir(parents=True)
@@ -63,7 +57,7 @@ def frame_workspace(tmp_path_factory, object_workspace) -> Path:
     from curate.steps.scan import scan
     from curate.workspace import Workspace
 
-    _need(ASL)
+    need_shared(ASL)
     base = tmp_path_factory.mktemp("frames")
     (base / "media").mkdir()
     for name in CLIPS:
