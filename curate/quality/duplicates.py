@@ -97,17 +97,20 @@ def groups_table(exact: list[list[int]], near: list[list[int]], ids: np.ndarray,
     """
     sharp = np.full(len(ids), -np.inf) if sharpness is None else np.nan_to_num(
         np.asarray(sharpness, np.float64), nan=-np.inf)
-    rows, in_exact = [], set()
+    columns: dict[str, list] = {"id": [], "group": [], "kind": [], "keeper": []}
+    in_exact: set[int] = set()
+    group = 0  # a running count: groups are numbered in the order they are written
     for kind, groups in (("exact", exact), ("near", near)):
         for members in groups:
             members = [m for m in members if kind == "exact" or m not in in_exact]
             if len(members) < 2:
                 continue
-            group = len({r["group"] for r in rows})
             keeper = max(members, key=lambda m: (pixels[m], sharp[m], -m))
-            for m in members:
-                rows.append({"id": int(ids[m]), "group": group, "kind": kind, "keeper": m == keeper})
-                if kind == "exact":
-                    in_exact.add(m)
-    return pd.DataFrame(rows, columns=["id", "group", "kind", "keeper"]).astype(
-        {"id": "int64", "group": "int64", "kind": "string", "keeper": "bool"})
+            columns["id"] += [int(ids[m]) for m in members]
+            columns["group"] += [group] * len(members)
+            columns["kind"] += [kind] * len(members)
+            columns["keeper"] += [m == keeper for m in members]
+            if kind == "exact":
+                in_exact.update(members)
+            group += 1
+    return pd.DataFrame(columns).astype({"id": "int64", "group": "int64", "kind": "string", "keeper": "bool"})
