@@ -280,6 +280,15 @@ def upload_query(ws: Workspace, data: bytes, size: int, box: tuple[float, ...] |
     return session.embed_image(img), thumbnails.png(thumbnails.fit_box(img, size))
 
 
+@cached(max_entries=8)
+def upload_preview(data: bytes, side: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """((h, w, 3) uint8 at most `side` px, (width, height) of the whole image) of an uploaded image, to draw
+    a box on: decoded safely and reduced (JPEG in the DCT domain), the size read from its header."""
+    from curate.data.images import image_size, load_rgb
+
+    return np.asarray(load_rgb(io.BytesIO(data), max_side=side)), image_size(io.BytesIO(data))
+
+
 def workspaces_near(current: str | None) -> list[str]:
     """Workspaces (folders holding workspace.json) beside `current` and in ./workspaces, sorted."""
     folders = [Path.cwd() / "workspaces"] + ([Workspace(current).path.parent] if current else [])

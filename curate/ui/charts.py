@@ -88,3 +88,39 @@ def health_figure(log: "pd.DataFrame", height: int = 260) -> go.Figure:
     figure.update_annotations(font_size=11)
     figure.update_layout(height=height, margin={"l": 10, "r": 10, "t": 30, "b": 10}, showlegend=False)
     return figure
+
+
+def box_canvas(preview: np.ndarray, size: tuple[int, int], box: Sequence[float] | None = None,
+               grid: int = 24) -> go.Figure:
+    """The uploaded image to drag a box on: `preview` (h, w, 3) uint8 drawn over the full image's pixel
+    coordinates `size` (width, height), so a selection's range is in the image's own pixels. An invisible
+    grid of points lies over it because Plotly reports a box selection only on a trace that can be selected.
+    `box` (x0, y0, x1, y1), the one searched by now, is outlined."""
+    width, height = size
+    ph, pw = preview.shape[:2]
+    xs, ys = np.meshgrid(np.linspace(0, width, grid), np.linspace(0, height, grid))
+    fig = go.Figure([
+        go.Image(z=preview, x0=0.5 * width / pw, dx=width / pw, y0=0.5 * height / ph, dy=height / ph,
+                 hoverinfo="skip"),
+        go.Scatter(x=xs.ravel(), y=ys.ravel(), mode="markers", marker={"opacity": 0}, hoverinfo="skip",
+                   showlegend=False)])
+    if box is not None:
+        fig.add_shape(type="rect", x0=box[0], y0=box[1], x1=box[2], y1=box[3], line={"color": "#ff4b4b", "width": 2})
+    fig.update_xaxes(range=[0, width], visible=False)
+    fig.update_yaxes(range=[height, 0], visible=False, scaleanchor="x")
+    fig.update_layout(dragmode="select", margin={"l": 0, "r": 0, "t": 0, "b": 0},
+                      height=int(min(360, 300 * height / max(width, 1))) + 10)  # ~the query column's width
+    return fig
+
+
+def selected_box(selection: Mapping | None, size: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1) whole pixels, inside an image of `size` (width, height), of the last box dragged on a
+    `box_canvas` (Streamlit's selection state: {"box": [{"x": [a, b], "y": [c, d]}, ...]}); None without one."""
+    boxes = (selection or {}).get("box") or []
+    if not boxes:
+        return None
+    width, height = size
+    xs, ys = sorted(boxes[-1]["x"]), sorted(boxes[-1]["y"])
+    x0, x1 = (int(round(min(max(v, 0), width))) for v in xs)
+    y0, y1 = (int(round(min(max(v, 0), height))) for v in ys)
+    return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None

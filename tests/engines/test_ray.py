@@ -14,11 +14,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from curate.cli import main
 from curate.engines import create_engine
 
 from tests.apptest_helpers import free_port
+from tests.conftest import SHARED, need_shared
 from tests.engines.agreement import assert_same_vectors
 from tests.engines.ray_cluster import end_session, ray_start
 
@@ -66,6 +68,36 @@ def test_ray_embedding_equals_local_and_stays_incremental(ray_address, encoder, 
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "ray" / "manifest.parquet"),
                                   pd.read_parquet(tmp_path / "local" / "manifest.parquet"))
     assert_same_vectors(np.load(tmp_path / "ray" / "embeddings.npy"), np.load(tmp_path / "local" / "embeddings.npy"))
+
+
+def test_ray_embeds_objects_and_frames_as_the_local_engine_does(ray_address, encoder, tmp_path):
+    """Objects (crops of their parent photo) and video frames (from the frame store) reach the Ray workers as
+    item sources in text, and come back as the local engine's vectors, row for row."""
+    coco, clips = need_shared(SHARED / "coco128-detect"), need_shared(SHARED / "videos" / "asl_gestures")
+    folder = tmp_path / "items"
+    for sub in ("images/train2017", "labels/train2017", "videos"):
+        (folder / sub).mkdir(parents=True)
+    for img in sorted((coco / "images" / "train2017").glob("*.jpg"))[:6]:
+        shutil.copy(img, folder / "images" / "train2017" / img.name)
+        label = coco / "labels" / "train2017" / f"{img.stem}.txt"
+        if label.exists():
+            shutil.copy(label, folder / "labels" / "train2017" / label.name)
+    names = yaml.safe_load((coco / "data.yaml").read_text())["names"]
+    (folder / "data.yaml").write_text(yaml.safe_dump({"path": ".", "train": "images/train2017", "names": names}))
+    shutil.copy(clips / "again.mkv", folder / "videos" / "again.mkv")
+
+    for name, engine in (("local", []), ("ray", ["--engine", "ray", "--address", ray_address, "--actors", "1"])):
+        assert main(["scan", str(folder), "-w", str(tmp_path / name), "--annotations", str(folder / "data.yaml"),
+                     "--fps", "2"]) == 0
+        _embed(folder, tmp_path / name, encoder, *engine)
+    manifest = pd.read_parquet(tmp_path / "ray" / "manifest.parquet")
+    pd.testing.assert_frame_equal(manifest, pd.read_parquet(tmp_path / "local" / "manifest.parquet"))
+    counts = manifest["kind"].value_counts()
+    assert counts["image"] == 6 and counts["object"] >= 20 and counts["frame"] >= 3 and counts["video"] == 1
+    ray_vectors, local_vectors = (np.load(tmp_path / n / "embeddings.npy") for n in ("ray", "local"))
+    embedded = np.flatnonzero(np.any(local_vectors != 0, axis=1))
+    assert set(manifest["kind"].iloc[embedded]) == {"image", "object", "frame"}  # the video row itself is not
+    assert_same_vectors(ray_vectors, local_vectors)
 
 
 class Interrupt(Exception):

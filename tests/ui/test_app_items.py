@@ -125,3 +125,22 @@ def test_export_page_writes_the_basket_with_its_boxes_in_an_annotation_format(mo
     assert any("as coco" in s.value for s in at.success)
     coco = COCO(str(tmp_path / "out" / "annotations" / "instances.json"))
     assert len(coco.getAnnIds()) == 3
+
+
+def test_a_dragged_box_is_read_in_the_uploaded_images_pixels():
+    """The canvas draws a 640 px preview over the whole image's pixel axes, so a Plotly box selection is
+    already in image pixels; it is ordered, clamped to the image and rounded, and an empty one is no box."""
+    from curate.ui.charts import box_canvas, selected_box
+
+    preview = np.zeros((240, 320, 3), np.uint8)
+    fig = box_canvas(preview, (1600, 1200))
+    image = fig.data[0]
+    assert (image.dx, image.dy) == (5.0, 5.0) and image.x0 == 2.5  # pixel centres of the full image
+    assert tuple(fig.layout.xaxis.range) == (0, 1600) and tuple(fig.layout.yaxis.range) == (1200, 0)
+    assert not fig.layout.shapes and box_canvas(preview, (1600, 1200), (1, 2, 3, 4)).layout.shapes[0].x1 == 3
+    assert selected_box({"box": [{"x": [900.4, 100.6], "y": [50, 700]}]}, (1600, 1200)) == (101, 50, 900, 700)
+    assert selected_box({"box": [{"x": [-40, 2000], "y": [1100, 1300]}]}, (1600, 1200)) == (0, 1100, 1600, 1200)
+    assert selected_box({"box": [{"x": [5, 5.2], "y": [1, 9]}]}, (1600, 1200)) is None  # no width
+    assert selected_box({"box": []}, (1600, 1200)) is None and selected_box(None, (1600, 1200)) is None
+    two = {"box": [{"x": [0, 10], "y": [0, 10]}, {"x": [20, 40], "y": [30, 50]}]}
+    assert selected_box(two, (1600, 1200)) == (20, 30, 40, 50)  # the last one dragged

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -385,3 +386,52 @@ def test_objects_and_frames_in_chromium(object_workspace, frame_workspace):
                         timeout=30_000)
                 shoot(page, f"search_{kind}")
                 assert not page.locator('[data-testid="stException"]').count()
+
+
+def test_a_box_dragged_on_an_uploaded_image_searches_by_that_object(object_workspace):
+    """Search by a box drawn as a person draws it: upload a photo, drag over one of its objects on the image,
+    and the box inputs take the dragged pixels and the results are objects."""
+    from playwright.sync_api import expect
+
+    from curate.data.items import kinds
+    from curate.workspace import Workspace
+
+    ws = Workspace(object_workspace)
+    manifest = ws.manifest()
+    objects = manifest[kinds(manifest) == "object"]
+    obj = objects.loc[((objects["x1"] - objects["x0"]) * (objects["y1"] - objects["y0"])).idxmax()]  # the largest
+    box = [float(obj[c]) for c in ("x0", "y0", "x1", "y1")]
+    for url in serve(object_workspace):
+        with chromium_page(url, 1600) as page:
+            open_page(page, "Search")
+            page.locator('[data-testid="stButtonGroup"]').first.get_by_text("objects", exact=True).click()
+            wait_idle(page)
+            page.get_by_text("Upload an image").click()
+            wait_idle(page)
+            page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
+                str(ws.root / str(obj["path"])))
+            wait_idle(page)
+            page.get_by_text("Search by a box").click()
+            canvas = page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot').first
+            expect(canvas).to_be_visible(timeout=30_000)
+            wait_idle(page)
+            # image pixels -> screen pixels through the axes Plotly drew (its aspect lock may widen a range)
+            corners = canvas.evaluate("""(gd, b) => { const l = gd._fullLayout, r = gd.getBoundingClientRect();
+                return [[b[0], b[1]], [b[2], b[3]]].map(([x, y]) => [r.left + l.xaxis._offset + l.xaxis.l2p(x),
+                                                                     r.top + l.yaxis._offset + l.yaxis.l2p(y)]); }""",
+                                      box)
+            page.mouse.move(*corners[0])
+            page.mouse.down()
+            page.mouse.move(*corners[1], steps=10)
+            page.mouse.up()
+            field = {name: page.locator(f'[data-testid="stNumberInput"] input[aria-label="{name}"]')
+                     for name in ("x0", "y0", "x1", "y1")}
+            expect(field["x1"]).not_to_have_value("0", timeout=60_000)  # the rerun the drag starts filled them
+            wait_idle(page)
+            typed = [float(f.input_value()) for f in field.values()]
+            side = max(int(obj["x1"] - obj["x0"]), int(obj["y1"] - obj["y0"]))
+            assert np.abs(np.array(typed) - np.array(box)).max() <= max(4.0, 0.05 * side), (typed, box)
+            expect(page.get_by_text("nearest objects")).to_be_visible(timeout=30_000)
+            expect(page.get_by_text(re.compile(r", box \d+, \d+, \d+, \d+"))).to_be_visible(timeout=30_000)
+            shoot(page, "search_box_drawn")
+            assert not page.locator('[data-testid="stException"]').count()

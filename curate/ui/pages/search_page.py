@@ -23,6 +23,8 @@ MODE_HELP = {"mean": "like all of them (their mean)", "max": "like any of them (
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif"]
 MAX_UPLOAD_MB = 20
 UPLOAD_THUMB = 160  # px
+BOX_PREVIEW = 640  # px: the uploaded image as shown to drag a box on
+BOX_FIELDS = ("x0", "y0", "x1", "y1")
 MAX_BASKET_CHOICES = 1_000
 DEPTHS = (200, 1_000, 5_000)  # results scored for the histogram: the grid shows the first few
 
@@ -42,7 +44,7 @@ def render(ws: Workspace) -> None:
     take_goto(ws)
     kind = kind_switch(ws)  # which items the results are: by default the query item's kind
     source = st.radio("Query", SOURCES, horizontal=True, key="search_source")
-    query_col, results_col = st.columns([1, 4])
+    query_col, results_col = st.columns([2, 5] if source == SOURCES[2] else [1, 4])  # room to drag a box on
     with query_col:
         query = pick_query(ws, source)
         negatives = pick_negatives(ws)
@@ -133,8 +135,8 @@ def query_from_upload(ws: Workspace) -> Query | None:
     if len(data) > MAX_UPLOAD_MB * 2**20:
         st.error(f"{upload.name} is larger than {MAX_UPLOAD_MB} MB: upload a smaller image.")
         return None
-    box = upload_box()
     try:
+        box = upload_box(data)
         vector, thumb = cache.upload_query(ws, data, UPLOAD_THUMB, box)
     except ImageError as err:
         st.error(f"Could not read {upload.name}: {err}. Upload a JPEG, PNG, WebP, BMP, TIFF or GIF image.")
@@ -143,13 +145,25 @@ def query_from_upload(ws: Workspace) -> Query | None:
     return Query(vector=vector)
 
 
-def upload_box() -> tuple[float, float, float, float] | None:
-    """A box (x0, y0, x1, y1 in the uploaded image's pixels) to search by, or None for the whole image."""
-    with st.popover("Search by a box", icon=":material/crop:"):
-        st.caption("Pixels of the uploaded image; the box is cropped with a little context, as objects are.")
+def upload_box(data: bytes) -> tuple[float, float, float, float] | None:
+    """A box (x0, y0, x1, y1 in the uploaded image's pixels) to search by, or None for the whole image: dragged
+    on the image, or typed."""
+    with st.expander("Search by a box", icon=":material/crop:"):
+        preview, size = cache.upload_preview(data, BOX_PREVIEW)
+        st.caption("Drag a box on the image (or type its pixels); the box is cropped with a little context, as "
+                   "objects are. Set x1 to 0 to search by the whole image again.")
+        typed = [st.session_state.get(f"search_box_{name}", 0) for name in BOX_FIELDS]
+        outline = typed if typed[2] > typed[0] and typed[3] > typed[1] else None
+        event = st.plotly_chart(charts.box_canvas(preview, size, outline), key="search_box_draw", on_select="rerun",
+                                selection_mode="box", config={"displayModeBar": False})
+        drawn = charts.selected_box(event.selection if event else None, size)
+        if drawn is not None and drawn != st.session_state.get("search_box_drawn"):
+            st.session_state["search_box_drawn"] = drawn  # a new drag fills the inputs; typing then refines it
+            for name, value in zip(BOX_FIELDS, drawn):
+                st.session_state[f"search_box_{name}"] = value
         cols = st.columns(2)
         values = [cols[i % 2].number_input(name, 0, 100_000, 0, key=f"search_box_{name}")
-                  for i, name in enumerate(("x0", "y0", "x1", "y1"))]
+                  for i, name in enumerate(BOX_FIELDS)]
     x0, y0, x1, y1 = (float(v) for v in values)
     return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
 
