@@ -93,7 +93,7 @@ def test_ray_embeds_objects_and_frames_as_the_local_engine_does(ray_address, enc
     manifest = pd.read_parquet(tmp_path / "ray" / "manifest.parquet")
     pd.testing.assert_frame_equal(manifest, pd.read_parquet(tmp_path / "local" / "manifest.parquet"))
     counts = manifest["kind"].value_counts()
-    assert counts["image"] == 6 and counts["object"] >= 20 and counts["frame"] >= 3 and counts["video"] == 1
+    assert counts["image"] == 6 and counts["object"] >= 10 and counts["frame"] >= 3 and counts["video"] == 1
     ray_vectors, local_vectors = (np.load(tmp_path / n / "embeddings.npy") for n in ("ray", "local"))
     embedded = np.flatnonzero(np.any(local_vectors != 0, axis=1))
     assert set(manifest["kind"].iloc[embedded]) == {"image", "object", "frame"}  # the video row itself is not
