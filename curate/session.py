@@ -65,12 +65,14 @@ class OpenWorkspace:
                              "`curate embed` so that searches and uploads use one model")
         return load_encoder(model_file)
 
-    def search(self, query: int | str | Path | np.ndarray, k: int = 10, kind: str | None = None) -> pd.DataFrame:
+    def search(self, query: int | str | Path | np.ndarray, k: int = 10, kind: str | None = None,
+               where: str | None = None) -> pd.DataFrame:
         """Nearest items to an id, an image file, or a vector: a `results` table (id, path, label,
         similarity, distance, kind), best first. A query id is left out of its own results.
 
         `kind` (image, object, frame): which items to return; default the query item's own kind (an object
-        finds objects), or for a file or vector `curate.data.items.default_kind`.
+        finds objects), or for a file or vector `curate.data.items.default_kind`. `where`: only items for
+        which this expression over the manifest's columns holds (`curate.data.where`).
         """
         from curate.data.items import kinds, resolve_kind
 
@@ -85,7 +87,7 @@ class OpenWorkspace:
         found = kinds(self.manifest)
         if kind is None and exclude is not None:
             kind = str(found[exclude])
-        wanted = found == resolve_kind(self.manifest, kind)
+        wanted = (found == resolve_kind(self.manifest, kind)) & self.where_mask(where)
         ids, sims = self._search_where(vector, k, wanted, exclude)
         return self.results(ids, sims)
 
@@ -108,13 +110,13 @@ class OpenWorkspace:
             fetch = min(total, fetch * 4)
 
     def similar(self, positives: Sequence[int] = (), negatives: Sequence[int] = (), vector: np.ndarray | None = None,
-                mode: str = "mean", negative_weight: float = 1.0, k: int = 100, kind: str | None = None
-                ) -> pd.DataFrame:
+                mode: str = "mean", negative_weight: float = 1.0, k: int = 100, kind: str | None = None,
+                where: str | None = None) -> pd.DataFrame:
         """The k images most like the `positives` ids (plus an outside image's (D,) `vector`) and least like
         the `negatives`, best first, the query images left out: a `results` table, its similarity the
         combined score of `curate.index.query.multi_search` (a plain cosine for a single positive).
         `kind`: which items to return; default the first positive's kind (an object finds objects), else
-        `curate.data.items.default_kind`."""
+        `curate.data.items.default_kind`. `where`: as for `search`."""
         from curate.data.items import kinds, resolve_kind
         from curate.index.query import multi_search
 
@@ -122,13 +124,19 @@ class OpenWorkspace:
         found = kinds(self.manifest)
         if kind is None and len(positives):
             kind = str(found[int(positives[0])])
-        keep = found == resolve_kind(self.manifest, kind)
+        keep = (found == resolve_kind(self.manifest, kind)) & self.where_mask(where)
         if vector is not None:
             query = np.vstack([query, np.asarray(vector, np.float32)[None]])
         sims, ids = multi_search(self.index, self.embeddings, query,
                                  self.query_vectors(negatives) if len(negatives) else None, k, mode, negative_weight,
                                  exclude=[*positives, *negatives], keep=keep)
         return self.results(ids, sims)
+
+    def where_mask(self, where: str | None) -> np.ndarray:
+        """(N,) bool: the manifest rows for which `where` holds (all for None); WhereError names a problem."""
+        from curate.data.where import where_mask
+
+        return where_mask(self.manifest, where)
 
     def query_vectors(self, ids: Sequence[int]) -> np.ndarray:
         """(len(ids), D) embeddings of query images, refused (ValueError) for an id outside the manifest or

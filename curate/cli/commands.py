@@ -124,7 +124,7 @@ def cmd_search(args):
 
     ows = open_workspace(args.workspace)
     query = args.image if args.image is not None else args.id
-    table = ows.search(query, k=args.k, kind=args.kind)
+    table = ows.search(query, k=args.k, kind=args.kind, where=_where(ows.ws, args))
     columns = ["id", "path", "label", "distance"] + (["kind"] if table["kind"].ne("image").any() else [])
     print(table[columns].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
 
@@ -140,7 +140,8 @@ def cmd_select(args):
         n=args.n, strategy=args.strategy, seed=args.seed, params=_key_values(args.param), balance=args.balance,
         dedup=args.dedup if args.dedup in (None, "auto") else float(args.dedup),
         include=args.include, exclude=args.exclude, kind=args.kind, by_objects=args.by_objects,
-        filters=Filters(labels=args.label, skip_flags=args.skip_flag, tags=args.tag, min_side=args.min_side))
+        filters=Filters(labels=args.label, skip_flags=args.skip_flag, tags=args.tag, min_side=args.min_side,
+                        where=_where(ws, args)))
     table = run_selection(ws, args.n, name=args.name, request=request)
     name = table.attrs["name"]
     meta = ws.selection_meta(name)
@@ -167,6 +168,37 @@ def cmd_tag(args):
             raise ValueError(f"no images with ids {unknown[:5]} in {ws.path}")
     changed = remove_tag(ws, ids, args.tag) if args.remove else add_tag(ws, ids, args.tag)
     print(f"{'untagged' if args.remove else 'tagged'} {changed} images {args.tag!r} -> {ws.tags_file}")
+
+
+def _where(ws, args) -> str | None:
+    """--where and --view as one expression (both must hold)."""
+    from curate.data.where import combined
+
+    return combined(args.where, args.view, ws.views_file)
+
+
+def cmd_view(args):
+    from curate.data.where import delete_view, read_views, save_view, where_mask
+    from curate.workspace import Workspace
+
+    ws = Workspace(args.workspace).require()
+    if args.where is not None or args.delete:
+        if not args.name:
+            raise ValueError("name the view: `curate view NAME --where EXPR` (or NAME --delete)")
+        if args.delete:
+            delete_view(ws.views_file, args.name)
+            print(f"deleted view {args.name!r} -> {ws.views_file}")
+            return
+        save_view(ws.views_file, args.name, args.where, ws.manifest())
+    views = read_views(ws.views_file)
+    if args.name and args.name not in views:
+        raise ValueError(f"no view {args.name!r}; views: {', '.join(views) or 'none yet (curate view NAME --where EXPR)'}")
+    manifest = ws.manifest()
+    for name, expression in views.items():
+        if args.name in (None, name):
+            print(f"{name}: {int(where_mask(manifest, expression).sum()):,} items  {expression}")
+    if not views:
+        print("no views yet: save one with `curate view NAME --where EXPR`")
 
 
 def _key_values(items: list[str]) -> dict:
@@ -243,6 +275,9 @@ def cmd_export(args):
     from curate.workspace import Workspace
 
     ws = Workspace(args.workspace).require()
+    where = _where(ws, args)
+    if where:  # the selection's items for which it holds, in rank order, exported as the selection would be
+        return _export_where(ws, args, where)
     if args.format != "folder":
         from curate.steps.export import export_formatted
 
@@ -262,6 +297,31 @@ def cmd_export(args):
     with command_progress(f"export {args.mode}", "file") as bar:
         csv = export_selection(ws, args.selection, args.to, args.mode, progress=bar)
     print(f"exported selection {args.selection!r} ({args.mode}) -> {csv.parent} (manifest: {csv.name})")
+
+
+def _export_where(ws, args, where: str) -> None:
+    from curate.data.where import where_mask
+    from curate.steps.export import export_formatted, export_ids
+
+    chosen = ws.selection(args.selection).sort_values("rank")["id"].to_numpy()
+    ids = chosen[where_mask(ws.manifest(), where)[chosen]]
+    if not len(ids):
+        raise ValueError(f"none of the {len(chosen):,} items of selection {args.selection!r} match --where/--view: "
+                         "nothing exported")
+    source = f"selection {args.selection!r} where {where}"
+    with command_progress(f"export {args.format if args.format != 'folder' else args.mode}", "file") as bar:
+        if args.format != "folder":
+            out = export_formatted(ws, None, args.to, args.format, progress=bar, ids=ids)
+        elif args.mode == "zip":
+            from curate import storage
+            from curate.steps.export import zip_selection
+
+            out = args.to if args.to.suffix == ".zip" else args.to.with_suffix(".zip")
+            with storage.atomic_path(out) as tmp:
+                zip_selection(ws, tmp, ids=ids, progress=bar)
+        else:
+            out = export_ids(ws, ids, args.to, args.mode, progress=bar, source=source).parent
+    print(f"exported {len(ids):,} of {len(chosen):,} items of selection {args.selection!r} ({where}) -> {out}")
 
 
 def cmd_eval(args):

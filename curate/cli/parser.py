@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     _label_issues(new("label-issues", c.cmd_label_issues, "images whose label disagrees with their neighbours in "
                                                           "embedding space, with a suggested label (label_issues.parquet)"))
     _export(new("export", c.cmd_export, "copy, link or list a selection into a folder"))
+    _view(new("view", c.cmd_view, "list, save or delete views: named --where filters, shown in the app"))
     _eval(new("eval", c.cmd_eval, "representation report (kNN, linear probe, k-means NMI, per-layer probes, "
                                   "invariance, pretext accuracy) on a held-out split when labels exist"))
     _compare_models(new("compare-models", c.cmd_compare_models, "how much two workspaces' encoders agree, without "
@@ -114,6 +115,19 @@ def _search(c: argparse.ArgumentParser) -> None:
     c.add_argument("-k", type=int, default=10)
     c.add_argument("--kind", choices=["image", "object", "frame"],
                    help="which items to return (default: the query's own kind; images for a file)")
+    _where(c, "return only items")
+
+
+def _where(c: argparse.ArgumentParser, what: str) -> None:
+    c.add_argument("--where", metavar="EXPR", help=f"{what} for which this expression over the manifest's columns "
+                   "holds, e.g. \"label = 'cat' AND width >= 640\" (SQL, run by DuckDB; see `curate view`)")
+    c.add_argument("--view", metavar="NAME", help=f"{what} in this saved view (a named --where; with --where, both)")
+
+
+def _view(c: argparse.ArgumentParser) -> None:
+    c.add_argument("name", nargs="?", help="the view's name")
+    c.add_argument("--where", metavar="EXPR", help="save the view as this expression (checked on the manifest first)")
+    c.add_argument("--delete", action="store_true", help="delete the view")
 
 
 def _select(c: argparse.ArgumentParser) -> None:
@@ -136,6 +150,7 @@ def _select(c: argparse.ArgumentParser) -> None:
                    help="leave out images with this flag, e.g. blurry, dark, outlier, duplicate, label_issue")
     c.add_argument("--tag", action="append", default=[], help="draw only from images with this tag")
     c.add_argument("--min-side", type=int, help="leave out images whose shorter side is smaller (px)")
+    _where(c, "draw only from items")
     add_options(c, RunOptions, ["kind"])
     c.add_argument("--by-objects", action="store_true", help="rank images by the diversity of their objects (the "
                    "strategy, filters and --balance label act on the objects and their classes)")
@@ -201,6 +216,7 @@ def _export(c: argparse.ArgumentParser) -> None:
                    help="folder (default: the files in their class folders; frames as one image each, named by "
                         "video and time), an annotation format with the boxes (a selection of objects: their "
                         "images with only those boxes), or crops (object crops in class folders)")
+    _where(c, "export only the selection's items")
 
 
 def _eval(c: argparse.ArgumentParser) -> None:

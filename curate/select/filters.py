@@ -19,6 +19,7 @@ class Filters:
     max_side: int | None = None  # drop images whose longer side is larger (px)
     tags: list[str] = field(default_factory=list)  # keep only images with one of these tags (empty: all)
     skip_tags: list[str] = field(default_factory=list)  # drop images with any of these tags
+    where: str | None = None  # a filter expression over the columns (curate.data.where)
 
 
 def filter_mask(manifest: pd.DataFrame, f: Filters, tags: pd.DataFrame | None = None) -> np.ndarray:
@@ -26,6 +27,10 @@ def filter_mask(manifest: pd.DataFrame, f: Filters, tags: pd.DataFrame | None = 
     the outlier, duplicate and label_issue flags. A flag the table lacks is an error, not a silent
     pass (the message names the command that computes it)."""
     keep = (manifest["status"] == "ok").to_numpy()
+    if f.where:
+        from curate.data.where import where_mask
+
+        keep &= where_mask(manifest, f.where)
     if f.labels:
         keep &= manifest["label"].isin(f.labels).to_numpy()
     for flag in f.skip_flags:
