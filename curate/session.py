@@ -168,22 +168,26 @@ class OpenWorkspace:
         """The image decoded (safely, reduced where the format allows) as large as embedding needs; with
         `box` (x0, y0, x1, y1 in the image's pixels, EXIF orientation applied) the box's crop with context,
         as an object of the workspace is seen (`curate.data.sources.crop_with_context`)."""
-        from curate.data.images import load_rgb
+        from curate.data.images import QUERY_MAX_PIXELS, load_rgb
         from curate.data.sources import crop_with_context
 
         if box is None:
-            return load_rgb(image, max_side=4 * self.encoder[1]["image_size"])
-        return crop_with_context(load_rgb(image), box)  # whole: the box is in the full image's pixels
+            return load_rgb(image, max_side=4 * self.encoder[1]["image_size"], max_pixels=QUERY_MAX_PIXELS)
+        return crop_with_context(load_rgb(image, max_pixels=QUERY_MAX_PIXELS), box)  # the box is in full pixels
 
     def embed_image(self, img) -> np.ndarray:
         """(D,) embedding of a decoded PIL image (`decode_for_embedding`'s)."""
+        return self.embed_images([img])[0]
+
+    def embed_images(self, images: Sequence) -> np.ndarray:
+        """(B, D) embeddings of decoded PIL images, in one forward pass (a batch is far cheaper per image)."""
         from curate.data.images import fit_square
         from curate.embed import embed_images
 
         model, config = self.encoder
-        pixels = fit_square(img, config["image_size"])
+        pixels = np.stack([fit_square(img, config["image_size"]) for img in images])
         norm = config["normalization"]
-        return embed_images(model, pixels[None], np.array([0]), norm["mean"], norm["std"])[0]
+        return embed_images(model, pixels, np.arange(len(pixels)), norm["mean"], norm["std"])
 
 
 def open_workspace(path: str | Path) -> OpenWorkspace:

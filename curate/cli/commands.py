@@ -299,6 +299,13 @@ def cmd_export(args):
     print(f"exported selection {args.selection!r} ({args.mode}) -> {csv.parent} (manifest: {csv.name})")
 
 
+def cmd_serve(args):
+    from curate.serve import read_token, serve
+
+    serve(args.workspace, args.host, args.port, read_token(args.token_file), max_upload_mb=args.max_upload_mb,
+          max_batch=args.max_batch)
+
+
 def _export_where(ws, args, where: str) -> None:
     from curate.data.where import where_mask
     from curate.steps.export import export_formatted, export_ids

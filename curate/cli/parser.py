@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "labels: overlap (Jaccard@k) of each image's nearest neighbours, and where they differ most",
                         workspaces=2))
     _app(new("app", c.cmd_app, "serve the browser app on a workspace"))
+    _serve(new("serve", c.cmd_serve, "nearest-neighbour lookup over HTTP for other programs (POST /search, "
+                                     "GET /items/ID, OpenAPI at /docs)"))
     return p
 
 
@@ -122,6 +124,14 @@ def _where(c: argparse.ArgumentParser, what: str) -> None:
     c.add_argument("--where", metavar="EXPR", help=f"{what} for which this expression over the manifest's columns "
                    "holds, e.g. \"label = 'cat' AND width >= 640\" (SQL, run by DuckDB; see `curate view`)")
     c.add_argument("--view", metavar="NAME", help=f"{what} in this saved view (a named --where; with --where, both)")
+
+
+def _serve(c: argparse.ArgumentParser) -> None:
+    c.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback; any other needs a token)")
+    c.add_argument("--port", type=int, default=8000)
+    c.add_argument("--token-file", type=Path, help="file whose first line is the API token (else $CURATE_API_TOKEN)")
+    c.add_argument("--max-upload-mb", type=float, default=20.0, help="largest query upload (default 20)")
+    c.add_argument("--max-batch", type=int, default=32, help="query images embedded in one pass at most (default 32)")
 
 
 def _view(c: argparse.ArgumentParser) -> None:

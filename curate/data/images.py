@@ -30,6 +30,10 @@ MAX_PIXELS_ENV = "CURATE_MAX_PIXELS"
 MAX_FULL_DECODE_PIXELS = 250_000_000
 JPEG_FACTOR = 4
 MAX_PIXELS = MAX_FULL_DECODE_PIXELS * JPEG_FACTOR
+# A query (an upload to the app or `curate serve`) is embedded at the encoder's size: 40 MP is a 50 MP phone
+# photo's JPEG reduced in the DCT domain, or a 7,000 x 5,700 PNG. A 250 MP PNG query made one search decode
+# take ~950 MB (issue 30); a scan still takes what MAX_FULL_DECODE_PIXELS allows.
+QUERY_MAX_PIXELS = 40_000_000
 
 # Pillow's own bomb guard (~179 MP) would reject legitimate large photos. Pillow still raises
 # beyond 2 * MAX_PIXELS while opening; `_check_size` refuses everything beyond MAX_PIXELS itself,
@@ -128,16 +132,18 @@ def is_image_path(path: str | os.PathLike) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS and not name.startswith(".")
 
 
-def load_rgb(path, max_side: int | None = None) -> Image.Image:
+def load_rgb(path, max_side: int | None = None, max_pixels: int | None = None) -> Image.Image:
     """Decode `path` (a path or a binary file object) to an upright RGB image, optionally downscaled so max(w, h) <= max_side.
 
-    Raises ImageError with a short, user-facing reason; never anything else for bad file content.
+    `max_pixels`: a lower pixel cap than the scan's (a query upload: `QUERY_MAX_PIXELS`), checked on the header
+    before anything is decoded. Raises ImageError with a short, user-facing reason; never anything else for bad
+    file content.
     """
     # Pillow's own guard (raised while opening) must stay above ours, which names the configured cap
     Image.MAX_IMAGE_PIXELS = max(MAX_PIXELS, pixel_limit("JPEG"))
     try:
         with Image.open(path) as img:
-            _check_size(img.size, img.format)
+            _check_size(img.size, img.format, max_pixels)
             if max_side is not None and img.format == "JPEG":
                 img.draft("RGB", (max_side, max_side))  # DCT-domain downscale: cheap
             with DECODE_MEMORY.hold(decode_bytes(img.size, img.mode)):
@@ -243,7 +249,10 @@ def fit_square(img: Image.Image, size: int) -> np.ndarray:
     return np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.uint8)
 
 
-def _check_size(size: tuple[int, int], image_format: str | None = None) -> None:
+def _check_size(size: tuple[int, int], image_format: str | None = None, query_limit: int | None = None) -> None:
+    if query_limit is not None and size[0] * size[1] > query_limit:
+        raise ImageError(f"too large for a query: {size[0]}x{size[1]} is more than {query_limit:,} pixels "
+                         "(search with a smaller copy)")
     limit = pixel_limit(image_format)
     if size[0] * size[1] > limit:
         raise ImageError(f"too large: {size[0]}x{size[1]} is more than {limit:,} pixels"

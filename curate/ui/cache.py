@@ -284,9 +284,10 @@ def upload_query(ws: Workspace, data: bytes, size: int, box: tuple[float, ...] |
 def upload_preview(data: bytes, side: int) -> tuple[np.ndarray, tuple[int, int]]:
     """((h, w, 3) uint8 at most `side` px, (width, height) of the whole image) of an uploaded image, to draw
     a box on: decoded safely and reduced (JPEG in the DCT domain), the size read from its header."""
-    from curate.data.images import image_size, load_rgb
+    from curate.data.images import QUERY_MAX_PIXELS, image_size, load_rgb
 
-    return np.asarray(load_rgb(io.BytesIO(data), max_side=side)), image_size(io.BytesIO(data))
+    preview = load_rgb(io.BytesIO(data), max_side=side, max_pixels=QUERY_MAX_PIXELS)
+    return np.asarray(preview), image_size(io.BytesIO(data))
 
 
 def workspaces_near(current: str | None) -> list[str]:
