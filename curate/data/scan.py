@@ -17,7 +17,9 @@ from stat import S_ISBLK, S_ISCHR, S_ISDIR, S_ISFIFO, S_ISLNK, S_ISREG, S_ISSOCK
 from typing import Callable, Iterable, Iterator, NamedTuple
 
 import pandas as pd
+from PIL import Image
 
+from curate.data.exif import EXIF_COLUMNS, read_exif
 from curate.data.images import ImageError, image_size, is_image_path, load_rgb
 from curate.data.video import is_video_path
 from curate.data.manifest import MANIFEST_COLUMNS, empty_manifest
@@ -129,6 +131,8 @@ def inspect_file(path: Path) -> dict:
         load_rgb(io.BytesIO(data), max_side=VERIFY_SIDE)
         row["width"], row["height"] = image_size(io.BytesIO(data))
         row["status"] = "ok"
+        with Image.open(io.BytesIO(data)) as img:  # the header again: capture time, camera, GPS... as columns
+            row.update(read_exif(img))
     except ImageError as err:
         row["status"] = str(err)
     except Exception as err:  # load_rgb vouches for the decode; this guards the header re-read
@@ -337,16 +341,19 @@ def _removed(previous: pd.DataFrame, present: set[str]) -> list[dict]:
 
 
 def _frame(kept: pd.DataFrame, rows: list[dict], previous: pd.DataFrame) -> pd.DataFrame:
-    """The manifest: `kept` (previous rows as they are) and `rows` (new, changed, removed), by id."""
+    """The manifest: `kept` (previous rows as they are) and `rows` (new, changed, removed), by id. EXIF columns
+    appear once some image has that field (curate.data.exif), and stay."""
     extra = [c for c in previous.columns if c not in MANIFEST_COLUMNS]
+    found = set().union(*(r.keys() for r in rows)) if rows else set()
+    extra += [c for c in EXIF_COLUMNS if c in found and c not in extra]
     if not rows and not len(kept):
         return empty_manifest()
     new = pd.DataFrame(rows, columns=MANIFEST_COLUMNS + extra)
-    manifest = pd.concat([kept[MANIFEST_COLUMNS + extra].astype(object), new], ignore_index=True) if len(new) \
-        else kept[MANIFEST_COLUMNS + extra]
+    kept = kept.reindex(columns=MANIFEST_COLUMNS + extra)  # a column new with this scan: missing for kept rows
+    manifest = pd.concat([kept.astype(object), new], ignore_index=True) if len(new) else kept
     manifest = manifest.sort_values("id").reset_index(drop=True).astype(empty_manifest().dtypes.to_dict())
     for col in extra:  # back to the previous dtype, made nullable where new rows leave holes
-        manifest[col] = _restore(manifest[col], previous[col].dtype)
+        manifest[col] = _restore(manifest[col], previous[col].dtype if col in previous else EXIF_COLUMNS[col])
     return manifest
 
 
