@@ -97,6 +97,8 @@ class Workspace:
     @property
     def frames_file(self) -> Path: return self.path / "frames.json"  # how the videos were sampled
     @property
+    def metadata_file(self) -> Path: return self.path / "metadata.json"  # the --metadata file joined by path
+    @property
     def views_file(self) -> Path: return self.path / "views.json"  # saved --where filters (curate.data.where)
     @property
     def locks_dir(self) -> Path: return self.path / "locks"

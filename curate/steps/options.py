@@ -33,6 +33,9 @@ class RunOptions:
     annotations: Path | None = option(None, "boxes to curate as object items: a COCO instances JSON, a YOLO data.yaml "
                                             "or a folder of Pascal VOC XML (detected from the content); a rescan "
                                             "reads the workspace's own again", "scan", type=Path)
+    metadata: Path | None = option(None, "a CSV or Parquet file with a `path` column: its other columns are joined "
+                                         "onto the items of those files, for --where, colours and facets; a "
+                                         "rescan reads it again", "scan", type=Path)
     fps: float = option(1.0, "video frames kept per second of video", "scan", type=float)
     max_frames: int = option(300, "at most this many frames per video (spread over its whole length)", "scan",
                              type=int)

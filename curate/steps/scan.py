@@ -14,6 +14,7 @@ from curate.clock import now
 from curate.data.annotations import read_annotations
 from curate.data.frames import FrameSampling, sample_videos
 from curate.data.items import kinds, with_item_columns
+from curate.data.metadata import join_metadata, read_metadata
 from curate.data.objects import merge_objects
 from curate.data.scan import ItemCounts, ScanSummary, scan_folder
 from curate.data.video import is_video_path
@@ -26,11 +27,12 @@ from curate.workspace import Workspace
 
 def scan(images: str | Path, ws_path: str | Path, progress: Progress | None = None,
          engine: Engine | None = None, annotations: str | Path | None = None,
-         sampling: FrameSampling | None = None) -> tuple[Workspace, ScanSummary]:
+         sampling: FrameSampling | None = None, metadata: str | Path | None = None) -> tuple[Workspace, ScanSummary]:
     """Scan `images` into the workspace at `ws_path` (created if new). The engine (default local) reads,
     hashes and verifies the new and changed files; this scan decides which files those are and writes
     the manifest. Then the videos' frames (`sampling`) and the boxes of `annotations` (default: the
-    annotations a previous scan read) become items, their ids kept from the last scan."""
+    annotations a previous scan read) become items, their ids kept from the last scan, and the columns of
+    `metadata` (default: the file a previous scan joined) are joined on by path."""
     engine = engine or create_engine(DEFAULT_ENGINE)
     ws = Workspace.create(ws_path, images)
     with locked(ws.locks_dir, "manifest", what="a scan or quality check"):  # read-modify-write of the manifest
@@ -44,6 +46,7 @@ def scan(images: str | Path, ws_path: str | Path, progress: Progress | None = No
                              "jpeg, png, webp, bmp, tif, tiff, gif, and mp4, mkv, mov, avi, webm videos")
         manifest = _with_kinds(manifest, derived)
         manifest, items = _derive(ws, manifest, annotations, sampling or FrameSampling(), progress)
+        manifest = _join_metadata(ws, manifest, metadata)
         ws.save_manifest(manifest)
     return ws, dataclasses.replace(summary, items=items)
 
@@ -94,15 +97,34 @@ def _derive(ws: Workspace, manifest: pd.DataFrame, annotations, sampling: FrameS
     return manifest, ItemCounts(frames, objects, tuple(problems))
 
 
+def _join_metadata(ws: Workspace, manifest: pd.DataFrame, metadata) -> pd.DataFrame:
+    """The manifest with the metadata file's columns (curate.data.metadata); records what was joined."""
+    record = storage.read_json(ws.metadata_file) if ws.metadata_file.exists() else {}
+    source = metadata or record.get("file")
+    if source is None:
+        return manifest
+    joined, info = join_metadata(manifest, read_metadata(Path(source)), ws.root, Path(source),
+                                 record.get("columns", []))
+    storage.write_json(ws.metadata_file, {**info, "created": now()})
+    return joined
+
+
 @dataclass(frozen=True)
 class ScanStepSummary:
     root: Path
     counts: ScanSummary
     skipped: tuple[tuple[str, str], ...]  # (path, reason) of the first SHOW_SKIPPED unusable files
+    metadata: dict | None = None  # what the metadata join recorded (curate.data.metadata)
 
     def lines(self) -> list[str]:
         out = [f"scanned {self.root}: {self.counts.line()}"]
         out += [f"  {line}" for line in self.counts.items.lines()]
+        if self.metadata:
+            m = self.metadata
+            missed = m["rows"] - m["matched"]
+            out.append(f"  metadata: {len(m['columns'])} columns ({', '.join(m['columns'][:6])}) from {m['file']} on "
+                       f"{m['matched']:,} of its {m['rows']:,} paths" + (f"; {missed:,} match no file, e.g. "
+                                                                         f"{m['unmatched_examples'][0]!r}" if missed else ""))
         out += [f"  skipped {path}: {reason}" for path, reason in self.skipped]
         if self.counts.skipped > len(self.skipped):
             out.append(f"  ... and {self.counts.skipped - len(self.skipped)} more (see manifest.parquet, column status)")
@@ -117,7 +139,8 @@ def run(ws: Workspace, options: RunOptions, progress: Progress | None = None) ->
     images = options.images if options.images is not None else ws.root
     sampling = FrameSampling(options.fps, options.max_frames, options.frame_change)
     ws, counts = scan(images, ws.path, progress=progress, engine=create_engine(options.engine, options.engine_options),
-                      annotations=options.annotations, sampling=sampling)
+                      annotations=options.annotations, sampling=sampling, metadata=options.metadata)
     bad = ws.manifest()
     bad = bad[~bad["status"].isin(["ok", "removed"])].head(SHOW_SKIPPED)
-    return ScanStepSummary(ws.root, counts, tuple(zip(bad["path"], bad["status"])))
+    metadata = storage.read_json(ws.metadata_file) if ws.metadata_file.exists() else None
+    return ScanStepSummary(ws.root, counts, tuple(zip(bad["path"], bad["status"])), metadata)
