@@ -102,6 +102,14 @@ def manifest(ws: Workspace) -> pd.DataFrame:
     return ws.manifest()
 
 
+@cached(lambda ws, expression: [ws.manifest_file, ws.views_file], max_entries=32)
+def where_count(ws: Workspace, expression: str) -> int:
+    """Items for which the sidebar's filter holds (WhereError names a mistake)."""
+    from curate.data.where import where_mask
+
+    return int(where_mask(manifest(ws), expression).sum())
+
+
 @cached(_search_files, resource=True, max_entries=2, spinner="Loading embeddings and index…")
 def searcher(ws: Workspace) -> OpenWorkspace:
     """`OpenWorkspace` with manifest, embeddings and index loaded (shared, read-only)."""
@@ -313,10 +321,10 @@ def _workspaces_in(folders: tuple[str, ...]) -> list[str]:
 @cached(_search_files, max_entries=32, spinner="Searching…")
 def similar(ws: Workspace, positives: tuple[int, ...] = (), negatives: tuple[int, ...] = (),
             vector: np.ndarray | None = None, mode: str = "mean", negative_weight: float = 1.0,
-            k: int = 100, kind: str | None = None) -> pd.DataFrame:
-    """`OpenWorkspace.similar`: the k items of `kind` most like the positives (and an uploaded image's
-    `vector`), least like the negatives: id, path, label, similarity, distance, kind."""
-    return searcher(ws).similar(positives, negatives, vector, mode, negative_weight, k, kind)
+            k: int = 100, kind: str | None = None, where: str | None = None) -> pd.DataFrame:
+    """`OpenWorkspace.similar`: the k items of `kind` (for which `where` holds) most like the positives (and an
+    uploaded image's `vector`), least like the negatives: id, path, label, similarity, distance, kind."""
+    return searcher(ws).similar(positives, negatives, vector, mode, negative_weight, k, kind, where)
 
 
 def _preview_files(ws: Workspace, request: dict) -> list[Path]:

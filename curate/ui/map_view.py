@@ -42,6 +42,7 @@ class MapView:
     skip_tags: tuple[str, ...] = ()  # hide images with any of these tags
     ranges: tuple[tuple[str, float, float], ...] = ()  # (score column, low, high): keep values inside
     kind: str | None = None  # show only items of this kind (image, object, frame); None: every embedded kind
+    where: str | None = None  # the sidebar's filter expression (curate.data.where)
 
 
 def map_choices(ws: Workspace) -> list[str]:
@@ -77,7 +78,7 @@ def has_scores(table: pd.DataFrame) -> bool:
 def keep_mask(table: pd.DataFrame, view: MapView, tags: pd.DataFrame) -> np.ndarray:
     """(N,) bool: readable items of the view's kind that pass its filters (row i = id i)."""
     f = Filters(labels=list(view.labels), skip_flags=list(view.skip_flags), tags=list(view.tags),
-                skip_tags=list(view.skip_tags))
+                skip_tags=list(view.skip_tags), where=view.where)
     keep = filter_mask(table, f, tags) & kind_mask(table, view.kind)
     for column, low, high in view.ranges:
         values = table[column].to_numpy(np.float64, na_value=np.nan)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from curate.ui import cache, state, tagging
+from curate.ui import cache, filtering, state, tagging
 from curate.ui.guard import errors_as_messages
 
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
@@ -41,6 +41,8 @@ def sidebar() -> None:
         ws = state.current_workspace()
         if ws is not None and ws.exists():
             with errors_as_messages():
+                st.subheader("Filter")
+                filtering.filter_box(ws)
                 st.subheader("Tags")
                 tagging.tag_list(ws)
                 tagging.tag_box(ws, basket, key="sidebar_tag", what="the basket")

@@ -8,7 +8,7 @@ import zlib
 import numpy as np
 import streamlit as st
 
-from curate.ui import cache, state, tagging
+from curate.ui import cache, filtering, state, tagging
 from curate.ui.gallery import MAX_GRID, id_captions, show_grid, show_more_note
 from curate.ui.guard import errors_as_messages, run_page
 from curate.ui.hover import hover_previews
@@ -54,7 +54,7 @@ def render(ws: Workspace) -> None:
     members = members_of(ws, colour)
     view = MapView(projection=projection, colour=colour, clusters=k, members=members,
                    member_name=describe_option(colour) if colour == BASKET or colour.startswith("selection:") else "",
-                   kind=kind, **filter_form(ws, table))
+                   kind=kind, where=filtering.active(), **filter_form(ws, table))
     map_panel(ws, view)
     st.divider()
     basket_panel(ws, kind)

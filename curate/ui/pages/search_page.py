@@ -11,7 +11,7 @@ import streamlit as st
 
 from curate.data.images import ImageError
 from curate.index.query import MODES
-from curate.ui import cache, charts, state
+from curate.ui import cache, charts, filtering, state
 from curate.ui.gallery import SEARCH_GOTO_KEY, id_captions, show_grid
 from curate.ui.guard import run_page
 from curate.ui.item_view import show_item
@@ -61,7 +61,7 @@ def render(ws: Workspace) -> None:
         k = cols[0].slider("Neighbours shown", 4, 60, 12, step=4, key="search_k")
         depth = cols[1].select_slider("Results scored (histogram)", DEPTHS, 1_000, key="search_depth")
         results = cache.similar(ws, query.positives, tuple(negatives), query.vector, mode, weight, max(k, depth),
-                                kind)
+                                kind, filtering.active())
         single = query.size == 1 and not negatives  # only then is the score a plain cosine to one image
         show_results(ws, results.iloc[:k], single, kind)
         cutoff_picker(results, k)

@@ -10,7 +10,7 @@ from curate.select import STRATEGIES
 from curate.select.auto import RULE as AUTO_RULE, ranked_by
 from curate.select.params import tunable_params
 from curate.steps.select import delete_selection, rename_selection, save_selection
-from curate.ui import cache, charts, state
+from curate.ui import cache, charts, filtering, state
 from curate.ui.gallery import show_grid, show_more_note
 from curate.ui.map_view import hideable_flags
 from curate.ui.guard import run_page
@@ -79,7 +79,8 @@ def request_form(ws: Workspace, kind: str = "image") -> dict | None:
         if not st.form_submit_button("Preview", type="primary", icon=":material/visibility:"):
             return None
     return {"n": float(fraction) if fraction > 0 else int(n), "strategy": strategy, "seed": int(seed),
-            "params": params, "filters": {"labels": keep_labels, "skip_flags": skip_flags},
+            "params": params, "filters": {"labels": keep_labels, "skip_flags": skip_flags,
+                                          "where": filtering.active()},
             "include": include, "exclude": exclude, "include_ids": state.basket() if use_basket else [],
             "balance": None if balance == "none" else balance,
             "dedup": {"off": None, "auto": "auto", "custom": float(threshold)}[dedup], "kind": kind}
