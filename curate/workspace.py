@@ -97,6 +97,10 @@ class Workspace:
     @property
     def frames_file(self) -> Path: return self.path / "frames.json"  # how the videos were sampled
     @property
+    def mirror_dir(self) -> Path: return self.path / "mirror"  # a bucket's images, mirrored (curate.data.remote)
+    @property
+    def mirror_file(self) -> Path: return self.path / "mirror.json"  # each mirrored object's version
+    @property
     def metadata_file(self) -> Path: return self.path / "metadata.json"  # the --metadata file joined by path
     @property
     def views_file(self) -> Path: return self.path / "views.json"  # saved --where filters (curate.data.where)

@@ -55,11 +55,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def location(text: str) -> Path | str:
+    """A local folder as a Path; a bucket URL kept as text (a Path would fold its '//')."""
+    from curate.data.remote import is_url
+
+    return text if is_url(text) else Path(text)
+
+
 def _command_factory(sub):
     def new(name: str, func: Command, help: str, images: bool = False, workspaces: int = 1) -> argparse.ArgumentParser:
         c = sub.add_parser(name, help=help, description=help)
         if images:
-            c.add_argument("images", type=Path, help="folder of images (searched recursively)")
+            c.add_argument("images", type=location, help="folder of images (searched recursively), or a bucket URL "
+                                                          "(s3://bucket/prefix, gs://, az://: mirrored into the workspace)")
         many = {"action": "append", "help": f"workspace folder (give {workspaces})"} if workspaces > 1 else \
             {"help": "workspace folder"}
         c.add_argument("-w", "--workspace", type=Path, required=True, **many)

@@ -60,10 +60,11 @@ class ScanSummary:
     removed: int  # ids whose file vanished in this scan
     skipped: int  # rows present but unusable (status is a reason)
     items: ItemCounts = ItemCounts()
+    remote: str | None = None  # what mirroring a bucket did (curate.data.remote.SyncSummary.line)
 
     def line(self) -> str:
-        return (f"{self.total} files: {self.ok} ok, {self.skipped} skipped, "
-                f"{self.added} new, {self.changed} changed, {self.removed} removed")
+        return ((f"{self.remote}; " if self.remote else "") + f"{self.total} files: {self.ok} ok, {self.skipped} "
+                f"skipped, {self.added} new, {self.changed} changed, {self.removed} removed")
 
 
 class _Listed(NamedTuple):

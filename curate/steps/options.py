@@ -36,6 +36,9 @@ class RunOptions:
     metadata: Path | None = option(None, "a CSV or Parquet file with a `path` column: its other columns are joined "
                                          "onto the items of those files, for --where, colours and facets; a "
                                          "rescan reads it again", "scan", type=Path)
+    storage_options: str | None = option(None, "JSON options for the bucket's fsspec filesystem (e.g. "
+                                               "'{\"anon\": true}'); credentials are best left to the standard "
+                                               "environment. Never written into the workspace", "scan")
     fps: float = option(1.0, "video frames kept per second of video", "scan", type=float)
     max_frames: int = option(300, "at most this many frames per video (spread over its whole length)", "scan",
                              type=int)

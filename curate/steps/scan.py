@@ -16,7 +16,8 @@ from curate.data.frames import FrameSampling, sample_videos
 from curate.data.items import kinds, with_item_columns
 from curate.data.metadata import join_metadata, read_metadata
 from curate.data.objects import merge_objects
-from curate.data.scan import ItemCounts, ScanSummary, scan_folder
+from curate.data.remote import is_url, parse_storage_options, sync
+from curate.data.scan import ItemCounts, ScanSummary, max_file_bytes, scan_folder
 from curate.data.video import is_video_path
 from curate.engines import DEFAULT_ENGINE, Engine, create_engine
 from curate.locks import locked
@@ -27,13 +28,20 @@ from curate.workspace import Workspace
 
 def scan(images: str | Path, ws_path: str | Path, progress: Progress | None = None,
          engine: Engine | None = None, annotations: str | Path | None = None,
-         sampling: FrameSampling | None = None, metadata: str | Path | None = None) -> tuple[Workspace, ScanSummary]:
+         sampling: FrameSampling | None = None, metadata: str | Path | None = None,
+         storage_options: dict | None = None) -> tuple[Workspace, ScanSummary]:
     """Scan `images` into the workspace at `ws_path` (created if new). The engine (default local) reads,
     hashes and verifies the new and changed files; this scan decides which files those are and writes
     the manifest. Then the videos' frames (`sampling`) and the boxes of `annotations` (default: the
     annotations a previous scan read) become items, their ids kept from the last scan, and the columns of
-    `metadata` (default: the file a previous scan joined) are joined on by path."""
+    `metadata` (default: the file a previous scan joined) are joined on by path. `images` may be a bucket URL
+    (s3://, gs://, az://): it is mirrored into the workspace first (curate.data.remote), and a later scan of the
+    workspace's own folder mirrors it again."""
     engine = engine or create_engine(DEFAULT_ENGINE)
+    source = remote_source(images, ws_path)
+    synced = None
+    if source is not None:
+        images, synced = _mirror(source, Path(ws_path), storage_options, progress)
     ws = Workspace.create(ws_path, images)
     with locked(ws.locks_dir, "manifest", what="a scan or quality check"):  # read-modify-write of the manifest
         previous = ws.manifest() if ws.manifest_file.exists() else None
@@ -48,7 +56,31 @@ def scan(images: str | Path, ws_path: str | Path, progress: Progress | None = No
         manifest, items = _derive(ws, manifest, annotations, sampling or FrameSampling(), progress)
         manifest = _join_metadata(ws, manifest, metadata)
         ws.save_manifest(manifest)
-    return ws, dataclasses.replace(summary, items=items)
+    return ws, dataclasses.replace(summary, items=items, remote=synced.line() if synced else None)
+
+
+def remote_source(images, ws_path) -> str | None:
+    """The bucket URL to mirror: `images` when it is one, or the workspace's recorded source when `images` is
+    the workspace's own mirror (a rescan from `curate run -w WS` or the app); None for a local folder."""
+    if is_url(images):
+        return str(images)
+    ws = Workspace(Path(ws_path))
+    if images is not None and ws.exists() and ws.meta.get("source") and Path(images).resolve() == ws.mirror_dir.resolve():
+        return ws.meta["source"]
+    return None
+
+
+def _mirror(source: str, ws_path: Path, options: dict | None, progress: Progress | None):
+    """Mirror the bucket into the workspace; (the mirror folder, what was synced)."""
+    ws = Workspace(ws_path)
+    if ws.exists() and ws.meta.get("source") not in (None, source):
+        raise ValueError(f"workspace {ws.path} mirrors {ws.meta['source']}, not {source}: use another -w folder")
+    ws.mirror_dir.mkdir(parents=True, exist_ok=True)
+    ws = Workspace.create(ws_path, ws.mirror_dir)
+    if ws.meta.get("source") != source:
+        storage.write_json(ws.meta_file, {**ws.meta, "source": source})  # the URL only: never credentials
+    synced = sync(source, ws.mirror_dir, ws.mirror_file, options, max_file_bytes(), progress)
+    return ws.mirror_dir, synced
 
 
 def _split(previous: pd.DataFrame | None) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
@@ -115,10 +147,12 @@ class ScanStepSummary:
     counts: ScanSummary
     skipped: tuple[tuple[str, str], ...]  # (path, reason) of the first SHOW_SKIPPED unusable files
     metadata: dict | None = None  # what the metadata join recorded (curate.data.metadata)
+    remote_problems: tuple[tuple[str, str], ...] = ()  # (object key, reason) of bucket objects not read
 
     def lines(self) -> list[str]:
         out = [f"scanned {self.root}: {self.counts.line()}"]
         out += [f"  {line}" for line in self.counts.items.lines()]
+        out += [f"  skipped {key}: {reason}" for key, reason in self.remote_problems]
         if self.metadata:
             m = self.metadata
             missed = m["rows"] - m["matched"]
@@ -139,8 +173,11 @@ def run(ws: Workspace, options: RunOptions, progress: Progress | None = None) ->
     images = options.images if options.images is not None else ws.root
     sampling = FrameSampling(options.fps, options.max_frames, options.frame_change)
     ws, counts = scan(images, ws.path, progress=progress, engine=create_engine(options.engine, options.engine_options),
-                      annotations=options.annotations, sampling=sampling, metadata=options.metadata)
+                      annotations=options.annotations, sampling=sampling, metadata=options.metadata,
+                      storage_options=parse_storage_options(options.storage_options))
     bad = ws.manifest()
     bad = bad[~bad["status"].isin(["ok", "removed"])].head(SHOW_SKIPPED)
     metadata = storage.read_json(ws.metadata_file) if ws.metadata_file.exists() else None
-    return ScanStepSummary(ws.root, counts, tuple(zip(bad["path"], bad["status"])), metadata)
+    remote = storage.read_json(ws.mirror_file).get("problems", []) if ws.mirror_file.exists() else []
+    return ScanStepSummary(ws.root, counts, tuple(zip(bad["path"], bad["status"])), metadata,
+                           tuple((p["key"], p["problem"]) for p in remote[:SHOW_SKIPPED]))

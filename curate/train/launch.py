@@ -140,7 +140,12 @@ def torchrun_command(options: RunOptions, nnodes: str) -> list[str]:
 
 def worker_argv(options: RunOptions, threads: int) -> list[str]:
     """`-m curate.train IMAGES -w WS --threads T <every train option given>`."""
-    return ["-m", "curate.train", str(options.images), "-w", str(options.workspace), "--threads", str(threads),
+    from curate.data.remote import is_url
+    from curate.workspace import Workspace
+
+    # a bucket was mirrored by the scan: the ranks read the mirror, never the bucket again
+    images = Workspace(options.workspace).mirror_dir if is_url(options.images) else options.images
+    return ["-m", "curate.train", str(images), "-w", str(options.workspace), "--threads", str(threads),
             *to_argv(options, RANK_GROUPS)]
 
 
