@@ -395,6 +395,7 @@ def cmd_app(args):
            "--server.address", args.host, "--server.port", str(args.port), "--browser.gatherUsageStats", "false",
            # No file watcher: it walks every imported module (torch's thousands) on the first page, ~1.5 s.
            "--server.fileWatcherType", "none",
+           "--runner.magicEnabled", "false",  # explicit st.* calls only: no per-page ast.parse (.streamlit/config.toml)
            "--server.enableXsrfProtection", "true", "--server.enableCORS", "true",
            "--", "--workspace", str(ws.path)]
     print(f"serving {ws.path} at http://{args.host}:{args.port}  (Ctrl+C stops; the browser may use "

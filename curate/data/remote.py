@@ -62,8 +62,8 @@ def filesystem(url: str, options: dict | None = None):
     if protocol in ("s3", "s3a"):
         config = {**S3_DEFAULTS["config_kwargs"], **merged.get("config_kwargs", {})}
         merged = {**merged, "config_kwargs": config}
-    try:
-        fs, path = fsspec.core.url_to_fs(url, **merged)
+    try:  # a new instance with no listings cache: a rescan must see the bucket as it is now (ETags, endpoint)
+        fs, path = fsspec.core.url_to_fs(url, skip_instance_cache=True, use_listings_cache=False, **merged)
     except ImportError as err:
         package = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs"}
         raise ValueError(f"reading {protocol}:// needs {package.get(protocol, 'its fsspec package')}: pip install "

@@ -178,7 +178,7 @@ def test_app_in_chromium(app_url, app_ws, tmp_path):
 
         open_page(page, "Select", timings)
         page.get_by_role("button", name="Preview").click()
-        expect(page.get_by_text("Coverage radius")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("Coverage radius", exact=True)).to_be_visible(timeout=60_000)
         wait_idle(page)
         page.get_by_label("Selection name").fill("browser_pick")
         page.get_by_role("button", name="Save selection").click()
