@@ -435,3 +435,56 @@ def test_a_box_dragged_on_an_uploaded_image_searches_by_that_object(object_works
             expect(page.get_by_text(re.compile(r", box \d+, \d+, \d+, \d+"))).to_be_visible(timeout=30_000)
             shoot(page, "search_box_drawn")
             assert not page.locator('[data-testid="stException"]').count()
+
+
+def test_hovering_an_object_on_the_map_shows_its_crop(object_workspace, tmp_path):
+    """Explore on objects: the hover preview is an object's cell of a served thumbnail sheet, and that cell holds
+    the object's crop (compared with the crop decoded here), not its parent photo."""
+    import io
+    import shutil
+
+    from PIL import Image
+    from playwright.sync_api import expect
+
+    from curate.data.items import kinds
+    from curate.data.sources import item_sources, load_item
+    from curate.steps.quality import quality
+    from curate.workspace import Workspace
+
+    ws = Workspace(shutil.copytree(object_workspace, tmp_path / "ws"))
+    quality(ws)  # the fingerprint thumbnails the hover sheets are made of: objects as their crops
+    manifest = ws.manifest()
+    for url in serve(ws.path):
+        with chromium_page(url, 1100) as page:
+            open_page(page, "Explore")
+            page.locator('[data-testid="stButtonGroup"]').first.get_by_text("objects", exact=True).click()
+            wait_idle(page)
+            page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')].some(g => g.__curateHover)",
+                                   timeout=30_000)
+            preview = page.locator("#curate-hover")
+            for _ in range(5):
+                point = page.evaluate(POINT_ON_SCREEN)
+                page.mouse.move(point["x"] - 30, point["y"] - 30)
+                page.mouse.move(point["x"], point["y"], steps=6)
+                with contextlib.suppress(Exception):
+                    expect(preview).to_be_visible(timeout=3_000)
+                    break
+            expect(preview).to_be_visible()
+            page.wait_for_timeout(500)
+            style = preview.evaluate("el => ({id: el.dataset.id, image: el.style.backgroundImage})")
+            shown = int(style["id"])
+            assert kinds(manifest)[shown] == "object"
+            sheet_url = re.search(r'url\("?([^")]+)"?\)', style["image"])[1]
+            body = page.evaluate("async u => Array.from(new Uint8Array(await (await fetch(u)).arrayBuffer()))",
+                                 sheet_url)
+    sheet = np.asarray(Image.open(io.BytesIO(bytes(body))).convert("L"), np.float32)
+    side = sheet.shape[1] // 32
+    cell = shown % 1024
+    cut = sheet[(cell // 32) * side:(cell // 32 + 1) * side, (cell % 32) * side:(cell % 32 + 1) * side]
+    sources = item_sources(ws.root, manifest, ws.frame_store_dir)
+
+    def as_cell(img) -> np.ndarray:
+        return np.asarray(img.convert("L").resize((side, side)), np.float32)
+    crop = as_cell(load_item(sources[shown]))
+    parent = as_cell(load_item(sources[int(manifest["parent"].iloc[shown])]))
+    assert np.abs(cut - crop).mean() < np.abs(cut - parent).mean()  # the crop, not the photo it came from
