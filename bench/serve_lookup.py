@@ -157,6 +157,8 @@ def queries(ws: Path, n: int = 256, seed: int = 0) -> dict:
 
 
 def measure_size(label: str, ws: Path, seconds: float, k: int, port: int) -> list[dict]:
+    import requests
+
     payloads = queries(ws)
     rows = []
     floor = floor_calls(ws, k)
@@ -171,7 +173,7 @@ def measure_size(label: str, ws: Path, seconds: float, k: int, port: int) -> lis
         try:
             calls = http_calls(f"http://127.0.0.1:{port}", k)
             for kind in (("id", "upload") if max_batch > 1 else ("upload",)):
-                calls[kind](__import__("requests"), payloads[kind][0])  # warm
+                calls[kind](requests, payloads[kind][0])  # warm: the first request loads lazily
                 for clients in CLIENTS:
                     rows.append({"vectors": label, "query": kind, "clients": clients, "server": name,
                                  **load_cell(calls[kind], payloads[kind], clients, seconds)})

@@ -65,15 +65,15 @@ def _put(out: dict, name: str, value) -> None:
             if text:
                 out[name] = text[:200]
         elif EXIF_COLUMNS[name] == "Int64":
-            out[name] = int(value[0] if isinstance(value, tuple) else value)
+            number = int(value[0] if isinstance(value, tuple) else value)
+            if name != "orientation" or 1 <= number <= 8:  # an orientation outside 1-8 means nothing
+                out[name] = number
         else:
             number = float(value)
             if number == number and abs(number) != float("inf"):
                 out[name] = number
     except (TypeError, ValueError, ZeroDivisionError, IndexError):
         pass
-    if out.get("orientation") not in (None, 1, 2, 3, 4, 5, 6, 7, 8):
-        del out["orientation"]
 
 
 def parse_datetime(value) -> datetime:

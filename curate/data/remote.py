@@ -91,7 +91,7 @@ def list_objects(fs, base: str) -> dict[str, dict]:
         raise FileNotFoundError(f"nothing at {fs.protocol[0] if isinstance(fs.protocol, tuple) else fs.protocol}://"
                                 f"{base}: check the bucket and prefix") from None
     except Exception as err:  # botocore/aiohttp errors: unreachable endpoint, no credentials, access denied
-        raise RuntimeError(f"cannot list {base}: {_reason(err)}") from None
+        raise RuntimeError(f"cannot list {base}{endpoint_hint()}: {_reason(err)}") from None
     out = {}
     for key, info in found.items():
         rel = key[len(base):].lstrip("/")

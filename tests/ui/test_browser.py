@@ -313,6 +313,25 @@ POINT_ON_SCREEN = """() => {
 }"""
 
 
+def hover_a_point(page):
+    """Move the pointer onto a map point until its hover preview shows; returns the preview element."""
+    from playwright.sync_api import expect
+
+    page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')].some(g => g.__curateHover)",
+                           timeout=30_000)
+    preview = page.locator("#curate-hover")
+    for _ in range(5):  # hover needs a pointer that moved onto the point
+        point = page.evaluate(POINT_ON_SCREEN)
+        page.mouse.move(point["x"] - 30, point["y"] - 30)
+        page.mouse.move(point["x"], point["y"], steps=6)
+        with contextlib.suppress(Exception):
+            expect(preview).to_be_visible(timeout=3_000)
+            break
+    expect(preview).to_be_visible()
+    page.wait_for_timeout(500)  # the pointer passed other points on its way: their previews come first
+    return preview
+
+
 def test_hovering_a_map_point_shows_its_image(app_url, app_ws):
     """The preview beside the pointer is the hovered image's thumbnail: its sheet is served as a JPEG
     and the cell drawn is the id's cell."""
@@ -323,18 +342,7 @@ def test_hovering_a_map_point_shows_its_image(app_url, app_ws):
         plot = page.locator(".js-plotly-plot").first
         plot.wait_for(timeout=30_000)
         wait_idle(page)
-        page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')].some(g => g.__curateHover)",
-                               timeout=30_000)
-        preview = page.locator("#curate-hover")
-        for _ in range(5):  # hover needs a pointer that moved onto the point
-            point = page.evaluate(POINT_ON_SCREEN)
-            page.mouse.move(point["x"] - 30, point["y"] - 30)
-            page.mouse.move(point["x"], point["y"], steps=6)
-            with contextlib.suppress(Exception):
-                expect(preview).to_be_visible(timeout=3_000)
-                break
-        expect(preview).to_be_visible()
-        page.wait_for_timeout(500)  # the pointer passed other points on its way: their previews come first
+        preview = hover_a_point(page)
         style = preview.evaluate("el => ({id: el.dataset.id, image: el.style.backgroundImage, "
                                  "position: el.style.backgroundPosition, width: el.style.width})")
         shown = int(style["id"])
@@ -459,18 +467,7 @@ def test_hovering_an_object_on_the_map_shows_its_crop(object_workspace, tmp_path
             open_page(page, "Explore")
             page.locator('[data-testid="stButtonGroup"]').first.get_by_text("objects", exact=True).click()
             wait_idle(page)
-            page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')].some(g => g.__curateHover)",
-                                   timeout=30_000)
-            preview = page.locator("#curate-hover")
-            for _ in range(5):
-                point = page.evaluate(POINT_ON_SCREEN)
-                page.mouse.move(point["x"] - 30, point["y"] - 30)
-                page.mouse.move(point["x"], point["y"], steps=6)
-                with contextlib.suppress(Exception):
-                    expect(preview).to_be_visible(timeout=3_000)
-                    break
-            expect(preview).to_be_visible()
-            page.wait_for_timeout(500)
+            preview = hover_a_point(page)
             style = preview.evaluate("el => ({id: el.dataset.id, image: el.style.backgroundImage})")
             shown = int(style["id"])
             assert kinds(manifest)[shown] == "object"
