@@ -65,6 +65,12 @@ DENSE = WindowGrid(scales=(1.0, 0.98, 0.96, 0.94, 0.92, 0.9), step=0.015)
 # Also the last stage of small images at 16 px (a 4% grid there, 4x cheaper, lost 70%-area crops
 # 0.95 -> 0.85 and translate 5% 0.90 -> 0.25 in bench.duplicates on CIFAR).
 DENSE_CROPS = WindowGrid(scales=tuple(round(1.0 - 0.02 * i, 2) for i in range(26)), step=0.02)
+# A pair this close already lines up: a denser search could only raise its score by what is left below
+# 1, which matters only where the calibrated threshold itself lies above this (then within 0.01 of it),
+# so it skips the dense stages. Real and null pairs follow the same rule. Copies that
+# share their pixels (the same image reused with other context) reach it at the first stage; at 1M
+# objects they were nearly every candidate pair and the dense grid was nearly all of dedup's time.
+CERTAIN = 0.99
 
 
 def window_layout(grid: WindowGrid) -> list[tuple[float, float]]:
@@ -107,7 +113,8 @@ def pixel_similarity(thumbs: np.ndarray, pairs: np.ndarray, crops: bool = False,
     longer needs to), and the pairs that reach `POLISH` then once more on the `DENSE` grid (the
     better of the two; with `crops`, every pair past the 32 px stage, on `DENSE_CROPS`).
 
-    Most candidate pairs are plainly different and stop at the cheap first stage. `sides` (N,): each
+    Most candidate pairs are plainly different and stop at the cheap first stage; pairs already at
+    `CERTAIN` skip the dense stages (they can only gain what is left below 1). `sides` (N,): each
     image's shorter side in px; a pair with an image under 2 x THUMB px is not compared at 32 px,
     where its thumbnail holds no detail its copies kept (a 32 px image resized to half and back
     is a blur, not a different picture): its last stage is the dense grid at 16 px, in colour.
@@ -117,14 +124,14 @@ def pixel_similarity(thumbs: np.ndarray, pairs: np.ndarray, crops: bool = False,
                                            stage=f"{stage} (16 px)", with_luma=True)
     pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
     detailed = np.ones(len(pairs), bool) if sides is None else (np.asarray(sides)[pairs] >= 2 * THUMB).all(1)
-    small = np.flatnonzero((score >= REFINE) & ~detailed)
+    small = np.flatnonzero((score >= REFINE) & (score < CERTAIN) & ~detailed)
     score[small] = np.maximum(score[small], refined_similarity(thumbs, pairs[small], dense, flip=flip, side=SIDE // 2,
                                                                progress=progress, stage=f"{stage} (16 px, dense)"))
     close = np.flatnonzero(((score >= REFINE) | (luma_score >= WASHED_OUT)) & detailed)
     luma = thumbs[..., :1] if thumbs.ndim == 4 else thumbs  # colour has had its say at 16 px: 3x cheaper
     score[close] = aligned_similarity(luma, pairs[close], fine, flip=flip, side=SIDE, progress=progress,
                                       stage=f"{stage} (32 px)")
-    closer = close[score[close] >= (REFINE if crops else POLISH)]
+    closer = close[(score[close] >= (REFINE if crops else POLISH)) & (score[close] < CERTAIN)]
     score[closer] = np.maximum(score[closer], refined_similarity(luma, pairs[closer], dense, flip=flip, side=SIDE,
                                                                  progress=progress, stage=f"{stage} (32 px, dense)"))
     return score

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from curate.index.faiss_index import build_index, ivf_factory, search
-from curate.quality.alignment import pixel_similarity
+from curate.quality.alignment import CERTAIN, pixel_similarity
 from curate.quality.fingerprint import THUMB, dct_codes, mirror_codes
 from curate.progress import Progress
 from curate.quality.scores import knn
@@ -114,8 +114,10 @@ def score_pairs(thumbs: np.ndarray, vectors: np.ndarray | None, cfg: PairConfig 
     real, real_weight = candidate_pairs(codes, graph, cfg.k, mirror_codes(codes, "lr") if cfg.flips else None)
     pixel = pixel_similarity(thumbs, real, cfg.crops, progress=progress, stage="candidate pairs", sides=sides)
     if cfg.flips:
-        pixel = np.maximum(pixel, pixel_similarity(thumbs, real, cfg.crops, flip="lr", progress=progress,
-                                                   stage="mirrored pairs", sides=sides))
+        unsure = np.flatnonzero(pixel < CERTAIN)  # a pair that already lines up gains nothing mirrored
+        pixel[unsure] = np.maximum(pixel[unsure], pixel_similarity(thumbs, real[unsure], cfg.crops, flip="lr",
+                                                                   progress=progress, stage="mirrored pairs",
+                                                                   sides=sides))
     # The null: the same two neighbour lists, but every partner mirrored (its code, then its pixels).
     # The null needs no more than NULL_QUERIES query images (each against the whole mirrored corpus):
     # the count of chance pairs above a threshold grows with the queries, so it is scaled back up.
@@ -128,8 +130,9 @@ def score_pairs(thumbs: np.ndarray, vectors: np.ndarray | None, cfg: PairConfig 
     null_pixel = pixel_similarity(thumbs, null, cfg.crops, flip=null_flip, progress=progress, stage="null pairs",
                                   sides=sides)
     if cfg.flips:  # real pairs had two tries (as is, mirrored): so do null pairs (upside down, and rotated)
-        null_pixel = np.maximum(null_pixel, pixel_similarity(thumbs, null, cfg.crops, flip="both", progress=progress,
-                                                             stage="null pairs, rotated", sides=sides))
+        unsure = np.flatnonzero(null_pixel < CERTAIN)
+        null_pixel[unsure] = np.maximum(null_pixel[unsure], pixel_similarity(
+            thumbs, null[unsure], cfg.crops, flip="both", progress=progress, stage="null pairs, rotated", sides=sides))
     if sides is not None:  # small images: their low-frequency codes too (see `small_image_score`)
         pixel = small_image_score(pixel, codes, real, sides, cfg.flips, mirrored_null=None)
         null_pixel = small_image_score(null_pixel, codes, null, sides, cfg.flips, mirrored_null=null_flip)
