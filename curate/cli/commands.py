@@ -370,36 +370,50 @@ LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 
 
 def cmd_app(args):
-    """Serve the app: this process becomes the Streamlit server (exec), so SIGTERM and SIGINT stop it."""
+    """Serve the app: this process becomes the server (exec), so SIGTERM and SIGINT stop it. It serves
+    `curate/ui/asgi/entry.py`: app.py behind the sign-in gate on every endpoint (curate.ui.gate)."""
     import os
+    import secrets
+    import tomllib
 
     from curate.ui.access import PASSWORD_ENV, ROOTS_ENV
+    from curate.ui.gate import SECRET_ENV, sso_providers
     from curate.workspace import Workspace
 
     ws = Workspace(args.workspace).require()
-    app = Path(__file__).resolve().parents[2] / "app.py"
-    if not app.exists():
-        raise FileNotFoundError(f"app.py not found beside the curate package ({app}): install curate from its repository")
+    repo = Path(__file__).resolve().parents[2]
+    entry = repo / "curate" / "ui" / "asgi" / "entry.py"
+    if not (repo / "app.py").exists():
+        raise FileNotFoundError(f"app.py not found beside the curate package ({repo}): install curate from its "
+                                "repository")
     password = args.password_file.read_text().strip() if args.password_file else os.environ.get(PASSWORD_ENV)
     if args.password_file and not password:
         raise ValueError(f"{args.password_file} is empty: put the app's password in it")
-    if args.host not in LOOPBACK and not password and not args.behind_proxy:
+    sso = sso_providers(tomllib.loads(args.secrets.read_text()).get("auth")) if args.secrets else ()
+    if args.secrets and not sso:
+        raise ValueError(f"{args.secrets} has no [auth] section with a client_id: single sign-on needs one "
+                         "(docs/team.md, \"Single sign-on\")")
+    if args.host not in LOOPBACK and not (password or sso) and not args.behind_proxy:
         raise ValueError(f"--host {args.host} would let anyone who reaches this machine use the app without signing "
-                         f"in: set {PASSWORD_ENV} (or --password-file FILE), or serve it behind a reverse proxy that "
-                         "authenticates and pass --behind-proxy (README, \"Sharing the app\")")
+                         f"in: set {PASSWORD_ENV} (or --password-file FILE), give --secrets FILE with an [auth] "
+                         "section (single sign-on), or serve it behind a reverse proxy that authenticates and pass "
+                         "--behind-proxy (docs/reliability.md)")
     roots = args.root or [ws.path.parent, ws.root, Path.cwd() / "workspaces"]
-    env = {**os.environ, ROOTS_ENV: os.pathsep.join(str(Path(r).expanduser().resolve()) for r in roots)}
+    env = {**os.environ, ROOTS_ENV: os.pathsep.join(str(Path(r).expanduser().resolve()) for r in roots),
+           SECRET_ENV: secrets.token_hex(32)}  # signs the gate's cookies; new at each start
     if password:
         env[PASSWORD_ENV] = password
-    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true",
+    cmd = [sys.executable, "-m", "streamlit", "run", str(entry), "--server.headless", "true",
            "--server.address", args.host, "--server.port", str(args.port), "--browser.gatherUsageStats", "false",
            # No file watcher: it walks every imported module (torch's thousands) on the first page, ~1.5 s.
            "--server.fileWatcherType", "none",
            "--runner.magicEnabled", "false",  # explicit st.* calls only: no per-page ast.parse (.streamlit/config.toml)
            "--server.enableXsrfProtection", "true", "--server.enableCORS", "true",
+           *(["--secrets.files", str(args.secrets.resolve())] if args.secrets else []),
            "--", "--workspace", str(ws.path)]
+    signing_in = "; sign-in required" if password or sso else ""
     print(f"serving {ws.path} at http://{args.host}:{args.port}  (Ctrl+C stops; the browser may use "
-          f"{', '.join(env[ROOTS_ENV].split(os.pathsep))}{'; sign-in required' if password else ''})", flush=True)
-    os.chdir(app.parent)  # so the repository's .streamlit/config.toml applies
+          f"{', '.join(env[ROOTS_ENV].split(os.pathsep))}{signing_in})", flush=True)
+    os.chdir(repo)  # so the repository's .streamlit/config.toml applies
     os.execve(sys.executable, cmd, env)
 

@@ -256,7 +256,7 @@ def _compare_models(c: argparse.ArgumentParser) -> None:
 def _app(c: argparse.ArgumentParser) -> None:
     c.add_argument("--port", type=int, default=8501)
     c.add_argument("--host", default="localhost", help="address to serve on (default localhost: this machine only); "
-                                                       "another needs a password or --behind-proxy")
+                                                       "another needs a password, --secrets with [auth], or --behind-proxy")
     c.add_argument("--root", action="append", type=Path, default=[], metavar="DIR",
                    help="a folder the browser may name (workspaces, image folders, export targets), repeatable; "
                         "default: the workspace's parent folder, its image folder and ./workspaces")
@@ -264,3 +264,6 @@ def _app(c: argparse.ArgumentParser) -> None:
                                                       "with (or set CURATE_APP_PASSWORD)")
     c.add_argument("--behind-proxy", action="store_true",
                    help="serve a non-local --host without a password: a reverse proxy in front authenticates")
+    c.add_argument("--secrets", type=Path, metavar="FILE",
+                   help="a Streamlit secrets.toml; with an [auth] section every browser signs in through that OIDC "
+                        "provider (st.login) at the gate (docs/team.md, \"Single sign-on\")")

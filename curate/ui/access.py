@@ -7,23 +7,25 @@
                          `curate app --root DIR` (repeatable); by default the open workspace's parent
                          folder, its image folder and ./workspaces. Unset (a bare `streamlit run
                          app.py` on one's own machine): nothing is confined.
-    CURATE_APP_PASSWORD  when set, every browser session signs in with it first.
+    CURATE_APP_PASSWORD  when set, every browser session signs in with it first: at the gate in front
+                         of every endpoint (`curate.ui.gate`, which `curate app` always runs), and
+                         here in the page script too, so a bare `streamlit run app.py` is not open.
 
 Paths are compared after resolving symlinks and `..`, so a link inside a root that points out of it
 is refused too.
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
+import time
 from pathlib import Path
 from typing import Mapping
 
 import streamlit as st
 
+from curate.ui.gate import COOKIE, PASSWORD_ENV, SECRET_ENV, cookie_valid, password_matches
+
 ROOTS_ENV = "CURATE_APP_ROOTS"
-PASSWORD_ENV = "CURATE_APP_PASSWORD"
 SIGNED_IN_KEY = "signed_in"
 
 
@@ -51,16 +53,17 @@ def allowed(path: str | Path) -> Path:
 
 
 def signed_in(environ: Mapping[str, str] = os.environ) -> bool:
-    """True when no password is set or this session has signed in; otherwise draw the sign-in form."""
+    """True when no password is set or this session has signed in (here or at the gate); otherwise draw
+    the sign-in form."""
     password = environ.get(PASSWORD_ENV)
-    if not password or st.session_state.get(SIGNED_IN_KEY):
+    if not password or st.session_state.get(SIGNED_IN_KEY) or _signed_in_at_gate(environ):
         return True
     st.title("curate")
     with st.form("sign_in"):
         given = st.text_input("Password", type="password", key="sign_in_password")
         go = st.form_submit_button("Sign in", type="primary", icon=":material/login:")
     if go:
-        if _same(given, password):
+        if password_matches(given, password):
             st.session_state[SIGNED_IN_KEY] = True
             st.session_state.pop("sign_in_password", None)
             st.rerun()
@@ -68,7 +71,7 @@ def signed_in(environ: Mapping[str, str] = os.environ) -> bool:
     return False
 
 
-def _same(given: str, expected: str) -> bool:
-    """Constant-time comparison (of digests, so lengths leak nothing either)."""
-    digest = lambda text: hashlib.sha256(text.encode("utf-8")).digest()  # noqa: E731
-    return hmac.compare_digest(digest(given), digest(expected))
+def _signed_in_at_gate(environ: Mapping[str, str]) -> bool:
+    """The gate's cookie reached the script: this browser signed in there (`curate app`)."""
+    secret = environ.get(SECRET_ENV)
+    return bool(secret) and cookie_valid(st.context.cookies.get(COOKIE), bytes.fromhex(secret), time.time())

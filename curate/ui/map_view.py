@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from curate import storage
+from curate.data.exif import EXIF_COLUMNS
 from curate.data.items import kind_mask
 from curate.quality.checks import FLAG_COLUMNS
 from curate.select.filters import Filters, filter_mask
@@ -23,6 +25,7 @@ from curate.workspace import Workspace
 LABEL, CLUSTER, QUALITY, DUPLICATE, TAG, SELECTIONS, BASKET = (
     "label", "cluster", "quality", "duplicate", "tag", "selections", "basket")
 CONTINUOUS = ("uniqueness", "typicality")  # scores drawn on a colour bar
+COLUMN = "column:"  # colour by a manifest column (EXIF, --metadata): "column:camera_model"
 RANGE_COLUMNS = CONTINUOUS  # scores the filters bound with a slider
 # the maps Explore offers: "umap" is the saved main map (projection_umap.npy, named by the method that made it),
 # "tsne" the saved t-SNE, "pca" the two main axes of the embeddings (computed by the app)
@@ -32,7 +35,7 @@ MAP_LABELS = {"umap": "UMAP", "tsne": "t-SNE", "pca": "PCA"}
 @dataclass(frozen=True)
 class MapView:
     projection: str = "umap"
-    colour: str = LABEL  # one of the names above, a score column, or "selection:NAME"
+    colour: str = LABEL  # one of the names above, a score column, "selection:NAME" or "column:NAME"
     clusters: int = 10  # k of the k-means colouring
     members: tuple[int, ...] = ()  # ids of the highlighted group (basket or one selection)
     member_name: str = ""
@@ -97,6 +100,8 @@ def chart(table: pd.DataFrame, xy: np.ndarray, view: MapView, tags: pd.DataFrame
     colour = view.colour
     if colour in CONTINUOUS:
         return map_figure.continuous(xy, table[colour].to_numpy(np.float64, na_value=np.nan), colour, keep)
+    if colour.startswith(COLUMN):
+        return column_chart(table[colour[len(COLUMN):]], xy, keep)
     if colour == LABEL:
         groups = map_figure.groups_by_label(table["label"], xy, keep)
     elif colour == "outlier":
@@ -118,6 +123,25 @@ def chart(table: pd.DataFrame, xy: np.ndarray, view: MapView, tags: pd.DataFrame
     else:  # the basket or one selection
         groups = map_figure.groups_by_membership(np.asarray(view.members, np.int64), xy, view.member_name, keep)
     return map_figure.scatter(xy, groups)
+
+
+def metadata_columns(ws: Workspace, table: pd.DataFrame) -> list[str]:
+    """The EXIF and `--metadata` columns `table` holds (the team's own facts, to colour and facet by)."""
+    joined = storage.read_json(ws.metadata_file).get("columns", []) if ws.metadata_file.exists() else []
+    return [c for c in [*EXIF_COLUMNS, *joined] if c in table.columns]
+
+
+def column_chart(values: pd.Series, xy: np.ndarray, keep: np.ndarray) -> map_figure.MapChart:
+    """The map coloured by one column: numbers and times on a colour bar (times in years, 2024.5 = July 2024),
+    anything else one colour per value (the legend counts each: the column's facet), missing values grey."""
+    name = str(values.name)
+    if pd.api.types.is_datetime64_any_dtype(values):
+        when = pd.to_datetime(values)
+        years = when.dt.year + (when.dt.dayofyear - 1) / 365.25
+        return map_figure.continuous(xy, years.to_numpy(np.float64, na_value=np.nan), f"{name} (year)", keep)
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        return map_figure.continuous(xy, values.to_numpy(np.float64, na_value=np.nan), name, keep)
+    return map_figure.scatter(xy, map_figure.groups_by_category(values, xy, keep, missing=f"no {name}"))
 
 
 def rows_for(values: np.ndarray, n: int, missing) -> np.ndarray:

@@ -208,7 +208,7 @@ def test_every_colour_option_draws_the_map(monkeypatch, built_workspace_copy):
         "duplicate": lambda n: n[0] == f"no duplicate ({2000 - len(dups):,})"
         and sum(count_in(x) for x in n[1:]) == len(dups),
     }
-    for option in colour_options(ws):
+    for option in colour_options(ws, ws.manifest()):
         set_colour(at, option)
         step = next((b for b in at.button if str(b.key).startswith("explore_compute_")), None)
         if step is not None:  # scores or quality flags not computed yet: the page offers to

@@ -46,3 +46,29 @@ def test_a_mistake_in_the_filter_is_shown_and_filters_nothing(monkeypatch, built
     results = at.dataframe[0].value
     unfiltered = open_workspace(built_workspace).similar([0], k=len(results))["id"].tolist()
     assert results["id"].tolist() == unfiltered
+
+
+def test_metadata_columns_colour_the_map_and_count_each_value(monkeypatch, built_workspace_copy, tmp_path):
+    """Every `--metadata` column is a colour on Explore: values one colour each with their count in the legend
+    (the column's facet), numbers on a colour bar holding each item's own value."""
+    import numpy as np
+    import pandas as pd
+
+    from curate.cli import main
+    from tests.ui.test_app_explore import array, names, set_colour, traces
+
+    ws = built_workspace_copy
+    manifest = ws.manifest()
+    sites = np.array(["berlin", "paris", "rome"])[manifest["id"].to_numpy() % 3]
+    sites[:100] = None  # no value: the grey group
+    meta = pd.DataFrame({"path": manifest["path"], "site": sites, "altitude": manifest["id"] * 0.5})
+    meta.to_csv(tmp_path / "meta.csv", index=False)
+    assert main(["scan", str(ws.root), "-w", str(ws.path), "--metadata", str(tmp_path / "meta.csv")]) == 0
+    at = open_page(start(monkeypatch, ws.path), "Explore")
+    set_colour(at, "column:site")
+    counts = pd.Series(sites[100:]).value_counts()
+    assert sorted(names(at)) == sorted(["no site (100)"] + [f"{s} ({n:,})" for s, n in counts.items()])
+    set_colour(at, "column:altitude")
+    (trace,) = traces(at)
+    ids, colours = array(trace["customdata"]), array(trace["marker"]["color"])
+    assert np.allclose(colours, ids * 0.5)

@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -43,13 +44,13 @@ def app_url(app_ws):
 
 
 def serve(app_ws: Path):
-    """`streamlit run app.py -- --workspace WS` on a free port; always terminated afterwards."""
+    """`curate app -w WS` (Streamlit's ASGI server behind curate's gate, as users run it) on a free port, every
+    temporary folder a root (the tests export there); always terminated afterwards."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "CURATE_WORKSPACE"}  # the CLI argument must do it
+    env = {k: v for k, v in os.environ.items() if k != "CURATE_WORKSPACE" and not k.startswith("CURATE_APP_")}
     server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-         "--", "--workspace", str(app_ws)],
+        [sys.executable, "-m", "curate", "app", "-w", str(app_ws), "--host", "127.0.0.1", "--port", str(port),
+         "--root", tempfile.gettempdir(), "--root", str(app_ws.parent)],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         url = f"http://127.0.0.1:{port}"

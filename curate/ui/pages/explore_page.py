@@ -15,8 +15,9 @@ from curate.ui.hover import hover_previews
 from curate.ui.item_view import show_item
 from curate.ui.kinds import NAMES, kind_switch, of_kind_ids
 from curate.ui.map_figure import mapped_ids
-from curate.ui.map_view import (BASKET, CLUSTER, DUPLICATE, LABEL, QUALITY, RANGE_COLUMNS, SELECTIONS, TAG, MapView,
-                                has_scores, hideable_flags, map_choices, map_label, quality_flags, score_bounds)
+from curate.ui.map_view import (BASKET, CLUSTER, COLUMN, DUPLICATE, LABEL, QUALITY, RANGE_COLUMNS, SELECTIONS, TAG,
+                                MapView, has_scores, hideable_flags, map_choices, map_label, metadata_columns,
+                                quality_flags, score_bounds)
 from curate.ui.progress import run_step
 from curate.workspace import Workspace
 
@@ -43,9 +44,10 @@ def render(ws: Workspace) -> None:
     if projection == "tsne" and not ws.tsne_file.exists():
         tsne_panel(ws)
         projection = projections[0] if projections[0] != "tsne" else "pca"  # until it is computed
-    colour = mid.selectbox("Colour by", colour_options(ws), format_func=describe_option, key="explore_colour",
+    colour = mid.selectbox("Colour by", colour_options(ws, table), format_func=describe_option, key="explore_colour",
                            help="What the workspace knows about each image; scores, quality flags and duplicates "
-                                "can be computed here when missing.")
+                                "can be computed here when missing. EXIF and --metadata columns too: numbers and "
+                                "times on a colour bar, other values one colour each, counted in the legend.")
     k = int(right.number_input("Clusters (k)", 2, 100, 10, key="explore_k")) if colour == CLUSTER else 10
     missing = missing_step(ws, table, colour)
     if missing:
@@ -60,13 +62,16 @@ def render(ws: Workspace) -> None:
     basket_panel(ws, kind)
 
 
-def colour_options(ws: Workspace) -> list[str]:
-    return list(OPTIONS) + [f"selection:{name}" for name in ws.selection_names()]
+def colour_options(ws: Workspace, table) -> list[str]:
+    return (list(OPTIONS) + [f"selection:{name}" for name in ws.selection_names()]
+            + [COLUMN + c for c in metadata_columns(ws, table)])
 
 
 def describe_option(option: str) -> str:
     if option in OPTIONS:
         return OPTIONS[option]
+    if option.startswith(COLUMN):
+        return f"column {option[len(COLUMN):]}"
     return f"in selection “{option.split(':', 1)[1]}”"
 
 
