@@ -6,7 +6,9 @@ Filters: a synthetic manifest of --rows images as `curate scan` + `curate qualit
 1,000 class folders, sizes, sha1, seven quality flags) plus 1% tagged, written as the workspace's
 manifest.parquet. Timed: reading it (`Workspace.manifest`, what every command and the app do first)
 and `filter_mask` with what a person sets in the app (3 labels, skip blurry and dark, a minimum
-side, a tag); the floor is pyarrow reading only the columns the filter touches.
+side, a tag); the floor is pyarrow reading only the columns the filter touches. Then `--where` (DuckDB):
+the same filter as an expression (checked to keep the same rows) and a metadata filter (capture time and
+camera), each next to numpy on the same columns.
 
 Rescan: a tree of --files empty files in 1,000 folders (made once under --workdir) whose previous
 manifest says they are ok images of that size and mtime, as after a first scan. Timed: `scan_folder`
@@ -31,6 +33,7 @@ from bench.measure import PeakMemory
 from bench.report import markdown_table
 from curate import storage
 from curate.data.manifest import MANIFEST_COLUMNS
+from curate.data.where import where_mask
 from curate.quality.checks import FLAG_COLUMNS
 from curate.select.filters import Filters, filter_mask
 from curate.workspace import Workspace
@@ -48,7 +51,11 @@ def synthetic_manifest(n: int, seed: int = 0) -> pd.DataFrame:
         "width": rng.integers(32, 2000, n), "height": rng.integers(32, 2000, n), "bytes": rng.integers(1000, 10**6, n),
         "sha1": pd.array([f"{v:040x}" for v in rng.integers(0, 2**63, n)], "string"),
         "status": pd.array(np.where(rng.random(n) < 0.001, "corrupt: truncated", "ok"), "string"),
-        "mtime": rng.integers(1.6e18, 1.7e18, n)})
+        "mtime": rng.integers(1.6e18, 1.7e18, n),
+        # what a team filters on first (EXIF, --metadata): capture time over two years, one of 40 cameras
+        "captured": pd.to_datetime(rng.integers(1.67e18, 1.73e18, n)),
+        "camera_model": pd.array([f"cam_{c:02d}" for c in rng.integers(0, 40, 2_000)], "string")[
+            rng.integers(0, 2_000, n)]})
     for flag in FLAG_COLUMNS:
         table[flag] = pd.array(rng.random(n) < 0.02, "boolean")
     return table
@@ -75,10 +82,35 @@ def filter_rows(n: int, workdir: Path) -> list[dict]:
     mask, filter_s, _ = timed(lambda: filter_mask(manifest, f, tags))
     columns = ["id", "status", "label", "width", "height", "blurry", "dark"]
     _, floor_s, _ = timed(lambda: pq.read_table(ws.manifest_file, columns=columns))
-    return [{"rows": n, "step": "read manifest.parquet (every column)", "seconds": round(read_s, 2),
+    rows = [{"rows": n, "step": "read manifest.parquet (every column)", "seconds": round(read_s, 2),
              "floor: pyarrow, the 7 filter columns only": round(floor_s, 2), "peak RSS MB": round(read_rss)},
             {"rows": n, "step": f"filter_mask (3 labels, 2 flags, min side, a tag): {int(mask.sum()):,} kept",
              "seconds": round(filter_s, 2), "floor: pyarrow, the 7 filter columns only": None, "peak RSS MB": None}]
+    return rows + where_rows(manifest, f)
+
+
+def where_rows(manifest: pd.DataFrame, f: Filters) -> list[dict]:
+    """`--where` (DuckDB over the manifest) for the same filter as `filter_mask` (its tag aside: tags are not
+    manifest columns), checked to keep the same rows, and for a metadata filter, each next to numpy on the
+    same columns (the floor)."""
+    same = ("label IN ('class_0001', 'class_0500', 'class_0999') AND NOT coalesce(blurry, false) "
+            "AND NOT coalesce(dark, false) AND least(width, height) >= 64 AND status = 'ok'")
+    metadata = "camera_model = 'cam_07' AND captured >= '2024-06-01'"
+    untagged = Filters(labels=f.labels, skip_flags=f.skip_flags, min_side=f.min_side)
+    expected = filter_mask(manifest, untagged, pd.DataFrame({"id": [], "tag": []}))
+    where_mask(manifest.head(10), "id >= 0")  # DuckDB's import and first connection, not the filter's cost
+    out = []
+    for expression, floor in ((same, lambda: expected.copy()),
+                              (metadata, lambda: (manifest["camera_model"] == "cam_07").to_numpy(bool)
+                               & (manifest["captured"] >= pd.Timestamp("2024-06-01")).to_numpy(bool))):
+        mask, seconds, _ = timed(lambda: where_mask(manifest, expression))
+        _, floor_s, _ = timed(floor)
+        if expression == same:
+            assert (mask == expected).all(), "--where and filter_mask disagree"
+        out.append({"rows": len(manifest), "step": f"--where {expression}: {int(mask.sum()):,} kept",
+                    "seconds": round(seconds, 2), "floor: pyarrow, the 7 filter columns only": None,
+                    "floor: numpy on the same columns": round(floor_s, 2), "peak RSS MB": None})
+    return out
 
 
 def make_tree(root: Path, files: int) -> None:
@@ -134,18 +166,19 @@ def rescan_rows(files: int, workdir: Path) -> list[dict]:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rows", type=int, default=10_000_000)
-    p.add_argument("--files", type=int, default=1_000_000)
+    p.add_argument("--files", type=int, default=1_000_000, help="files of the rescan tree (0: no rescan rows)")
     p.add_argument("--workdir", type=Path, default=Path("/tmp/curate-manifest-bench"))
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = p.parse_args(argv)
     facts = machine_facts("cpu", REPO)
-    filters, rescans = filter_rows(args.rows, args.workdir), rescan_rows(args.files, args.workdir)
+    filters = filter_rows(args.rows, args.workdir)
+    rescans = rescan_rows(args.files, args.workdir) if args.files else []
     facts["load_avg_end"] = load_average()
     print("\n### Manifest, filters and rescans at scale\n")
     print(summary_line(facts) + "\n")
     print(markdown_table(filters))
-    print()
-    print(markdown_table(rescans))
+    if rescans:
+        print("\n" + markdown_table(rescans))
     out = args.out / f"manifest_scale-{time.strftime('%Y%m%d-%H%M%S')}.json"
     storage.write_text(out, json.dumps({"machine": facts, "filters": filters, "rescan": rescans}, indent=1,
                                        default=float))

@@ -72,9 +72,11 @@ class OpenWorkspace:
 
         `kind` (image, object, frame): which items to return; default the query item's own kind (an object
         finds objects), or for a file or vector `curate.data.items.default_kind`. `where`: only items for
-        which this expression over the manifest's columns holds (`curate.data.where`).
+        which this expression over the manifest's columns holds (`curate.data.where`). One query path with
+        `similar`: the index proposes, the embeddings score (`curate.index.query.multi_search`).
         """
         from curate.data.items import kinds, resolve_kind
+        from curate.index.query import multi_search
 
         exclude = None
         if isinstance(query, (int, np.integer)):
@@ -88,26 +90,9 @@ class OpenWorkspace:
         if kind is None and exclude is not None:
             kind = str(found[exclude])
         wanted = (found == resolve_kind(self.manifest, kind)) & self.where_mask(where)
-        ids, sims = self._search_where(vector, k, wanted, exclude)
+        sims, ids = multi_search(self.index, self.embeddings, vector[None], k=k,
+                                 exclude=() if exclude is None else (exclude,), keep=wanted)
         return self.results(ids, sims)
-
-    def _search_where(self, vector: np.ndarray, k: int, wanted: np.ndarray, exclude: int | None
-                      ) -> tuple[np.ndarray, np.ndarray]:
-        """The k nearest ids among rows where `wanted` is True (and not `exclude`), with their similarities.
-        The index holds every kind: fetch as many more as the wanted share asks, and more until k are found."""
-        from curate.index import search
-
-        total = self.index.ntotal
-        share = max(float(wanted.mean()) if len(wanted) else 1.0, 1e-4)
-        fetch = min(total, int(np.ceil((k + 1) / share * 1.25)) + 8)
-        while True:
-            sims, ids = search(self.index, vector[None], fetch)
-            ok = ids[0] >= 0
-            ok[ok] = wanted[ids[0][ok]]
-            ok &= ids[0] != (exclude if exclude is not None else -2)
-            if ok.sum() >= k or fetch >= total:
-                return ids[0][ok][:k], sims[0][ok][:k]
-            fetch = min(total, fetch * 4)
 
     def similar(self, positives: Sequence[int] = (), negatives: Sequence[int] = (), vector: np.ndarray | None = None,
                 mode: str = "mean", negative_weight: float = 1.0, k: int = 100, kind: str | None = None,

@@ -12,11 +12,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import requests
 
 from curate.cli import main
 from curate.session import open_workspace
 from curate.workspace import Workspace
 from tests.apptest_helpers import free_port
+from tests.serve.test_serve import running
 
 # moto is a test-only dependency (requirements-dev.txt, installed by scripts/test.sh, so this runs in CI); s3fs is
 # a runtime one and is not skipped for: a missing s3fs must fail here
@@ -71,6 +73,19 @@ def test_a_bucket_is_scanned_embedded_and_searched_as_a_folder_is(bucket, small_
     for file in ws.rglob("*.json"):  # the endpoint's secret never lands in the workspace
         assert SECRET not in file.read_text(errors="replace"), file
     assert json.loads((ws / "workspace.json").read_text())["source"] == f"s3://{name}/photos"
+
+    with running(ws) as (url, _):  # the lookup service (real uvicorn) reads the same mirror
+        answer = requests.post(f"{url}/search", files={"image": local.open("rb")}, data={"k": "3"}, timeout=60).json()
+        assert [r["id"] for r in answer["results"]] == hits["id"].tolist()
+        thumb = requests.get(f"{url}/items/{answer['results'][0]['id']}/thumbnail", timeout=30)
+        assert thumb.status_code == 200 and thumb.headers["content-type"].startswith("image/")
+    assert main(["select", "-w", str(ws), "--n", "5", "--name", "five"]) == 0
+    assert main(["export", "-w", str(ws), "--selection", "five", "--to", str(tmp_path / "out")]) == 0
+    exported = sorted((tmp_path / "out").rglob("*.jpg"))
+    assert len(exported) == 5
+    for f in exported:  # byte for byte the bucket's objects
+        key = f"photos/{f.relative_to(tmp_path / 'out').as_posix()}"
+        assert f.read_bytes() == client.get_object(Bucket=name, Key=key)["Body"].read()
 
     mirrored = {p: p.stat().st_mtime_ns for p in (ws / "mirror").rglob("*.jpg")}
     assert main(["scan", f"s3://{name}/photos", "-w", str(ws)]) == 0  # nothing changed: list, read nothing
