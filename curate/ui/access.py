@@ -56,7 +56,7 @@ def signed_in(environ: Mapping[str, str] = os.environ) -> bool:
     """True when no password is set or this session has signed in (here or at the gate); otherwise draw
     the sign-in form."""
     password = environ.get(PASSWORD_ENV)
-    if not password or st.session_state.get(SIGNED_IN_KEY) or _signed_in_at_gate(environ):
+    if not password or st.session_state.get(SIGNED_IN_KEY) or signed_in_at_gate(environ):
         return True
     st.title("curate")
     with st.form("sign_in"):
@@ -71,7 +71,7 @@ def signed_in(environ: Mapping[str, str] = os.environ) -> bool:
     return False
 
 
-def _signed_in_at_gate(environ: Mapping[str, str]) -> bool:
+def signed_in_at_gate(environ: Mapping[str, str] = os.environ) -> bool:
     """The gate's cookie reached the script: this browser signed in there (`curate app`)."""
     secret = environ.get(SECRET_ENV)
     return bool(secret) and cookie_valid(st.context.cookies.get(COOKIE), bytes.fromhex(secret), time.time())

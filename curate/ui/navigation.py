@@ -5,7 +5,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from curate.ui import cache, filtering, state, tagging
+from curate.ui import access, cache, filtering, state, tagging
+from curate.ui.gate import SIGN_OUT
 from curate.ui.guard import errors_as_messages
 
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
@@ -46,6 +47,8 @@ def sidebar() -> None:
                 st.subheader("Tags")
                 tagging.tag_list(ws)
                 tagging.tag_box(ws, basket, key="sidebar_tag", what="the basket")
+        if access.signed_in_at_gate():
+            st.link_button("Sign out", SIGN_OUT, icon=":material/logout:")
 
 
 def workspace_picker() -> None:

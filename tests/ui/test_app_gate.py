@@ -204,6 +204,13 @@ def test_signing_in_in_chromium(password_app):
             page.get_by_role("heading", name="Overview", exact=True).wait_for(timeout=90_000)
             assert page.locator('input[type="password"]').count() == 0  # no second sign-in form in the page
             assert page.get_by_text("Wrong password").count() == 0
+            page.get_by_role("link", name="Sign out").click()  # the sidebar's link (it may open a tab): cookie cleared
+            deadline = time.monotonic() + 30
+            while not any(p.url.endswith("/_curate/sign-in") for p in page.context.pages):
+                assert time.monotonic() < deadline, "signing out did not reach the sign-in page"
+                page.wait_for_timeout(200)
+            page.goto(url + "/")
+            assert page.url.endswith("/_curate/sign-in")
         finally:
             browser.close()
 
