@@ -15,6 +15,7 @@ import requests
 
 from curate.ui.gate import (COOKIE, GateConfig, cookie_valid, password_matches, session_cookie, sso_providers)
 from tests.apptest_helpers import free_port, wait_until_serving
+from tests.ui.test_browser import CHROMIUM, CHROMIUM_ARGS
 
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery"
@@ -146,7 +147,6 @@ def test_single_sign_on_through_a_local_oidc_provider(built_workspace, tmp_path)
     """st.login's OIDC flow behind the gate: the sign-in page links to Streamlit's /auth/login, the provider
     (oidc-provider-mock on loopback) signs the user in, and Streamlit's signed user cookie opens the app."""
     oidc = pytest.importorskip("oidc_provider_mock", reason="needs oidc-provider-mock (requirements-dev.txt)")
-    pytest.importorskip("authlib", reason="st.login needs Authlib (requirements.txt)")
     port = free_port()
     with oidc.run_server_in_thread() as provider:
         secrets = tmp_path / "secrets.toml"
@@ -181,13 +181,11 @@ def test_single_sign_on_through_a_local_oidc_provider(built_workspace, tmp_path)
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs Chromium at /usr/bin/chromium")
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"needs Chromium at {CHROMIUM} (apt-get install chromium)")
 def test_signing_in_in_chromium(password_app):
     """A person's way in: the app's address shows the gate's page, a wrong password says so, the right one opens
     the app (whose own page script then asks nothing more: it sees the gate's cookie)."""
     from playwright.sync_api import sync_playwright
-
-    from tests.ui.test_browser import CHROMIUM, CHROMIUM_ARGS
 
     _, url = password_app
     with sync_playwright() as p:
