@@ -11,4 +11,11 @@ if [ ! -x /usr/bin/chromium ] || ! command -v ffmpeg >/dev/null; then
   ($SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium chromium-driver ffmpeg >/dev/null) \
     || echo "warning: could not install chromium or ffmpeg; the browser test or the ffmpeg cross-check will be skipped"
 fi
+# tests/data/test_remote_clouds.py reads az:// from Azurite, Microsoft's storage emulator, from the npm registry
+if [ ! -x .cache/azurite/node_modules/.bin/azurite-blob ] && command -v npm >/dev/null; then
+  echo "installing Azurite (Azure storage emulator, npm) into .cache/azurite"
+  mkdir -p .cache/azurite
+  npm install --prefix .cache/azurite --no-audit --no-fund --silent azurite@3 >/dev/null \
+    || echo "warning: could not install Azurite; the az:// test will be skipped"
+fi
 exec .venv/bin/python -m pytest "$@"

@@ -19,6 +19,7 @@ import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from curate import storage
@@ -79,19 +80,21 @@ class SyncSummary:
     problems: list[tuple[str, str]] = field(default_factory=list)  # (object key, reason)
 
     def line(self) -> str:
-        bad = f", {len(self.problems)} unreadable" if self.problems else ""
+        shown = "; ".join(f"{key}: {why}" for key, why in self.problems[:3])
+        more = f"; {len(self.problems) - 3} more in mirror.json" if len(self.problems) > 3 else ""
+        bad = f", {len(self.problems)} unreadable ({shown}{more})" if self.problems else ""
         return f"{self.listed} objects listed, {self.downloaded} downloaded, {self.deleted} gone{bad}"
 
 
 def list_objects(fs, base: str) -> dict[str, dict]:
     """{relative key: {"version", "size"}} of the images and videos under `base` (one listing call chain)."""
+    protocol = fs.protocol[0] if isinstance(fs.protocol, tuple) else fs.protocol
     try:
         found = fs.find(base, detail=True)
     except FileNotFoundError:
-        raise FileNotFoundError(f"nothing at {fs.protocol[0] if isinstance(fs.protocol, tuple) else fs.protocol}://"
-                                f"{base}: check the bucket and prefix") from None
-    except Exception as err:  # botocore/aiohttp errors: unreachable endpoint, no credentials, access denied
-        raise RuntimeError(f"cannot list {base}{endpoint_hint()}: {_reason(err)}") from None
+        raise FileNotFoundError(f"nothing at {protocol}://{base}: check the bucket and prefix") from None
+    except Exception as err:  # botocore/aiohttp/azure errors: unreachable endpoint, no credentials, access denied
+        raise RuntimeError(f"cannot list {protocol}://{base}{endpoint_hint(protocol)}: {_reason(err)}") from None
     out = {}
     for key, info in found.items():
         rel = key[len(base):].lstrip("/")
@@ -99,10 +102,18 @@ def list_objects(fs, base: str) -> dict[str, dict]:
             continue
         if any(part.startswith(".") for part in rel.split("/")):
             continue
-        version = info.get("ETag") or info.get("etag") or info.get("md5Hash") or \
-            f"{info.get('size')}@{info.get('LastModified') or info.get('mtime') or info.get('updated')}"
+        modified = _modified(info)
+        version = info.get("ETag") or info.get("etag") or info.get("md5Hash") or f"{info.get('size')}@{modified}"
         out[rel] = {"version": str(version).strip('"'), "size": int(info.get("size") or 0)}
     return out
+
+
+def _modified(info: dict) -> float | None:
+    """The object's last modification (seconds since the epoch) from its listing: S3, GCS or Azure's field."""
+    when = info.get("LastModified") or info.get("mtime") or info.get("last_modified") or info.get("updated")
+    if isinstance(when, str):
+        when = datetime.fromisoformat(when.replace("Z", "+00:00"))
+    return when.timestamp() if isinstance(when, datetime) else None
 
 
 def sync(url: str, mirror: Path, record_file: Path, options: dict | None = None, max_bytes: int | None = None,
@@ -143,6 +154,8 @@ def sync(url: str, mirror: Path, record_file: Path, options: dict | None = None,
 
 
 def _download(fs, key: str, target: Path, max_bytes: int | None) -> None:
+    """Stream one object into `target` (temp file, then rename). The mirror file keeps its own (download) time:
+    stamping the object's, at S3's one-second resolution, could hide a same-size rewrite from the next scan."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with storage.atomic_path(target) as tmp, fs.open(key, "rb", block_size=CHUNK) as src, open(tmp, "wb") as out:
         total = 0
@@ -165,11 +178,23 @@ def _prune(mirror: Path, keep: set[str]) -> int:
 
 def _reason(err: BaseException) -> str:
     text = str(err).strip() or type(err).__name__
-    if isinstance(err, PermissionError) or "AccessDenied" in text or "Forbidden" in text:
+    denied = ("AccessDenied", "Forbidden", "AuthorizationFailure", "AuthorizationPermissionMismatch",
+              "AuthenticationFailed")  # S3, GCS, Azure
+    if isinstance(err, PermissionError) or any(word in text for word in denied):
         return f"access denied ({text.splitlines()[0][:160]})"
     return f"{type(err).__name__}: {text.splitlines()[0][:200]}"
 
 
-def endpoint_hint() -> str:
+def endpoint_hint(protocol: str = "s3") -> str:
+    """Where the standard environment points this protocol's client (never a key), for error messages."""
+    if protocol in ("gs", "gcs") and os.environ.get("STORAGE_EMULATOR_HOST"):
+        return f" (endpoint {os.environ['STORAGE_EMULATOR_HOST']} from STORAGE_EMULATOR_HOST)"
+    if protocol in ("az", "abfs", "abfss"):
+        parts = dict(part.split("=", 1) for part in os.environ.get("AZURE_STORAGE_CONNECTION_STRING", "").split(";")
+                     if "=" in part)
+        if "BlobEndpoint" in parts:
+            return f" (endpoint {parts['BlobEndpoint']} from AZURE_STORAGE_CONNECTION_STRING)"
+        account = parts.get("AccountName") or os.environ.get("AZURE_STORAGE_ACCOUNT_NAME")
+        return f" (account {account})" if account else ""
     endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3")
-    return f" (endpoint {endpoint} from AWS_ENDPOINT_URL)" if endpoint else ""
+    return f" (endpoint {endpoint} from AWS_ENDPOINT_URL)" if endpoint and protocol in ("s3", "s3a") else ""

@@ -22,21 +22,18 @@ from tests.serve.test_serve import running
 
 # moto is a test-only dependency (requirements-dev.txt, installed by scripts/test.sh, so this runs in CI); s3fs is
 # a runtime one and is not skipped for: a missing s3fs must fail here
-moto_server = pytest.importorskip("moto.server", reason="needs moto[server] (requirements-dev.txt)")
+pytest.importorskip("moto.server", reason="needs moto[server] (requirements-dev.txt)")
 import boto3  # noqa: E402 - installed with moto[server]
+
+from tests.object_stores import iam_enforced, s3_server  # noqa: E402
 
 SECRET = "test-secret-key-not-to-be-stored"
 
 
 @pytest.fixture(scope="module")
 def s3_endpoint():
-    port = free_port()
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+    with s3_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
@@ -117,3 +114,36 @@ def test_storage_options_and_an_unreachable_endpoint(bucket, tmp_path, capsys, m
     assert main(["scan", f"s3://{name}/photos", "-w", str(tmp_path / "ws2")]) == 2
     assert time.perf_counter() - t < 60
     assert "cannot list" in capsys.readouterr().err
+
+
+def test_a_denied_object_is_reported_and_skipped_and_a_denied_listing_fails(bucket, tmp_path, capsys):
+    """moto's server with its IAM checks on: a reader whose policy denies one folder gets every other object and
+    a reason for the denied one; a user with no policy at all gets a clear 'access denied' for the listing."""
+    name, client, keys = bucket
+    iam = boto3.client("iam")
+    iam.create_user(UserName="reader")
+    policy = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "s3:*", "Resource": [f"arn:aws:s3:::{name}", f"arn:aws:s3:::{name}/*"]},
+        {"Effect": "Deny", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{name}/photos/secret/*"}]}
+    iam.put_user_policy(UserName="reader", PolicyName="read-but-secret", PolicyDocument=json.dumps(policy))
+    reader = iam.create_access_key(UserName="reader")["AccessKey"]
+    iam.create_user(UserName="stranger")
+    stranger = iam.create_access_key(UserName="stranger")["AccessKey"]
+    client.copy_object(Bucket=name, Key="photos/secret/hidden.jpg", CopySource={"Bucket": name, "Key": keys[0]})
+
+    def as_user(key, ws):
+        options = json.dumps({"key": key["AccessKeyId"], "secret": key["SecretAccessKey"]})
+        return main(["scan", f"s3://{name}/photos", "-w", str(ws), "--storage-options", options])
+
+    with iam_enforced(client.meta.endpoint_url):
+        assert as_user(reader, tmp_path / "ws") == 0
+        out = capsys.readouterr().out
+        assert "42 objects listed, 41 downloaded, 0 gone, 1 unreadable (secret/hidden.jpg: access denied" in out
+        t = time.perf_counter()
+        assert as_user(stranger, tmp_path / "ws2") == 2
+        assert time.perf_counter() - t < 30  # a 403 is not retried
+        assert "cannot list" in (err := capsys.readouterr().err) and "access denied" in err
+    manifest = Workspace(tmp_path / "ws").manifest()
+    assert len(manifest) == 41 and "secret/hidden.jpg" not in set(manifest["path"])
+    record = json.loads((tmp_path / "ws" / "mirror.json").read_text())
+    assert record["problems"][0]["key"] == "secret/hidden.jpg" and "access denied" in record["problems"][0]["problem"]

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 pytest.importorskip("ray.data", reason="needs Ray Data: pip install 'ray[data]>=2.40' (requirements-dev.txt)")
 
 
-def _embed(images: Path, ws: Path, encoder: Path, *extra: str) -> dict:
+def _embed(images: Path | str, ws: Path, encoder: Path, *extra: str) -> dict:
     assert main(["embed", str(images), "-w", str(ws), "--model", str(encoder), *extra]) == 0
     return json.loads((ws / "embeddings.json").read_text())
 
@@ -243,6 +243,37 @@ def test_curate_run_takes_the_engines_as_options(ray_address, small_images, tmp_
     for name in ("index.faiss", "projection_umap.npy", "duplicates.parquet", "scores.parquet", "knn_graph.npz"):
         assert (ws / name).exists(), name
     assert np.isfinite(np.load(ws / "projection_umap.npy")).all(1).sum() == 200
+
+
+def test_a_bucket_embeds_on_the_cluster_as_it_does_locally(ray_address, encoder, small_images, tmp_path,
+                                                          monkeypatch):
+    """`curate embed s3://... --engine ray`: the driver mirrors the bucket (a real S3-compatible server on
+    loopback) and the cluster's workers read the mirror, never the bucket, so they need no credentials; the
+    manifest and vectors equal the local engine's on the same bucket."""
+    pytest.importorskip("moto.server", reason="needs moto[server] (requirements-dev.txt)")
+    import boto3
+
+    from tests.object_stores import s3_server
+
+    with s3_server() as endpoint:
+        for key, value in {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
+                           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+            monkeypatch.setenv(key, value)
+        client = boto3.client("s3")
+        client.create_bucket(Bucket="ray-bucket")
+        for f in sorted(small_images.rglob("*.jpg"))[::5]:
+            client.upload_file(str(f), "ray-bucket", f"photos/{f.relative_to(small_images).as_posix()}")
+        client.put_object(Bucket="ray-bucket", Key="photos/cat/broken.jpg", Body=b"\xff\xd8\xff\xe0 not a jpeg")
+        local = _embed("s3://ray-bucket/photos", tmp_path / "local", encoder)
+        ray = _embed("s3://ray-bucket/photos", tmp_path / "ray", encoder, "--engine", "ray", "--address", ray_address,
+                     "--actors", "1")
+    assert (ray["engine"], local["engine"], ray["n"], ray["newly_embedded"]) == ("ray", "local", 41, 40)
+    manifest = pd.read_parquet(tmp_path / "ray" / "manifest.parquet")
+    assert (manifest.status == "ok").sum() == 40
+    # each workspace has its own mirror, so only the files' mtimes (their download times) differ
+    pd.testing.assert_frame_equal(manifest.drop(columns="mtime"),
+                                  pd.read_parquet(tmp_path / "local" / "manifest.parquet").drop(columns="mtime"))
+    assert_same_vectors(np.load(tmp_path / "ray" / "embeddings.npy"), np.load(tmp_path / "local" / "embeddings.npy"))
 
 
 def test_work_runs_on_a_node_the_driver_did_not_start(encoder, small_images, tmp_path):
