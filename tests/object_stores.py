@@ -1,12 +1,16 @@
-"""Real object-storage servers on loopback for the bucket tests: S3 (moto's server mode), Google Cloud Storage
-(gcp-storage-emulator) and Azure Blob Storage (Azurite, from the npm registry). Each yields its endpoint and
-the environment a client needs to reach it; nothing here fakes a client call."""
+"""Real object-storage servers on loopback for the bucket tests and the storage benchmark, each in its own
+process: S3 (moto's server mode), Google Cloud Storage (gcp-storage-emulator) and Azure Blob Storage (Azurite,
+from the npm registry). Each yields its endpoint or the environment a client needs to reach it; nothing here
+fakes a client call."""
 from __future__ import annotations
 
 import contextlib
 import os
 import shutil
+import socket
 import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +20,7 @@ import requests
 from tests.apptest_helpers import free_port
 
 REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent  # moto_server and gcp-storage-emulator come with their packages
 # scripts/test.sh installs Azurite here with npm (git-ignored); any azurite-blob on PATH works too
 AZURITE = REPO / ".cache" / "azurite" / "node_modules" / ".bin" / "azurite-blob"
 # Azurite's well-known development account (published by Microsoft for the emulator: not a secret)
@@ -24,17 +29,11 @@ AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1
 
 
 @contextlib.contextmanager
-def s3_server() -> Iterator[str]:
-    """moto's S3-compatible server in this process (so a test can switch its IAM checks on); its URL."""
-    from moto.server import ThreadedMotoServer
-
+def s3_server(workdir: Path | None = None) -> Iterator[str]:
+    """moto's S3-compatible server, in its own process; its URL."""
     port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
+    with _serving([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], port, workdir):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
 
 
 @contextlib.contextmanager
@@ -49,18 +48,13 @@ def iam_enforced(endpoint: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def gcs_server() -> Iterator[dict]:
-    """gcp-storage-emulator on loopback (in memory); the environment gcsfs reaches it with."""
-    from gcp_storage_emulator.server import create_server
-
+def gcs_server(workdir: Path | None = None) -> Iterator[dict]:
+    """gcp-storage-emulator (in memory), in its own process; the environment gcsfs reaches it with."""
     port = free_port()
-    server = create_server("127.0.0.1", port, in_memory=True)
-    server.start()
-    try:
+    with _serving([str(BIN / "gcp-storage-emulator"), "start", "-H", "127.0.0.1", "--port", str(port), "-M", "-q"],
+                  port, workdir):
         # gcsfs asks a gRPC control API for each bucket's type unless told not to; the emulator has no such API
         yield {"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{port}", "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false"}
-    finally:
-        server.stop()
 
 
 def azurite_command() -> str | None:
@@ -68,34 +62,45 @@ def azurite_command() -> str | None:
 
 
 @contextlib.contextmanager
-def azure_server(workdir: Path) -> Iterator[dict]:
-    """Azurite's blob service on loopback (in memory); the environment adlfs reaches it with."""
+def azure_server(workdir: Path | None = None) -> Iterator[dict]:
+    """Azurite's blob service (in memory), in its own process; the environment adlfs reaches it with."""
     port = free_port()
-    with open(workdir / "azurite.log", "w") as log:
-        proc = subprocess.Popen([azurite_command(), "--blobHost", "127.0.0.1", "--blobPort", str(port),
-                                 "--inMemoryPersistence", "--skipApiVersionCheck"],
-                                cwd=workdir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        _wait_for_port(port, proc, workdir / "azurite.log")
+    with _serving([azurite_command(), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--inMemoryPersistence",
+                   "--skipApiVersionCheck"], port, workdir):
         yield {"AZURE_STORAGE_CONNECTION_STRING":
                f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
                f"BlobEndpoint=http://127.0.0.1:{port}/{AZURITE_ACCOUNT};"}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
-def _wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 30) -> None:
-    import socket
+@contextlib.contextmanager
+def _serving(command: list[str], port: int, workdir: Path | None) -> Iterator[None]:
+    """Run `command` in its own session (logging to workdir or a temp dir) until it listens on `port`; end it after."""
+    with tempfile.TemporaryDirectory(prefix="store") as scratch:
+        folder = Path(workdir or scratch)
+        log = folder / f"{Path(command[0]).name}.log"
+        with open(log, "w") as out:
+            proc = subprocess.Popen(command, cwd=folder, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            _wait_for_port(port, proc, log)
+            yield
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
+
+def _wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"azurite exited:\n{log.read_text()}")
+            raise AssertionError(f"{log.stem} exited:\n{log.read_text()}")
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
             return
-        time.sleep(0.2)
-    raise AssertionError(f"azurite did not listen on {port} in {timeout:.0f} s:\n{log.read_text()}")
+        time.sleep(0.1)
+    raise AssertionError(f"{log.stem} did not listen on {port} in {timeout:.0f} s:\n{log.read_text()}")
 
 
 def env_with(extra: dict) -> dict:
