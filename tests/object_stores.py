@@ -66,7 +66,7 @@ def azure_server(workdir: Path | None = None) -> Iterator[dict]:
     """Azurite's blob service (in memory), in its own process; the environment adlfs reaches it with."""
     port = free_port()
     with _serving([azurite_command(), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--inMemoryPersistence",
-                   "--skipApiVersionCheck"], port, workdir):
+                   "--skipApiVersionCheck", "--disableTelemetry"], port, workdir):
         yield {"AZURE_STORAGE_CONNECTION_STRING":
                f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
                f"BlobEndpoint=http://127.0.0.1:{port}/{AZURITE_ACCOUNT};"}

@@ -87,15 +87,15 @@ class SyncSummary:
         return f"{self.listed} objects listed, {self.downloaded} downloaded, {self.deleted} gone{bad}"
 
 
-def list_objects(fs, base: str) -> dict[str, dict]:
-    """{relative key: {"version", "size"}} of the images and videos under `base` (one listing call chain)."""
-    protocol = fs.protocol[0] if isinstance(fs.protocol, tuple) else fs.protocol
+def list_objects(fs, base: str, url: str) -> dict[str, dict]:
+    """{relative key: {"version", "size"}} of the images and videos under `base`, the path of `url` in `fs`."""
+    protocol = url.split("://", 1)[0]
     try:
         found = fs.find(base, detail=True)
     except FileNotFoundError:
-        raise FileNotFoundError(f"nothing at {protocol}://{base}: check the bucket and prefix") from None
+        raise FileNotFoundError(f"nothing at {url}: check the bucket and prefix") from None
     except Exception as err:  # botocore/aiohttp/azure errors: unreachable endpoint, no credentials, access denied
-        raise RuntimeError(f"cannot list {protocol}://{base}{endpoint_hint(protocol)}: {_reason(err)}") from None
+        raise RuntimeError(f"cannot list {url}{endpoint_hint(protocol)}: {_reason(err)}") from None
     out = {}
     for key, info in found.items():
         rel = key[len(base):].lstrip("/")
@@ -122,7 +122,7 @@ def sync(url: str, mirror: Path, record_file: Path, options: dict | None = None,
     """Mirror the images and videos under `url` into `mirror`: new and changed objects downloaded, vanished ones
     deleted, unchanged ones not touched; `record_file` keeps each object's version (never the credentials)."""
     fs, base = filesystem(url, options)
-    listed = list_objects(fs, base)
+    listed = list_objects(fs, base, url)
     record = storage.read_json(record_file).get("objects", {}) if record_file.exists() else {}
     todo = [rel for rel, info in listed.items()
             if record.get(rel, {}).get("version") != info["version"] or not (mirror / rel).is_file()]

@@ -17,7 +17,7 @@ import requests
 from curate.cli import main
 from curate.session import open_workspace
 from curate.workspace import Workspace
-from tests.apptest_helpers import free_port
+from tests.apptest_helpers import assert_clean, free_port, open_page, start
 from tests.serve.test_serve import running
 
 # moto is a test-only dependency (requirements-dev.txt, installed by scripts/test.sh, so this runs in CI); s3fs is
@@ -55,7 +55,8 @@ def bucket(s3_endpoint, monkeypatch, small_images) -> tuple[str, object, list[st
     return name, client, keys
 
 
-def test_a_bucket_is_scanned_embedded_and_searched_as_a_folder_is(bucket, small_images, tmp_path, capsys):
+def test_a_bucket_is_scanned_embedded_and_searched_as_a_folder_is(bucket, small_images, tmp_path, capsys,
+                                                                   monkeypatch):
     name, client, keys = bucket
     ws = tmp_path / "ws"
     assert main(["run", f"s3://{name}/photos", "-w", str(ws), "--epochs", "0.3", "--batch-size", "32",
@@ -76,6 +77,13 @@ def test_a_bucket_is_scanned_embedded_and_searched_as_a_folder_is(bucket, small_
         assert [r["id"] for r in answer["results"]] == hits["id"].tolist()
         thumb = requests.get(f"{url}/items/{answer['results'][0]['id']}/thumbnail", timeout=30)
         assert thumb.status_code == 200 and thumb.headers["content-type"].startswith("image/")
+    app = start(monkeypatch, ws)  # the app reads the same mirror: its source named, thumbnails shown
+    assert_clean(app)
+    assert any(f"s3://{name}/photos" in c.value for c in app.caption)
+    open_page(app, "Search")
+    app.number_input(key="search_id").set_value(int(hits["id"].iloc[0])).run()
+    assert_clean(app)
+    assert len(app.image[-1].captions) == 12 and all("d=" in c for c in app.image[-1].captions)
     assert main(["select", "-w", str(ws), "--n", "5", "--name", "five"]) == 0
     assert main(["export", "-w", str(ws), "--selection", "five", "--to", str(tmp_path / "out")]) == 0
     exported = sorted((tmp_path / "out").rglob("*.jpg"))

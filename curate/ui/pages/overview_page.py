@@ -45,7 +45,9 @@ def main() -> None:
 
 
 def render(ws: Workspace) -> None:
-    st.caption(f"Workspace `{ws.path}` · images from `{ws.root}`")
+    source = ws.meta.get("source")  # a bucket URL: its objects are mirrored into the workspace
+    origin = f"`{source}` (mirrored in `{ws.root}`)" if source else f"`{ws.root}`"
+    st.caption(f"Workspace `{ws.path}` · images from {origin}")
     table = cache.manifest(ws)
     if table.empty:
         st.warning(f"The manifest is empty: run `curate scan IMAGES -w {ws.path}`.")
