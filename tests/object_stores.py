@@ -17,7 +17,7 @@ from pathlib import Path
 
 import requests
 
-from tests.apptest_helpers import free_port
+from tests.apptest_helpers import free_port, stop
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent  # moto_server and gcp-storage-emulator come with their packages
@@ -84,12 +84,7 @@ def _serving(command: list[str], port: int, workdir: Path | None) -> Iterator[No
             _wait_for_port(port, proc, log)
             yield
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
 
 
 def _wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.apptest_helpers import free_port, wait_until_serving
+from tests.apptest_helpers import free_port, stop, wait_until_serving
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -57,12 +57,7 @@ def serve(app_ws: Path):
         wait_until_serving(url, server)
         yield url
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server)
 
 
 @contextlib.contextmanager
