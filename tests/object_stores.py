@@ -98,5 +98,10 @@ def _wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout: float 
     raise AssertionError(f"{log.stem} did not listen on {port} in {timeout:.0f} s:\n{log.read_text()}")
 
 
+def holding(folder: Path, text: str) -> list[Path]:
+    """Every file under `folder` whose bytes contain `text` (manifests, logs, checkpoints: all of them)."""
+    return [f for f in folder.rglob("*") if f.is_file() and text.encode() in f.read_bytes()]
+
+
 def env_with(extra: dict) -> dict:
     return {**os.environ, **extra}
