@@ -376,7 +376,8 @@ def cmd_app(args):
     import secrets
     import tomllib
 
-    from curate.ui.access import PASSWORD_ENV, ROOTS_ENV
+    from curate.data.remote import is_url
+    from curate.ui.access import BUCKETS_ENV, PASSWORD_ENV, ROOTS_ENV, bucket_prefix
     from curate.ui.gate import SECRET_ENV, sso_providers
     from curate.workspace import Workspace
 
@@ -398,9 +399,13 @@ def cmd_app(args):
                          f"in: set {PASSWORD_ENV} (or --password-file FILE), give --secrets FILE with an [auth] "
                          "section (single sign-on), or serve it behind a reverse proxy that authenticates and pass "
                          "--behind-proxy (docs/reliability.md)")
-    roots = args.root or [ws.path.parent, ws.root, Path.cwd() / "workspaces"]
-    env = {**os.environ, ROOTS_ENV: os.pathsep.join(str(Path(r).expanduser().resolve()) for r in roots),
-           SECRET_ENV: secrets.token_hex(32)}  # signs the gate's cookies; new at each start
+    buckets = [bucket_prefix(r) for r in args.root if is_url(r)]  # a bad URL: ValueError, said before serving
+    folders = [Path(r) for r in args.root if not is_url(r)]
+    if not args.root:
+        folders = [ws.path.parent, ws.root, Path.cwd() / "workspaces"]
+        buckets = [ws.meta["source"]] if ws.meta.get("source") else []
+    env = {**os.environ, ROOTS_ENV: os.pathsep.join(str(Path(r).expanduser().resolve()) for r in folders),
+           BUCKETS_ENV: " ".join(buckets), SECRET_ENV: secrets.token_hex(32)}  # the secret signs the gate's cookies
     if password:
         env[PASSWORD_ENV] = password
     cmd = [sys.executable, "-m", "streamlit", "run", str(entry), "--server.headless", "true",
@@ -413,7 +418,7 @@ def cmd_app(args):
            "--", "--workspace", str(ws.path)]
     signing_in = "; sign-in required" if password or sso else ""
     print(f"serving {ws.path} at http://{args.host}:{args.port}  (Ctrl+C stops; the browser may use "
-          f"{', '.join(env[ROOTS_ENV].split(os.pathsep))}{signing_in})", flush=True)
+          f"{', '.join(env[ROOTS_ENV].split(os.pathsep) + buckets)}{signing_in})", flush=True)
     os.chdir(repo)  # so the repository's .streamlit/config.toml applies
     os.execve(sys.executable, cmd, env)
 

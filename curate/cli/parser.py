@@ -257,9 +257,10 @@ def _app(c: argparse.ArgumentParser) -> None:
     c.add_argument("--port", type=int, default=8501)
     c.add_argument("--host", default="localhost", help="address to serve on (default localhost: this machine only); "
                                                        "another needs a password, --secrets with [auth], or --behind-proxy")
-    c.add_argument("--root", action="append", type=Path, default=[], metavar="DIR",
-                   help="a folder the browser may name (workspaces, image folders, export targets), repeatable; "
-                        "default: the workspace's parent folder, its image folder and ./workspaces")
+    c.add_argument("--root", action="append", default=[], metavar="DIR|URL",
+                   help="a folder the browser may name (workspaces, image folders, export targets), or a bucket "
+                        "prefix (s3://bucket/prefix) it may build workspaces from, repeatable; default: the "
+                        "workspace's parent folder, its image folder, ./workspaces and the workspace's own bucket")
     c.add_argument("--password-file", type=Path, help="file holding the password every browser session signs in "
                                                       "with (or set CURATE_APP_PASSWORD)")
     c.add_argument("--behind-proxy", action="store_true",

@@ -7,6 +7,10 @@
                          `curate app --root DIR` (repeatable); by default the open workspace's parent
                          folder, its image folder and ./workspaces. Unset (a bare `streamlit run
                          app.py` on one's own machine): nothing is confined.
+    CURATE_APP_BUCKETS   bucket prefixes (space-separated URLs, s3:// gs:// az://) under which a URL typed
+                         in the browser must lie to build a workspace from it: `curate app --root
+                         s3://bucket/prefix`; by default the open workspace's own bucket, if it has one.
+                         The server's environment holds the credentials; the browser never gives any.
     CURATE_APP_PASSWORD  when set, every browser session signs in with it first: at the gate in front
                          of every endpoint (`curate.ui.gate`, which `curate app` always runs), and
                          here in the page script too, so a bare `streamlit run app.py` is not open.
@@ -26,6 +30,8 @@ import streamlit as st
 from curate.ui.gate import COOKIE, PASSWORD_ENV, SECRET_ENV, cookie_valid, password_matches
 
 ROOTS_ENV = "CURATE_APP_ROOTS"
+BUCKETS_ENV = "CURATE_APP_BUCKETS"
+BUCKET_PROTOCOLS = ("s3", "gs", "gcs", "az", "abfs", "abfss")  # object stores only: never http://, file://, ...
 SIGNED_IN_KEY = "signed_in"
 
 
@@ -50,6 +56,40 @@ def confine(path: str | Path, roots: list[Path] | None) -> Path:
 def allowed(path: str | Path) -> Path:
     """`confine` against this server's roots."""
     return confine(path, allowed_roots())
+
+
+def allowed_buckets(environ: Mapping[str, str] = os.environ) -> list[str] | None:
+    """The bucket prefixes a browser may name, or None when the app is not confined (no roots set)."""
+    if environ.get(ROOTS_ENV) is None:
+        return None
+    return [bucket_prefix(u) for u in environ.get(BUCKETS_ENV, "").split()]
+
+
+def bucket_prefix(url: str) -> str:
+    """`url` checked to be an object-store URL with a bucket and no `.`/`..` parts, without a trailing slash."""
+    protocol, _, rest = url.strip().partition("://")
+    parts = rest.rstrip("/").split("/")
+    if protocol not in BUCKET_PROTOCOLS or not parts[0]:
+        raise ValueError(f"{url} is not a bucket URL: the app reads {', '.join(p + '://' for p in BUCKET_PROTOCOLS)}"
+                         " followed by a bucket and an optional prefix")
+    if any(part in (".", "..", "") for part in parts):
+        raise ValueError(f"{url}: a bucket URL may not have empty, . or .. parts")
+    return f"{protocol}://{'/'.join(parts)}"
+
+
+def confine_url(url: str, buckets: list[str] | None) -> str:
+    """`url` normalised, when it lies under one of `buckets` (or nothing is confined); else PermissionError."""
+    clean = bucket_prefix(url)
+    if buckets is None or any(clean == b or clean.startswith(b + "/") for b in buckets):
+        return clean
+    shown = ", ".join(buckets) or "none"
+    raise PermissionError(f"{url} is outside the buckets this app may read ({shown}); start `curate app` with "
+                          "--root s3://bucket/prefix to allow one")
+
+
+def allowed_url(url: str) -> str:
+    """`confine_url` against this server's bucket prefixes."""
+    return confine_url(url, allowed_buckets())
 
 
 def signed_in(environ: Mapping[str, str] = os.environ) -> bool:

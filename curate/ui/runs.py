@@ -11,6 +11,7 @@ from pathlib import Path
 import streamlit as st
 
 from curate import jobs
+from curate.data.remote import is_url
 from curate.options import to_argv
 from curate.pretext import TASKS
 from curate.steps.options import DEFAULT_MINUTES, RunOptions
@@ -22,30 +23,45 @@ FIGURE_NAMES = {"loss": "Loss", "img_s": "Images / s", "eta": "Time left", "rank
 
 
 def run_command(images: str, target: str, minutes: float, tasks: list[str]) -> tuple[Path, list[str]]:
-    """(workspace folder, `curate` arguments) of a run on `images`; ValueError saying what to fix."""
+    """(workspace folder, `curate` arguments) of a run on `images`, a folder or a bucket URL; ValueError or
+    PermissionError saying what to fix."""
     if not images.strip():
-        raise ValueError("Enter the folder of images to build the workspace from.")
-    folder = access.allowed(images.strip()).resolve()  # the browser names only folders inside the app's roots
-    if not folder.is_dir():
-        raise ValueError(f"Image folder not found: {folder}. Enter an existing folder of images.")
-    ws = Workspace(access.allowed(target.strip() or Path.cwd() / "workspaces" / folder.name))
-    if ws.path == folder or ws.path.is_relative_to(folder):
+        raise ValueError("Enter the folder of images (or a bucket URL) to build the workspace from.")
+    source = _bucket(images) if is_url(images.strip()) else _folder(images)
+    name = source.name if isinstance(source, Path) else source.rstrip("/").rsplit("/", 1)[-1]
+    ws = Workspace(access.allowed(target.strip() or Path.cwd() / "workspaces" / name))
+    if isinstance(source, Path) and (ws.path == source or ws.path.is_relative_to(source)):
         raise ValueError(f"The workspace {ws.path} would lie inside the image folder: choose a folder outside it.")
-    if ws.exists() and ws.root != folder:
-        raise ValueError(f"{ws.path} is already the workspace of {ws.root}: choose another workspace folder.")
+    built_from = ws.meta.get("source") or ws.root if ws.exists() else None  # a bucket URL, or a folder
+    if built_from is not None and built_from != source:
+        raise ValueError(f"{ws.path} is already the workspace of {built_from}: choose another workspace folder.")
     if not ws.exists() and ws.path.is_dir() and any(p != ws.job_dir for p in ws.path.iterdir()):
         raise ValueError(f"{ws.path} is a folder with other files in it: choose a new or empty folder.")
     # no tasks: the default recipe for the images' size (curate.train.presets.default_recipe)
     options = RunOptions(minutes=float(minutes), task=tuple(tasks))
-    return ws.path, ["run", str(folder), "-w", str(ws.path), *to_argv(options)]
+    return ws.path, ["run", str(source), "-w", str(ws.path), *to_argv(options)]
+
+
+def _folder(images: str) -> Path:
+    folder = access.allowed(images.strip()).resolve()  # the browser names only folders inside the app's roots
+    if not folder.is_dir():
+        raise ValueError(f"Image folder not found: {folder}. Enter an existing folder of images.")
+    return folder
+
+
+def _bucket(url: str) -> str:
+    """A bucket URL under the app's bucket prefixes; the run reads it with the server's own credentials."""
+    return access.allowed_url(url.strip())
 
 
 def new_run_form(ws: Workspace | None) -> None:
     """Folder of images, workspace folder, budget and tasks; Start launches `curate run` in the background."""
     suggested = str(ws.path) if ws is not None and not ws.exists() else ""
     with st.form("new_run"):
-        images = st.text_input("Folder of images", key="run_images", placeholder="/path/to/images",
-                               help="Searched recursively; class sub-folders become labels.")
+        images = st.text_input("Folder of images, or a bucket URL", key="run_images",
+                               placeholder="/path/to/images or s3://bucket/prefix",
+                               help="Searched recursively; class sub-folders become labels. A bucket (s3://, "
+                                    "gs://, az://) is mirrored into the workspace with this server's credentials.")
         target = st.text_input("Workspace folder", value=suggested, key="run_workspace",
                                placeholder="default: ./workspaces/<name of the image folder>",
                                help="A new or empty folder, or the image folder's existing workspace (trains again).")
@@ -64,7 +80,8 @@ def new_run_form(ws: Workspace | None) -> None:
     try:
         path, args = run_command(images, target, float(minutes), list(tasks))
         jobs.start(path, args)
-    except (ValueError, RuntimeError, OSError) as err:  # RuntimeError: a run is already going on there
+    except (ValueError, RuntimeError, OSError) as err:  # RuntimeError: a run is already going on there;
+        # PermissionError (an OSError): a folder or bucket outside the app's roots
         st.error(str(err), icon=":material/error:")
         return
     state.open_next(str(path))

@@ -154,3 +154,32 @@ def test_a_denied_object_is_reported_and_skipped_and_a_denied_listing_fails(buck
     assert len(manifest) == 41 and "secret/hidden.jpg" not in set(manifest["path"])
     record = json.loads((tmp_path / "ws" / "mirror.json").read_text())
     assert record["problems"][0]["key"] == "secret/hidden.jpg" and "access denied" in record["problems"][0]["problem"]
+
+
+def test_the_app_builds_a_workspace_from_a_bucket_under_its_prefixes(bucket, monkeypatch, tmp_path):
+    """The app's new-run form takes a bucket URL under `--root s3://...` (here the environment `curate app`
+    gives the server), refuses one outside it, and the background run reads the bucket with the server's own
+    credentials."""
+    from curate import jobs
+    from curate.ui.access import BUCKETS_ENV, ROOTS_ENV
+    from tests.ui.test_app_explore import fill_run_form, wait_for
+
+    name, _, _ = bucket
+    monkeypatch.setenv(ROOTS_ENV, str(tmp_path))
+    monkeypatch.setenv(BUCKETS_ENV, f"s3://{name}/photos")
+    app = start(monkeypatch, None)
+    fill_run_form(app, f"s3://{name}/other", tmp_path / "refused", 0.1)
+    assert "outside the buckets this app may read" in app.error[0].value
+    assert not (tmp_path / "refused").exists()
+
+    target = tmp_path / "from_bucket"
+    app = start(monkeypatch, None)
+    fill_run_form(app, f"s3://{name}/photos/", target, 0.1)
+    assert_clean(app)
+    assert jobs.status(target)["args"][:4] == ["run", f"s3://{name}/photos", "-w", str(target.resolve())]
+    status = wait_for(target, lambda s: s["state"] != "running")
+    assert status["state"] == "finished" and status["returncode"] == 0, status["log_tail"]
+    app.run()
+    assert_clean(app)
+    assert any(f"s3://{name}/photos" in c.value for c in app.caption)
+    assert {m.label: m.value for m in app.metric}["Images"] == "41"

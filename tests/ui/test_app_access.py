@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from curate.cli import main
-from curate.ui.access import PASSWORD_ENV, ROOTS_ENV, allowed_roots, confine
+from curate.ui.access import (BUCKETS_ENV, PASSWORD_ENV, ROOTS_ENV, allowed_buckets, allowed_roots, confine,
+                              confine_url)
 from tests.apptest_helpers import assert_clean, free_port, start, wait_until_serving
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,6 +30,25 @@ def test_confine_keeps_paths_inside_the_roots(tmp_path):
         with pytest.raises(PermissionError, match="outside the folders this app may use"):
             confine(outside, roots)
     assert allowed_roots({}) is None and confine("/etc", None) == Path("/etc")  # a bare `streamlit run`: not confined
+
+
+def test_bucket_urls_are_confined_to_the_apps_bucket_prefixes(built_workspace, capsys):
+    buckets = allowed_buckets({ROOTS_ENV: "/data", BUCKETS_ENV: "s3://team/photos/ gs://other"})
+    assert buckets == ["s3://team/photos", "gs://other"]
+    assert confine_url("s3://team/photos", buckets) == "s3://team/photos"
+    assert confine_url("s3://team/photos/2024/", buckets) == "s3://team/photos/2024"
+    assert confine_url("gs://other/any/thing", buckets) == "gs://other/any/thing"
+    for outside in ("s3://team/photosynthesis", "s3://team", "s3://elsewhere/photos", "az://team/photos"):
+        with pytest.raises(PermissionError, match="outside the buckets this app may read"):
+            confine_url(outside, buckets)
+    for bad in ("s3://team/photos/../secrets", "s3://team/photos//x", "http://team/photos", "file:///etc",
+                "s3:///photos"):
+        with pytest.raises(ValueError):
+            confine_url(bad, buckets)
+    assert allowed_buckets({ROOTS_ENV: "/data"}) == []  # confined, no bucket named: none may be read
+    assert allowed_buckets({}) is None and confine_url("az://any/where", None) == "az://any/where"
+    assert main(["app", "-w", str(built_workspace), "--root", "http://example.com/images"]) == 2
+    assert "is not a bucket URL" in capsys.readouterr().err
 
 
 def test_a_network_address_needs_a_password_or_a_proxy(built_workspace, tmp_path, capsys):
