@@ -122,7 +122,9 @@ def sync(url: str, mirror: Path, record_file: Path, options: dict | None = None,
     """Mirror the images and videos under `url` into `mirror`: new and changed objects downloaded, vanished ones
     deleted, unchanged ones not touched; `record_file` keeps each object's version (never the credentials)."""
     fs, base = filesystem(url, options)
+    report(progress, 0, 1, stage="list", unit="listing")  # a listing can take long: say it has begun
     listed = list_objects(fs, base, url)
+    report(progress, 1, 1, stage="list", unit="listing")
     record = storage.read_json(record_file).get("objects", {}) if record_file.exists() else {}
     todo = [rel for rel, info in listed.items()
             if record.get(rel, {}).get("version") != info["version"] or not (mirror / rel).is_file()]
