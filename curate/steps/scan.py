@@ -63,7 +63,7 @@ def remote_source(images, ws_path) -> str | None:
     """The bucket URL to mirror: `images` when it is one, or the workspace's recorded source when `images` is
     the workspace's own mirror (a rescan from `curate run -w WS` or the app); None for a local folder."""
     if is_url(images):
-        return str(images)
+        return str(images).rstrip("/")  # s3://b/p/ and s3://b/p are one source
     ws = Workspace(Path(ws_path))
     if images is not None and ws.exists() and ws.meta.get("source") and Path(images).resolve() == ws.mirror_dir.resolve():
         return ws.meta["source"]

@@ -27,7 +27,8 @@ def run_command(images: str, target: str, minutes: float, tasks: list[str]) -> t
     PermissionError saying what to fix."""
     if not images.strip():
         raise ValueError("Enter the folder of images (or a bucket URL) to build the workspace from.")
-    source = _bucket(images) if is_url(images.strip()) else _folder(images)
+    # a bucket: only under the app's bucket prefixes, read with the server's own credentials
+    source = access.allowed_url(images.strip()) if is_url(images.strip()) else _folder(images)
     name = source.name if isinstance(source, Path) else source.rstrip("/").rsplit("/", 1)[-1]
     ws = Workspace(access.allowed(target.strip() or Path.cwd() / "workspaces" / name))
     if isinstance(source, Path) and (ws.path == source or ws.path.is_relative_to(source)):
@@ -47,11 +48,6 @@ def _folder(images: str) -> Path:
     if not folder.is_dir():
         raise ValueError(f"Image folder not found: {folder}. Enter an existing folder of images.")
     return folder
-
-
-def _bucket(url: str) -> str:
-    """A bucket URL under the app's bucket prefixes; the run reads it with the server's own credentials."""
-    return access.allowed_url(url.strip())
 
 
 def new_run_form(ws: Workspace | None) -> None:

@@ -92,7 +92,7 @@ def test_a_bucket_is_scanned_embedded_and_searched_as_a_folder_is(bucket, small_
         assert f.read_bytes() == client.get_object(Bucket=name, Key=key)["Body"].read()
 
     mirrored = {p: p.stat().st_mtime_ns for p in (ws / "mirror").rglob("*.jpg")}
-    assert main(["scan", f"s3://{name}/photos", "-w", str(ws)]) == 0  # nothing changed: list, read nothing
+    assert main(["scan", f"s3://{name}/photos/", "-w", str(ws)]) == 0  # unchanged (the same source): reads nothing
     assert "41 objects listed, 0 downloaded, 0 gone" in capsys.readouterr().out
     assert {p: p.stat().st_mtime_ns for p in (ws / "mirror").rglob("*.jpg")} == mirrored
 
