@@ -5,12 +5,9 @@ endpoint fails with a reason in seconds."""
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 import requests
 
