@@ -5,7 +5,6 @@ SIGTERM stops it cleanly."""
 from __future__ import annotations
 
 import io
-import shutil
 import signal
 import struct
 import subprocess

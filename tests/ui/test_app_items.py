@@ -4,7 +4,6 @@ box, a frame's time and its video's strip. Real workspaces (tests/ui/conftest.py
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from curate.data.items import kinds
 from curate.workspace import Workspace

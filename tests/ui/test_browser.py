@@ -448,7 +448,6 @@ def test_hovering_an_object_on_the_map_shows_its_crop(object_workspace, tmp_path
     import shutil
 
     from PIL import Image
-    from playwright.sync_api import expect
 
     from curate.data.items import kinds
     from curate.data.sources import item_sources, load_item
