@@ -97,11 +97,10 @@ def measure(name: str, source, ws: Path, encoder: Path) -> dict:
     from curate.steps.scan import scan
     from curate.workspace import Workspace
 
-    scan_s, (_, summary) = timed(lambda: scan(source, ws, storage_options={"token": "anon"} if
-                                              str(source).startswith("gs://") else None))
+    options = {"token": "anon"} if str(source).startswith("gs://") else None  # the emulator takes no credentials
+    scan_s, (_, summary) = timed(lambda: scan(source, ws, storage_options=options))
     embed_s, _ = timed(lambda: embed(Workspace(ws), model=encoder))
-    rescan_s, (_, again) = timed(lambda: scan(source, ws, storage_options={"token": "anon"} if
-                                              str(source).startswith("gs://") else None))
+    rescan_s, (_, again) = timed(lambda: scan(source, ws, storage_options=options))
     return {"source": name, "images": summary.ok, "scan s": round(scan_s, 1),
             "scan images/s": round(summary.ok / scan_s), "embed s": round(embed_s, 1),
             "embed images/s": round(summary.ok / embed_s), "rescan (unchanged) s": round(rescan_s, 2),

@@ -5,7 +5,6 @@ fakes a client call."""
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import socket
 import subprocess
@@ -101,7 +100,3 @@ def _wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout: float 
 def holding(folder: Path, text: str) -> list[Path]:
     """Every file under `folder` whose bytes contain `text` (manifests, logs, checkpoints: all of them)."""
     return [f for f in folder.rglob("*") if f.is_file() and text.encode() in f.read_bytes()]
-
-
-def env_with(extra: dict) -> dict:
-    return {**os.environ, **extra}

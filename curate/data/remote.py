@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 # S3 defaults: bounded waits and retries with backoff (botocore's "standard" mode); --storage-options wins
 S3_DEFAULTS = {"config_kwargs": {"connect_timeout": 5, "read_timeout": 30,
                                  "retries": {"max_attempts": 4, "mode": "standard"}}}
+# the object stores curate reads, each with the fsspec package that reads it (the one table of them)
+PACKAGES = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs", "abfss": "adlfs"}
 CHUNK = 1 << 20
 SMALL_OBJECT = 8 << 20  # up to this size (by the listing), an object is fetched whole in one request
 DOWNLOAD_THREADS = 8  # object storage is latency-bound: more requests in flight than cores
@@ -61,15 +63,14 @@ def filesystem(url: str, options: dict | None = None):
 
     protocol = url.split("://", 1)[0]
     merged = dict(options or {})
-    if protocol in ("s3", "s3a"):
+    if PACKAGES.get(protocol) == "s3fs":
         config = {**S3_DEFAULTS["config_kwargs"], **merged.get("config_kwargs", {})}
         merged = {**merged, "config_kwargs": config}
     try:  # a new instance with no listings cache: a rescan must see the bucket as it is now (ETags, endpoint)
         fs, path = fsspec.core.url_to_fs(url, skip_instance_cache=True, use_listings_cache=False, **merged)
     except ImportError as err:
-        package = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs"}
-        raise ValueError(f"reading {protocol}:// needs {package.get(protocol, 'its fsspec package')}: pip install "
-                         f"{package.get(protocol, '')} ({err})") from None
+        raise ValueError(f"reading {protocol}:// needs {PACKAGES.get(protocol, 'its fsspec package')}: pip install "
+                         f"{PACKAGES.get(protocol, '')} ({err})") from None
     return fs, path.rstrip("/")
 
 
@@ -197,11 +198,12 @@ def _reason(err: BaseException) -> str:
     return f"{type(err).__name__}: {text.splitlines()[0][:200]}"
 
 
-def endpoint_hint(protocol: str = "s3") -> str:
+def endpoint_hint(protocol: str) -> str:
     """Where the standard environment points this protocol's client (never a key), for error messages."""
-    if protocol in ("gs", "gcs") and os.environ.get("STORAGE_EMULATOR_HOST"):
+    package = PACKAGES.get(protocol)
+    if package == "gcsfs" and os.environ.get("STORAGE_EMULATOR_HOST"):
         return f" (endpoint {os.environ['STORAGE_EMULATOR_HOST']} from STORAGE_EMULATOR_HOST)"
-    if protocol in ("az", "abfs", "abfss"):
+    if package == "adlfs":
         parts = dict(part.split("=", 1) for part in os.environ.get("AZURE_STORAGE_CONNECTION_STRING", "").split(";")
                      if "=" in part)
         if "BlobEndpoint" in parts:
@@ -209,4 +211,4 @@ def endpoint_hint(protocol: str = "s3") -> str:
         account = parts.get("AccountName") or os.environ.get("AZURE_STORAGE_ACCOUNT_NAME")
         return f" (account {account})" if account else ""
     endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3")
-    return f" (endpoint {endpoint} from AWS_ENDPOINT_URL)" if endpoint and protocol in ("s3", "s3a") else ""
+    return f" (endpoint {endpoint} from AWS_ENDPOINT_URL)" if endpoint and package == "s3fs" else ""

@@ -27,11 +27,12 @@ from typing import Mapping
 
 import streamlit as st
 
+from curate.data.remote import PACKAGES
 from curate.ui.gate import COOKIE, PASSWORD_ENV, SECRET_ENV, cookie_valid, password_matches
 
 ROOTS_ENV = "CURATE_APP_ROOTS"
 BUCKETS_ENV = "CURATE_APP_BUCKETS"
-BUCKET_PROTOCOLS = ("s3", "gs", "gcs", "az", "abfs", "abfss")  # object stores only: never http://, file://, ...
+BUCKET_PROTOCOLS = tuple(PACKAGES)  # the object stores curate reads: never http://, file://, ...
 SIGNED_IN_KEY = "signed_in"
 
 

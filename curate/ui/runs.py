@@ -29,7 +29,7 @@ def run_command(images: str, target: str, minutes: float, tasks: list[str]) -> t
         raise ValueError("Enter the folder of images (or a bucket URL) to build the workspace from.")
     # a bucket: only under the app's bucket prefixes, read with the server's own credentials
     source = access.allowed_url(images.strip()) if is_url(images.strip()) else _folder(images)
-    name = source.name if isinstance(source, Path) else source.rstrip("/").rsplit("/", 1)[-1]
+    name = source.name if isinstance(source, Path) else source.rsplit("/", 1)[-1]  # a URL comes normalised
     ws = Workspace(access.allowed(target.strip() or Path.cwd() / "workspaces" / name))
     if isinstance(source, Path) and (ws.path == source or ws.path.is_relative_to(source)):
         raise ValueError(f"The workspace {ws.path} would lie inside the image folder: choose a folder outside it.")

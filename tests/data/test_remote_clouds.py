@@ -5,6 +5,7 @@ deleted object are picked up with ids kept. The S3 tests (test_remote.py) cover 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ import requests
 
 from curate.workspace import Workspace
 from tests.conftest import REPO
-from tests.object_stores import AZURITE_KEY, azure_server, azurite_command, env_with, gcs_server, holding
+from tests.object_stores import AZURITE_KEY, azure_server, azurite_command, gcs_server, holding
 
 pytest.importorskip("gcp_storage_emulator", reason="needs gcp-storage-emulator (requirements-dev.txt)")
 
@@ -69,7 +70,7 @@ def cloud_bucket(request, tmp_path):
 
 def curate(bucket, *args: str) -> str:
     options = ["--storage-options", bucket.options] if bucket.options else []
-    done = subprocess.run([sys.executable, "-m", "curate", *args, *options], env=env_with(bucket.env), cwd=REPO,
+    done = subprocess.run([sys.executable, "-m", "curate", *args, *options], env={**os.environ, **bucket.env}, cwd=REPO,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
